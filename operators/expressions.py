@@ -1,0 +1,186 @@
+"""A small, safe evaluator for segment conditions written in YAML.
+
+A condition is a Python-like boolean expression over named *facts* of a user profile::
+
+    session.product_views > 5 and session.cart_adds >= 1 and session.purchases == 0
+    cart.pending_ms >= minutes(30)
+
+The source is parsed with :mod:`ast` and only a whitelist of node types is accepted: ``and`` / ``or`` /
+``not``, comparisons, ``+ - * /``, numeric literals, fact names (dotted), and the unit functions
+``seconds() minutes() hours() days()`` that turn a constant into milliseconds. The accepted tree is then
+turned into nested closures; nothing is ever passed to ``eval`` or ``exec``.
+
+Comparisons of a fact against a constant are also recorded as ``Threshold`` s, which is how the engine
+knows *when* a time-dependent fact (such as ``cart.pending_ms``) will cross a boundary and sets a timer.
+
+>>> expr = compile_expression("cart.pending_ms >= minutes(30) and not session.purchases", {"cart.pending_ms", "session.purchases"})
+>>> expr.evaluate({"cart.pending_ms": 1_800_000, "session.purchases": 0})
+True
+>>> expr.thresholds
+(Threshold(fact='cart.pending_ms', op='>=', value=1800000),)
+>>> compile_expression("__import__('os')", set())
+Traceback (most recent call last):
+...
+operators.expressions.ExpressionError: in "__import__('os')": function calls other than seconds(), minutes(), hours(), days() are not allowed
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from operators.errors import TailorError
+
+Facts = Mapping[str, Any]
+Node = Callable[[Facts], Any]
+
+UNITS_MS = {"seconds": 1_000, "minutes": 60_000, "hours": 3_600_000, "days": 86_400_000}
+
+_COMPARE: dict[type[ast.cmpop], tuple[str, Callable[[Any, Any], bool]]] = {
+    ast.Lt: ("<", operator.lt),
+    ast.LtE: ("<=", operator.le),
+    ast.Gt: (">", operator.gt),
+    ast.GtE: (">=", operator.ge),
+    ast.Eq: ("==", operator.eq),
+    ast.NotEq: ("!=", operator.ne),
+}
+_MIRRORED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+_ARITHMETIC: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+}
+MAX_SOURCE_LENGTH = 2_000
+
+
+class ExpressionError(TailorError):
+    """A condition uses syntax or names the evaluator does not accept."""
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """``fact <op> value`` as written in a condition (normalized so the fact is on the left)."""
+
+    fact: str
+    op: str
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class Expression:
+    source: str
+    facts: frozenset[str]
+    thresholds: tuple[Threshold, ...]
+    _root: Node
+
+    def evaluate(self, facts: Facts) -> bool:
+        return bool(self._root(facts))
+
+
+def compile_expression(source: str, known_facts: Collection[str]) -> Expression:
+    """Parse and check ``source``; raise :class:`ExpressionError` saying what is not allowed."""
+    if len(source) > MAX_SOURCE_LENGTH:
+        raise ExpressionError(f"condition is {len(source)} characters long; the limit is {MAX_SOURCE_LENGTH}")
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ExpressionError(f"in {source!r}: not a valid expression ({exc.msg})") from None
+    compiler = _Compiler(source, known_facts)
+    root = compiler.node(tree.body)
+    return Expression(source, frozenset(compiler.used_facts), tuple(compiler.thresholds), root)
+
+
+class _Compiler:
+    def __init__(self, source: str, known_facts: Collection[str]) -> None:
+        self.source = source
+        self.known_facts = known_facts
+        self.used_facts: set[str] = set()
+        self.thresholds: list[Threshold] = []
+
+    def fail(self, message: str) -> ExpressionError:
+        return ExpressionError(f"in {self.source!r}: {message}")
+
+    def node(self, node: ast.expr) -> Node:
+        if isinstance(node, ast.BoolOp):
+            parts = [self.node(v) for v in node.values]
+            if isinstance(node.op, ast.And):
+                return lambda f: all(p(f) for p in parts)
+            return lambda f: any(p(f) for p in parts)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            inner = self.node(node.operand)
+            return lambda f: not inner(f)
+        if isinstance(node, ast.Compare):
+            return self.compare(node)
+        if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:
+            left, right, op = self.node(node.left), self.node(node.right), _ARITHMETIC[type(node.op)]
+            return lambda f: op(left(f), right(f))
+        constant = self.constant(node)
+        if constant is not None:
+            return lambda f: constant
+        name = self.fact_name(node)
+        if name is not None:
+            self.used_facts.add(name)
+            return lambda f: f[name]
+        if isinstance(node, ast.Call):
+            raise self.fail("function calls other than seconds(), minutes(), hours(), days() are not allowed")
+        raise self.fail(f"{type(node).__name__} is not allowed; use facts, numbers, comparisons, and/or/not")
+
+    def compare(self, node: ast.Compare) -> Node:
+        operands = [node.left, *node.comparators]
+        pairs = []
+        for (left, right), op in zip(zip(operands, operands[1:]), node.ops):
+            if type(op) not in _COMPARE:
+                raise self.fail(f"comparison {type(op).__name__} is not allowed")
+            symbol, fn = _COMPARE[type(op)]
+            self.record_threshold(left, symbol, right)
+            pairs.append((self.node(left), fn, self.node(right)))
+        if len(pairs) == 1:
+            (left_fn, fn, right_fn), = pairs
+            return lambda f: fn(left_fn(f), right_fn(f))
+        return lambda f: all(fn(lf(f), rf(f)) for lf, fn, rf in pairs)
+
+    def record_threshold(self, left: ast.expr, symbol: str, right: ast.expr) -> None:
+        fact, value = self.fact_name(left), self.constant(right)
+        if fact is None or value is None:
+            fact, value, symbol = self.fact_name(right), self.constant(left), _MIRRORED[symbol]
+        if fact is not None and value is not None:
+            self.thresholds.append(Threshold(fact, symbol, value))
+
+    def fact_name(self, node: ast.expr) -> str | None:
+        parts = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if not isinstance(node, ast.Name):
+            return None
+        parts.append(node.id)
+        name = ".".join(reversed(parts))
+        if name not in self.known_facts:
+            raise self.fail(f"unknown fact {name!r}; known facts: {', '.join(sorted(self.known_facts))}")
+        return name
+
+    def constant(self, node: ast.expr) -> float | None:
+        """The value of a constant sub-expression (numbers, unit calls, arithmetic on them), else None."""
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, bool) or not isinstance(node.value, int | float):
+                raise self.fail(f"only numbers are allowed as literals, got {node.value!r}")
+            return node.value
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            inner = self.constant(node.operand)
+            return None if inner is None else -inner
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in UNITS_MS:
+            if len(node.args) != 1 or node.keywords:
+                raise self.fail(f"{node.func.id}() takes exactly one number")
+            amount = self.constant(node.args[0])
+            if amount is None:
+                raise self.fail(f"{node.func.id}() takes a constant number, not a fact")
+            return amount * UNITS_MS[node.func.id]
+        if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:
+            left, right = self.constant(node.left), self.constant(node.right)
+            if left is not None and right is not None:
+                return _ARITHMETIC[type(node.op)](left, right)
+        return None

@@ -1,0 +1,137 @@
+"""Segment rules declared in YAML, compiled once, evaluated for a user at any instant.
+
+File layout (see ``config/segments.yaml``)::
+
+    version: 1
+    session_gap: 30m          # inactivity that closes a session
+    dedup_window: 16          # how many recent messageIds per user are remembered
+    segments:
+      - name: cart_abandoner
+        description: Added to cart and did not buy within 30 minutes
+        when: cart.pending_ms >= minutes(30)
+
+A user is in a segment exactly while its ``when`` condition holds; the engine re-evaluates after every
+event and at every instant a time-dependent fact crosses a threshold.
+
+>>> rules = SegmentRules.from_dict({"segments": [
+...     {"name": "browser", "when": "session.product_views >= 3"},
+...     {"name": "quiet", "when": "idle_ms >= hours(1)"}]})
+>>> rules.members({"session.product_views": 4, "idle_ms": 0})
+['browser']
+>>> rules.elapsed_offsets
+{'idle_ms': (3600000,)}
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from operators.errors import TailorError
+from operators.expressions import Expression, ExpressionError, compile_expression
+from operators.profile_facts import ELAPSED_FACTS, KnownFacts, window_days
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_DURATION_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_SEGMENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+class RuleError(TailorError):
+    """The segment rules file is malformed; the message names the file, segment and problem."""
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRule:
+    name: str
+    description: str
+    condition: Expression
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRules:
+    rules: tuple[SegmentRule, ...]
+    session_gap_ms: int = 30 * 60_000
+    dedup_window: int = 16
+
+    @classmethod
+    def from_yaml(cls, path: Path | str) -> SegmentRules:
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except FileNotFoundError:
+            raise RuleError(f"segment rules file {path} does not exist") from None
+        except yaml.YAMLError as exc:
+            raise RuleError(f"segment rules file {path} is not valid YAML: {exc}") from None
+        try:
+            return cls.from_dict(data)
+        except RuleError as exc:
+            raise RuleError(f"{path}: {exc}") from None
+
+    @classmethod
+    def from_dict(cls, data: Any) -> SegmentRules:
+        if not isinstance(data, dict) or not isinstance(data.get("segments"), list):
+            raise RuleError("expected a mapping with a 'segments' list")
+        if data.get("version", 1) != 1:
+            raise RuleError(f"rules version {data.get('version')!r} is not supported (this Tailor reads version 1)")
+        known, rules, seen = KnownFacts(), [], set()
+        for i, entry in enumerate(data["segments"]):
+            if not isinstance(entry, dict) or not isinstance(entry.get("when"), str):
+                raise RuleError(f"segment #{i + 1} needs 'name' and a 'when' condition (a string)")
+            name = entry.get("name")
+            if not isinstance(name, str) or not _SEGMENT_NAME.match(name):
+                raise RuleError(f"segment #{i + 1}: name {name!r} must be snake_case (a-z, 0-9, _), at most 64 chars")
+            if name in seen:
+                raise RuleError(f"segment {name!r} is declared twice")
+            seen.add(name)
+            try:
+                condition = compile_expression(entry["when"], known)
+            except ExpressionError as exc:
+                raise RuleError(f"segment {name!r}: {exc}") from None
+            rules.append(SegmentRule(name, str(entry.get("description", name)), condition))
+        gap = parse_duration(data.get("session_gap", "30m"), "session_gap")
+        window = data.get("dedup_window", 16)
+        if not isinstance(window, int) or not 1 <= window <= 1024:
+            raise RuleError(f"dedup_window must be an integer in 1..1024, got {window!r}")
+        return cls(tuple(rules), gap, window)
+
+    def members(self, facts: dict[str, Any]) -> list[str]:
+        """Names of the segments whose condition holds, in declaration order."""
+        return [rule.name for rule in self.rules if rule.condition.evaluate(facts)]
+
+    @property
+    def windows(self) -> tuple[int, ...]:
+        """Every N of a ``days_active_<N>d`` fact some rule uses."""
+        found = {window_days(f) for rule in self.rules for f in rule.condition.facts}
+        return tuple(sorted(n for n in found if n is not None))
+
+    @property
+    def elapsed_offsets(self) -> dict[str, tuple[int, ...]]:
+        """For each elapsed-time fact, the offsets from its anchor at which some condition may flip."""
+        offsets: dict[str, set[int]] = {}
+        for rule in self.rules:
+            for t in rule.condition.thresholds:
+                if t.fact not in ELAPSED_FACTS:
+                    continue
+                edge = math.ceil(t.value)
+                # value(t) = t - anchor is an integer: ">=" / "<" flip at the value, ">" / "<=" one ms later.
+                flips = {">=": (edge,), "<": (edge,), ">": (edge + 1,), "<=": (edge + 1,)}.get(t.op, (edge, edge + 1))
+                offsets.setdefault(t.fact, set()).update(f for f in flips if f > 0)
+        return {fact: tuple(sorted(v)) for fact, v in offsets.items()}
+
+
+def parse_duration(value: Any, field: str) -> int:
+    """Milliseconds from ``"30m"``, ``"2h"``, ``"7d"``, ``"90s"``, ``"500ms"`` or a number of ms.
+
+    >>> parse_duration("30m", "session_gap"), parse_duration(1500, "x")
+    (1800000, 1500)
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = _DURATION.match(str(value))
+    if not match:
+        raise RuleError(f"{field} must be a duration like 30m, 2h, 7d, 90s or 500ms; got {value!r}")
+    return int(float(match.group(1)) * _DURATION_MS[match.group(2)])

@@ -1,0 +1,46 @@
+"""The canonical internal event: what ``operators.normalize`` makes of a Segment-Spec message.
+
+Canonical names are snake_case verbs in the past tense (``product_viewed``); the alias tables that map
+Segment, RudderStack and Taobao vocabularies onto them live in ``operators.event_names``.
+Timestamps are integer epoch milliseconds (UTC).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+# Canonical event names the default rules count. Any other track event keeps its normalized name.
+PRODUCT_VIEWED: Final = "product_viewed"
+PRODUCT_ADDED: Final = "product_added"
+PRODUCT_REMOVED: Final = "product_removed"
+PRODUCT_FAVORITED: Final = "product_favorited"
+CHECKOUT_STARTED: Final = "checkout_started"
+ORDER_COMPLETED: Final = "order_completed"
+PAGE_VIEWED: Final = "page_viewed"
+SCREEN_VIEWED: Final = "screen_viewed"
+IDENTIFIED: Final = "identified"
+ALIASED: Final = "aliased"
+
+MESSAGE_TYPES: Final = frozenset({"track", "page", "screen", "identify", "alias", "group"})
+
+
+@dataclass(frozen=True, slots=True)
+class CanonicalEvent:
+    """One validated behavioral event.
+
+    ``user_key`` is the id the job keys state by: ``userId`` when known, else ``anonymousId``.
+    ``dedup_key`` is a stable 63-bit hash of ``messageId`` (stable across processes and restarts,
+    unlike ``hash()``), so state can remember recent ids cheaply.
+    """
+
+    message_id: str
+    dedup_key: int
+    user_key: str
+    user_id: str | None
+    anonymous_id: str | None
+    type: str
+    name: str
+    timestamp: int
+    item_id: str | None = None
+    category: str | None = None

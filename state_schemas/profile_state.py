@@ -1,0 +1,97 @@
+"""Per-user keyed state of the segmentation job: ``ProfileStateV1``.
+
+Stored in Flink as bytes we encode ourselves (Flink's schema evolution never applies to Python state):
+a compact JSON array whose first element is the version. ``decode`` upgrades older versions on read, so a
+job restored from an old savepoint keeps working; bump ``CURRENT_VERSION`` and add an upgrade step for any
+change of layout, and note it in CHANGELOG.md.
+
+Layout of version 1 (positions in the array)::
+
+    0  version              1
+    1  clock                user's event-time clock, epoch ms: the latest time processed for this user
+    2  last_seen            timestamp of the latest event, epoch ms (0 = never)
+    3  session_start        start of the open session, epoch ms (0 = no open session)
+    4  session_last         latest event of the open session, epoch ms
+    5  session_counts       [events, product_views, cart_adds, purchases] in the open session
+    6  cart_pending_since   first add-to-cart not followed by a purchase, epoch ms (0 = none pending)
+    7  totals               [sessions, purchases] over the user's lifetime
+    8  active_days          sorted UTC day numbers (epoch ms // 86_400_000) with activity, pruned to the
+                            longest window any rule looks at
+    9  segments             names of the rule segments the user is in, in rule declaration order
+    10 recent_ids           dedup keys of the latest messages (oldest first), bounded
+    11 timer_at             event-time timer registered in Flink for this user, epoch ms (0 = none)
+
+>>> s = ProfileState(clock=5, segments=["a"], recent_ids=[7])
+>>> decode(encode(s)) == s
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+import orjson
+
+CURRENT_VERSION: Final = 1
+
+
+class StateVersionError(ValueError):
+    """State written by a newer Tailor than this one (or corrupted)."""
+
+
+@dataclass(slots=True)
+class ProfileState:
+    clock: int = 0
+    last_seen: int = 0
+    session_start: int = 0
+    session_last: int = 0
+    session_events: int = 0
+    session_views: int = 0
+    session_cart_adds: int = 0
+    session_purchases: int = 0
+    cart_pending_since: int = 0
+    sessions_total: int = 0
+    purchases_total: int = 0
+    active_days: list[int] = field(default_factory=list)
+    segments: list[str] = field(default_factory=list)
+    recent_ids: list[int] = field(default_factory=list)
+    timer_at: int = 0
+
+    @property
+    def session_open(self) -> bool:
+        return self.session_start != 0
+
+
+def encode(s: ProfileState) -> bytes:
+    return orjson.dumps(
+        [
+            CURRENT_VERSION,
+            s.clock,
+            s.last_seen,
+            s.session_start,
+            s.session_last,
+            [s.session_events, s.session_views, s.session_cart_adds, s.session_purchases],
+            s.cart_pending_since,
+            [s.sessions_total, s.purchases_total],
+            s.active_days,
+            s.segments,
+            s.recent_ids,
+            s.timer_at,
+        ]
+    )
+
+
+def decode(payload: bytes) -> ProfileState:
+    row = orjson.loads(payload)
+    version = row[0] if isinstance(row, list) and row else None
+    if version != CURRENT_VERSION:
+        raise StateVersionError(
+            f"profile state version {version!r} is not readable by this Tailor (knows 1..{CURRENT_VERSION}); "
+            "restore with the Tailor version that wrote the savepoint"
+        )
+    (_, clock, last_seen, start, last, counts, pending, totals, days, segments, recent, timer_at) = row
+    return ProfileState(
+        clock, last_seen, start, last, counts[0], counts[1], counts[2], counts[3],
+        pending, totals[0], totals[1], days, segments, recent, timer_at,
+    )

@@ -1,0 +1,70 @@
+"""``tailor.segment_change/1``: a user entered or left a segment.
+
+Layout (JSON object, one per Kafka record, keyed by ``user_id``)::
+
+    schema       "tailor.segment_change/1"
+    user_id      the user key the job tracks (userId, else anonymousId)
+    segment      segment name, e.g. "cart_abandoner"
+    kind         "rule" | "cluster"
+    change       "enter" | "exit"
+    reason       human-readable why: the rule's description and the facts it looked at
+    facts        {fact name: value} the decision was made on
+    trigger      "event" (an incoming event caused it) | "timer" (time passing caused it)
+    event_time   epoch ms at which the change happened in event time
+    emit_time    epoch ms (wall clock) at which the job emitted it
+    message_id   the triggering event's messageId, null for timer-driven changes
+
+>>> c = SegmentChange("u1", "vip", "rule", "enter", "spent a lot", {"x": 1}, "event", 5, "m1")
+>>> decode(encode(c, emit_time=7))["schema"]
+'tailor.segment_change/1'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+SCHEMA: Final = "tailor.segment_change/1"
+ENTER: Final = "enter"
+EXIT: Final = "exit"
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentChange:
+    user_id: str
+    segment: str
+    kind: str
+    change: str
+    reason: str
+    facts: dict[str, Any]
+    trigger: str
+    event_time: int
+    message_id: str | None = None
+
+
+def encode(change: SegmentChange, emit_time: int) -> bytes:
+    return orjson.dumps(
+        {
+            "schema": SCHEMA,
+            "user_id": change.user_id,
+            "segment": change.segment,
+            "kind": change.kind,
+            "change": change.change,
+            "reason": change.reason,
+            "facts": change.facts,
+            "trigger": change.trigger,
+            "event_time": change.event_time,
+            "emit_time": emit_time,
+            "message_id": change.message_id,
+        }
+    )
+
+
+def decode(payload: bytes | str) -> dict[str, Any]:
+    """Parse an emitted record; raises ``ValueError`` for a schema this version does not know."""
+    record = orjson.loads(payload)
+    if record.get("schema") != SCHEMA:
+        raise ValueError(f"expected schema {SCHEMA!r}, got {record.get('schema')!r}")
+    return record

@@ -1,0 +1,105 @@
+"""One frozen settings object for every command and job.
+
+Defaults live in code, a YAML file can override them (``--config`` or ``TAILOR_CONFIG``), and
+``TAILOR_*`` environment variables override both. Nothing else in the project reads the environment.
+
+>>> s = Settings.load(environ={"TAILOR_KAFKA_PARTITIONS": "4"})
+>>> s.kafka_partitions, s.events_topic
+(4, 'tailor.events')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message says which one and what is expected."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    # Where the local stack keeps downloaded jars, service data and logs (git-ignored).
+    home: Path = PROJECT_ROOT / ".tailor"
+    # Kafka
+    kafka_host: str = "127.0.0.1"
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    kafka_partitions: int = 2
+    events_topic: str = "tailor.events"
+    segment_changes_topic: str = "tailor.segment-changes"
+    dead_letters_topic: str = "tailor.dead-letters"
+    consumer_group: str = "tailor-segmentation-v1"
+    # Redis
+    redis_host: str = "127.0.0.1"
+    redis_port: int = 6379
+    redis_prefix: str = "tailor:"
+    # Flink
+    parallelism: int = 1
+    execution_mode: str = "thread"
+    checkpoint_interval_ms: int = 2000
+    out_of_orderness_ms: int = 5000
+    rest_port: int = 8081
+    # Segment rules (YAML); relative paths are resolved against the project root.
+    segments_file: Path = PROJECT_ROOT / "config" / "segments.yaml"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.kafka_host}:{self.kafka_port}"
+
+    @classmethod
+    def load(
+        cls, config_file: Path | None = None, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Settings:
+        """Defaults <- YAML file <- ``TAILOR_*`` environment <- explicit keyword overrides."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        config_file = config_file or (Path(environ["TAILOR_CONFIG"]) if "TAILOR_CONFIG" in environ else None)
+        if config_file is not None:
+            values.update(_read_yaml(config_file))
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for name in fields:
+            env_name = "TAILOR_" + name.upper()
+            if env_name in environ:
+                values[name] = environ[env_name]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {unknown}; known settings: {sorted(fields)}")
+        return cls(**{name: _coerce(name, fields[name].type, value) for name, value in values.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self).items()}
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of setting: value, got {type(data).__name__}")
+    return data
+
+
+def _coerce(name: str, type_name: Any, value: Any) -> Any:
+    type_name = str(type_name)
+    try:
+        if type_name == "int":
+            return int(value)
+        if type_name == "Path":
+            path = Path(value)
+            return path if path.is_absolute() else PROJECT_ROOT / path
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name!r} must be {type_name}; got {value!r}") from None

@@ -1,0 +1,139 @@
+"""Create (and, for tests, delete or recreate) Tailor's Kafka topics.
+
+The broker runs with ``auto.create.topics.enable=false``, so these are the only topics that exist:
+a producer with a misspelt topic name fails instead of silently writing somewhere nobody reads.
+
+Retention: every Tailor topic gets ``retention.ms=-1`` (keep forever). Kafka's time retention
+compares the *record* timestamps with the wall clock, and replays of historical datasets carry their
+original 2017 timestamps, so with the default 7 days the broker would delete a freshly replayed log
+within one retention check (5 minutes). The topics derived from events (segment changes, dead
+letters) inherit those event timestamps through Flink's Kafka sink, so they need the same setting.
+On a local stack, disk use is bounded by the datasets we replay; delete or recreate topics to reclaim it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from tailor.settings import Settings
+from tailor.stack.errors import StackError
+
+TOPIC_CONFIG = {"retention.ms": "-1"}
+
+
+def tailor_topics(settings: Settings) -> list[str]:
+    return [settings.events_topic, settings.segment_changes_topic, settings.dead_letters_topic]
+
+
+@contextmanager
+def admin_client(settings: Settings) -> Iterator:
+    """A kafka-python admin client for the local broker, closed on exit; StackError if it is unreachable."""
+    from kafka import KafkaAdminClient  # noqa: PLC0415 - keep `import tailor.stack` light
+    from kafka.errors import KafkaError  # noqa: PLC0415
+
+    try:
+        client = KafkaAdminClient(
+            bootstrap_servers=settings.kafka_bootstrap, client_id="tailor-stack",
+            bootstrap_timeout_ms=5000, request_timeout_ms=15000,
+        )
+    except KafkaError as exc:
+        raise StackError(
+            f"cannot reach Kafka on {settings.kafka_bootstrap} ({type(exc).__name__}): start it with `tailor stack up`"
+        ) from None
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def partition_counts(settings: Settings, names: Iterable[str] | None = None) -> dict[str, int]:
+    """``{topic: partitions}`` for the named topics that exist (all Tailor topics by default)."""
+    wanted = list(names) if names is not None else tailor_topics(settings)
+    with admin_client(settings) as admin:
+        existing = set(admin.list_topics())
+        present = [n for n in wanted if n in existing]
+        if not present:
+            return {}
+        return {t["name"]: len(t["partitions"]) for t in admin.describe_topics(present)}
+
+
+def ensure_topics(
+    settings: Settings, names: Iterable[str] | None = None, partitions: int | None = None
+) -> dict[str, str]:
+    """Create the topics that are missing (all Tailor topics by default). Idempotent.
+
+    Returns ``{topic: "created" | "exists" | "exists with N partitions (settings: M)"}``. An existing
+    topic with another partition count is reported, not changed: adding partitions would move keys
+    to other partitions and break per-user ordering, so that is a deliberate ``recreate_topics``.
+    """
+    from kafka.errors import TopicAlreadyExistsError  # noqa: PLC0415
+
+    names = list(names) if names is not None else tailor_topics(settings)
+    partitions = partitions or settings.kafka_partitions
+    result: dict[str, str] = {}
+    with admin_client(settings) as admin:
+        existing = set(admin.list_topics())
+        missing = [n for n in names if n not in existing]
+        if missing:
+            specs = {
+                n: {"num_partitions": partitions, "replication_factor": 1, "configs": TOPIC_CONFIG} for n in missing
+            }
+            response = admin.create_topics(specs, raise_errors=False)
+            for topic in response["topics"]:
+                code = topic["error_code"]
+                if code == TopicAlreadyExistsError.errno:  # created concurrently by someone else
+                    missing.remove(topic["name"])
+                elif code != 0:
+                    raise StackError(
+                        f"Kafka refused to create topic {topic['name']}: error {code} {topic.get('error_message')}; "
+                        f"see {settings.home / 'kafka' / 'logs' / 'server.log'}"
+                    )
+            if missing:
+                _wait_for_leaders(admin, missing)
+        for topic in admin.describe_topics(names):
+            count = len(topic["partitions"])
+            if topic["name"] in missing:
+                result[topic["name"]] = "created"
+            elif count != partitions:
+                result[topic["name"]] = f"exists with {count} partitions (settings: {partitions})"
+            else:
+                result[topic["name"]] = "exists"
+    return result
+
+
+def delete_topics(settings: Settings, names: Iterable[str], timeout: float = 30.0) -> list[str]:
+    """Delete the named topics that exist and wait until the broker no longer lists them."""
+    names = list(names)
+    with admin_client(settings) as admin:
+        present = [n for n in names if n in set(admin.list_topics())]
+        if present:
+            admin.delete_topics(present)
+            deadline = time.monotonic() + timeout
+            while set(present) & set(admin.list_topics()):
+                if time.monotonic() > deadline:
+                    raise StackError(f"topics {present} still listed {timeout:.0f} s after deletion; check server.log")
+                time.sleep(0.2)
+    return present
+
+
+def recreate_topics(
+    settings: Settings, names: Iterable[str] | None = None, partitions: int | None = None, timeout: float = 30.0
+) -> None:
+    """Delete and create the topics empty again (all Tailor topics by default); handy between tests."""
+    names = list(names) if names is not None else tailor_topics(settings)
+    delete_topics(settings, names, timeout)
+    states = ensure_topics(settings, names, partitions)
+    if any(state != "created" for state in states.values()):
+        raise StackError(f"could not recreate {names} empty (someone recreated them meanwhile?): {states}")
+
+
+def _wait_for_leaders(admin, names: list[str], timeout_ms: int = 15000) -> None:
+    from kafka.errors import KafkaTimeoutError  # noqa: PLC0415
+
+    try:
+        admin.wait_for_topics(names, timeout_ms=timeout_ms)
+    except KafkaTimeoutError as exc:
+        raise StackError(f"topics {names} were created but have no leader after {timeout_ms} ms: {exc}") from None
+
