@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+import orjson
+
 # Canonical event names the default rules count. Any other track event keeps its normalized name.
 PRODUCT_VIEWED: Final = "product_viewed"
 PRODUCT_ADDED: Final = "product_added"
@@ -44,3 +46,28 @@ class CanonicalEvent:
     timestamp: int
     item_id: str | None = None
     category: str | None = None
+
+
+# -- wire form between Flink operators ------------------------------------------------------------
+# Normalized events cross one network shuffle (normalize -> key_by user). A versioned JSON array is
+# ~5x cheaper to encode and decode than pickling the dataclass; unaligned checkpoints may persist it.
+WIRE_VERSION: Final = 1
+
+
+def to_wire(e: CanonicalEvent) -> bytes:
+    """
+    >>> e = CanonicalEvent("m", 1, "u", "u", None, "track", "product_viewed", 5, "i", None)
+    >>> from_wire(to_wire(e)) == e
+    True
+    """
+    return orjson.dumps(
+        [WIRE_VERSION, e.message_id, e.dedup_key, e.user_key, e.user_id, e.anonymous_id, e.type, e.name,
+         e.timestamp, e.item_id, e.category]
+    )
+
+
+def from_wire(payload: bytes) -> CanonicalEvent:
+    row = orjson.loads(payload)
+    if row[0] != WIRE_VERSION:
+        raise ValueError(f"normalized event wire version {row[0]!r} is unknown (expected {WIRE_VERSION})")
+    return CanonicalEvent(*row[1:])

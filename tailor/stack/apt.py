@@ -20,14 +20,18 @@ def install(packages: list[str], why: str) -> None:
     """``apt-get install -y`` the packages, or raise a StackError saying how to do it by hand."""
     command = "apt-get install -y " + " ".join(packages)
     if shutil.which("apt-get") is None:
-        raise StackError(f"{why}, and this is not a Debian/Ubuntu system: install {' '.join(packages)} yourself")
+        raise StackError(
+            f"{why}, and this is not a Debian/Ubuntu system: install {' '.join(packages)} yourself"
+        )
     if os.geteuid() != 0:
         raise StackError(f"{why}: install it with `sudo apt-get update && sudo {command}`")
     global _updated
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     steps = ([] if _updated else [["apt-get", "update"]]) + [["apt-get", "install", "-y", *packages]]
     for argv in steps:
-        result = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        result = subprocess.run(
+            argv, env=env, stdin=subprocess.DEVNULL, check=False, capture_output=True, text=True
+        )
         if result.returncode != 0:
             tail = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
             raise StackError(f"{why}, and `{' '.join(argv)}` failed (exit {result.returncode}):\n{tail}")

@@ -31,7 +31,9 @@ def find() -> Java | None:
     path = shutil.which("java")
     if path is None:
         return None
-    result = subprocess.run([path, "-version"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [path, "-version"], check=False, capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
     match = re.search(r'version "([^"]+)"', result.stderr + result.stdout)
     if result.returncode != 0 or match is None:
         raise StackError(f"`{path} -version` failed: {(result.stderr or result.stdout).strip()[:300]}")

@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,18 +158,30 @@ def start(settings: Settings, timeout: float = START_TIMEOUT_S) -> tuple[int, bo
     if pid is not None:
         wait_ready(settings, pid, timeout)
         return pid, False
+    if settings.kafka_port == settings.kafka_controller_port:
+        raise StackError(
+            f"TAILOR_KAFKA_PORT and TAILOR_KAFKA_CONTROLLER_PORT are both {settings.kafka_port}: "
+            "the broker and its controller need two different ports"
+        )
     process.ensure_port_free(settings.kafka_host, settings.kafka_port, "TAILOR_KAFKA_PORT", "Kafka")
     process.ensure_port_free(
-        settings.kafka_host, settings.kafka_controller_port, "TAILOR_KAFKA_CONTROLLER_PORT", "the Kafka controller"
+        settings.kafka_host,
+        settings.kafka_controller_port,
+        "TAILOR_KAFKA_CONTROLLER_PORT",
+        "the Kafka controller",
     )
     jvm = java.ensure()
     maven.ensure_kafka_libs(settings)
-    format_storage(settings)
-    paths = write_config(settings)
+    format_storage(settings)  # also (re)writes the config files
+    paths = Paths.of(settings)
     argv = [
-        str(jvm.path), *JVM_OPTIONS,
-        f"-Dlog4j2.configurationFile={paths.log4j_config}", f"-Dkafka.logs.dir={paths.logs}",
-        "-cp", f"{paths.libs}/*", MAIN_CLASS, str(paths.server_properties),
+        str(jvm.path),
+        *JVM_OPTIONS,
+        f"-Dlog4j2.configurationFile={paths.log4j_config}",
+        "-cp",
+        f"{paths.libs}/*",
+        MAIN_CLASS,
+        str(paths.server_properties),
     ]
     pid = process.spawn(argv, paths.stdout_log, paths.pid_file, cwd=paths.root)
     wait_ready(settings, pid, timeout)
@@ -176,7 +190,7 @@ def start(settings: Settings, timeout: float = START_TIMEOUT_S) -> tuple[int, bo
 
 def wait_ready(settings: Settings, pid: int, timeout: float = START_TIMEOUT_S) -> None:
     """Poll until the broker answers an admin metadata request; fail fast if the process dies."""
-    from kafka import KafkaAdminClient  # noqa: PLC0415 - keep `import tailor.stack` light
+    from kafka import KafkaAdminClient  # lazily: keep `import tailor.stack` light
 
     paths = Paths.of(settings)
     deadline = time.monotonic() + timeout
@@ -188,8 +202,10 @@ def wait_ready(settings: Settings, pid: int, timeout: float = START_TIMEOUT_S) -
             try:
                 with _quiet_kafka_client():
                     admin = KafkaAdminClient(
-                        bootstrap_servers=settings.kafka_bootstrap, client_id="tailor-stack-readiness",
-                        bootstrap_timeout_ms=3000, request_timeout_ms=5000,
+                        bootstrap_servers=settings.kafka_bootstrap,
+                        client_id="tailor-stack-readiness",
+                        bootstrap_timeout_ms=3000,
+                        request_timeout_ms=5000,
                     )
                     try:
                         if admin.describe_cluster().get("brokers"):
@@ -201,7 +217,7 @@ def wait_ready(settings: Settings, pid: int, timeout: float = START_TIMEOUT_S) -
         time.sleep(0.5)
     raise StackError(
         f"Kafka (pid {pid}) did not become ready on {settings.kafka_bootstrap} within {timeout:.0f} s "
-        f"(last error: {last_error}). Stop it with `tailor stack down` and check the log.\n{_diagnostics(paths)}"
+        f"(last error: {last_error}). Stop it (tailor.stack.down) and check the log.\n{_diagnostics(paths)}"
     )
 
 
@@ -229,14 +245,23 @@ def _cluster_id(paths: Paths) -> str:
 def _storage_tool(paths: Paths, *args: str) -> str:
     jvm = java.ensure()
     argv = [
-        str(jvm.path), "-Xmx256m", f"-Dlog4j2.configurationFile={paths.log4j_config}",
-        "-cp", f"{paths.libs}/*", "kafka.tools.StorageTool", *args,
+        str(jvm.path),
+        "-Xmx256m",
+        f"-Dlog4j2.configurationFile={paths.log4j_config}",
+        "-cp",
+        f"{paths.libs}/*",
+        "kafka.tools.StorageTool",
+        *args,
     ]
-    result = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=paths.root)
+    result = subprocess.run(
+        argv, check=False, capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=paths.root
+    )
     if result.returncode != 0:
+        output = [ln for ln in (result.stdout + result.stderr).splitlines() if not ln.startswith("\tat ")]
         raise StackError(
             f"`kafka-storage {' '.join(args)}` failed (exit {result.returncode}):\n"
-            f"{(result.stdout + result.stderr).strip()[-2000:]}\n"
+            + "\n".join(output[-20:])
+            + "\n"
             f"If {paths.data} holds data from another cluster, move it away and re-run."
         )
     return result.stdout.strip()
@@ -249,13 +274,13 @@ def _diagnostics(paths: Paths) -> str:
     )
 
 
-class _quiet_kafka_client:
+@contextmanager
+def _quiet_kafka_client() -> Iterator[None]:
     """Silence kafka-python's connection warnings while we poll a broker that is still starting."""
-
-    def __enter__(self):
-        self._logger = logging.getLogger("kafka")
-        self._level = self._logger.level
-        self._logger.setLevel(logging.CRITICAL)
-
-    def __exit__(self, *exc):
-        self._logger.setLevel(self._level)
+    logger = logging.getLogger("kafka")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

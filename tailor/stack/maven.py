@@ -22,6 +22,7 @@ no ``mvn`` process is started at all.
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -87,7 +88,9 @@ def ensure_kafka_libs(settings: Settings, progress=print) -> Path:
     libs = kafka_libs_dir(settings)
     if kafka_libs_ready(settings):
         return libs
-    progress(f"jars      downloading Kafka {KAFKA_VERSION} broker libs from Maven Central (first run only) ...")
+    progress(
+        f"jars      downloading Kafka {KAFKA_VERSION} broker libs from Maven Central (first run only) ..."
+    )
     staging = libs.with_name(libs.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     _copy_dependencies(settings, "kafka-broker", KAFKA_BROKER, staging, transitive=True)
@@ -116,22 +119,23 @@ def ensure_connector(settings: Settings, progress=print) -> Path:
     staging = jar.parent / "connector.partial"
     for attempt in (1, 2):
         shutil.rmtree(staging, ignore_errors=True)
-        _copy_dependencies(settings, "flink-kafka-connector", (FLINK_KAFKA_CONNECTOR,), staging, transitive=False)
+        _copy_dependencies(
+            settings, "flink-kafka-connector", (FLINK_KAFKA_CONNECTOR,), staging, transitive=False
+        )
         copied = staging / artifact.jar_name
         if not copied.is_file():
             raise StackError(f"mvn finished but did not produce {copied}; see {staging} and re-run")
-        published = _published_sha1(artifact)
-        actual = _digest(copied, "sha1")
+        published, actual = _published_sha1(artifact), _digest(copied, "sha1")
         if published == actual:
             break
-        # The jar came from an older local-repository copy without (or with a different) .sha1:
-        # drop that copy so the next mvn run downloads jar and .sha1 afresh, checking both with -C.
-        shutil.rmtree(artifact.repository_dir, ignore_errors=True)
         if attempt == 2:
             raise StackError(
-                f"{artifact.jar_name}: sha1 {actual} does not match the {published or 'missing'} published "
-                f"on Maven Central; delete {artifact.repository_dir} and {staging} and re-run"
+                f"{artifact.jar_name} from Maven Central has sha1 {actual}, but its published .sha1 says "
+                f"{published or '(missing)'}: a proxy or mirror may be altering downloads; re-run to retry"
             )
+        # mvn took the jar from an older local-repository copy that lacks (or contradicts) its .sha1:
+        # drop that copy so the second run downloads jar and .sha1 afresh, checking both with -C.
+        shutil.rmtree(artifact.repository_dir, ignore_errors=True)
     jar.unlink(missing_ok=True)
     copied.rename(jar)
     jar.with_name(jar.name + ".sha256").write_text(f"{_digest(jar, 'sha256')}  {jar.name}\n")
@@ -154,22 +158,36 @@ def _copy_dependencies(
     work = settings.home / "maven" / name
     work.mkdir(parents=True, exist_ok=True)
     (work / "pom.xml").write_text(_pom(name, [Artifact.parse(c) for c in coordinates]))
+    # -C: refuse files whose published .sha1 does not match; -U: retry artifacts an earlier (e.g. offline)
+    # run failed to fetch, instead of trusting that miss cached in the local repository.
     argv = [
-        mvn, "--batch-mode", "--quiet", "--strict-checksums", "--file", str(work / "pom.xml"),
+        mvn,
+        "--batch-mode",
+        "--quiet",
+        "--strict-checksums",
+        "--update-snapshots",
+        "--file",
+        str(work / "pom.xml"),
         f"-Dmaven.repo.local={LOCAL_REPOSITORY}",
         f"{DEPENDENCY_PLUGIN}:copy-dependencies",
-        "-DincludeScope=runtime", f"-DexcludeTransitive={str(not transitive).lower()}",
+        "-DincludeScope=runtime",
+        f"-DexcludeTransitive={str(not transitive).lower()}",
         f"-DoutputDirectory={output}",
     ]
-    result = subprocess.run(argv, cwd=work, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        argv, cwd=work, check=False, capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
     if result.returncode != 0:
-        lines = [ln for ln in (result.stdout + result.stderr).splitlines() if ln.strip()]
-        errors = [ln for ln in lines if "[ERROR]" in ln][:8] or lines[-15:]
+        text = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)  # mvn colours even in batch mode
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        # The first [ERROR] lines say what failed; the rest is Maven's generic "re-run with -X" advice.
+        errors = [ln for ln in lines if ln.startswith("[ERROR]") and ln != "[ERROR]"]
+        errors = errors[: next((i for i, ln in enumerate(errors) if "re-run Maven" in ln), 8)] or lines[-15:]
         raise StackError(
             f"Maven Central refused {', '.join(coordinates)} (mvn exit {result.returncode}):\n"
             + "\n".join(errors)
-            + f"\nCheck that `mvn` can reach https://repo1.maven.org (proxy/mirror in ~/.m2/settings.xml), "
-            f"then re-run; the pom is {work / 'pom.xml'}"
+            + f"\nCheck the coordinates and that `mvn` can reach https://repo1.maven.org (proxy or mirror in "
+            f"~/.m2/settings.xml), then re-run; the generated pom is {work / 'pom.xml'}"
         )
 
 

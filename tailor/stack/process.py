@@ -115,7 +115,7 @@ def ensure_port_free(host: str, port: int, env_var: str, what: str) -> None:
     owner = f"pid {pid}: {command_line(pid)[:120]}" if pid else "pid unknown"
     hint = ""
     if pid and "redis-server" in command_line(pid):
-        hint = " (a system Redis? `service redis-server stop`)"
+        hint = " (another redis-server; if it is the system service: `service redis-server stop`)"
     raise StackError(
         f"port {port} on {host} is needed for {what} but is taken by another process ({owner}){hint}: "
         f"stop it or set {env_var} to a free port"
@@ -123,7 +123,7 @@ def ensure_port_free(host: str, port: int, env_var: str, what: str) -> None:
 
 
 def spawn(argv: Sequence[str], log_file: Path, pid_file: Path, cwd: Path | None = None) -> int:
-    """Start ``argv`` detached (own session, stdin closed, output appended to ``log_file``); return its pid."""
+    """Start ``argv`` detached (own session, no stdin, output appended to ``log_file``); return its pid."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as log:
@@ -131,8 +131,13 @@ def spawn(argv: Sequence[str], log_file: Path, pid_file: Path, cwd: Path | None 
         log.flush()
         try:
             child = subprocess.Popen(
-                list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=cwd, start_new_session=True, close_fds=True,
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=cwd,
+                start_new_session=True,
+                close_fds=True,
             )
         except FileNotFoundError as exc:
             raise StackError(f"cannot start {argv[0]}: {exc}") from None
@@ -154,7 +159,9 @@ def terminate(pid: int, timeout: float = 30.0) -> str:
     except ProcessLookupError:
         return "stopped"
     if not wait_for_exit(pid, 10.0):
-        raise StackError(f"pid {pid} survived SIGKILL for 10 s; inspect it with `ps -o pid,stat,cmd -p {pid}`")
+        raise StackError(
+            f"pid {pid} survived SIGKILL for 10 s; inspect it with `ps -o pid,stat,cmd -p {pid}`"
+        )
     return "killed"
 
 

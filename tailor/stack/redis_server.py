@@ -44,7 +44,7 @@ def binary() -> Path | None:
     return Path(found) if found else None
 
 
-def ensure_installed(settings: Settings, progress=print) -> Path:
+def ensure_installed(progress=print) -> Path:
     """Path of ``redis-server``; apt-installs the package first if needed (as root)."""
     found = binary()
     if found is not None:
@@ -53,12 +53,14 @@ def ensure_installed(settings: Settings, progress=print) -> Path:
     apt.install([APT_PACKAGE], "redis-server not found on PATH")
     found = binary()
     if found is None:
-        raise StackError(f"installed {APT_PACKAGE} but `redis-server` is still not on PATH: add /usr/bin to PATH")
-    _stop_packaged_service(settings, progress)
+        raise StackError(
+            f"installed {APT_PACKAGE} but `redis-server` is still not on PATH: add /usr/bin to PATH"
+        )
+    _disable_packaged_service(progress)
     return found
 
 
-def _stop_packaged_service(settings: Settings, progress) -> None:
+def _disable_packaged_service(progress) -> None:
     """Stop and disable the system Redis service that installing the package may have started.
 
     On machines where services may start (no ``policy-rc.d`` veto, e.g. a normal systemd host),
@@ -67,17 +69,23 @@ def _stop_packaged_service(settings: Settings, progress) -> None:
     off. Every step tolerates failure: where nothing was started there is nothing to stop.
     """
     default_port = 6379
-    for argv in (["systemctl", "disable", "--now", "redis-server"], ["update-rc.d", "redis-server", "disable"]):
+    for argv in (
+        ["systemctl", "disable", "--now", "redis-server"],
+        ["update-rc.d", "redis-server", "disable"],
+    ):
         if shutil.which(argv[0]):
-            subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL)
+            subprocess.run(argv, check=False, capture_output=True, stdin=subprocess.DEVNULL)
     pid = process.listener_pid(default_port)
     if pid is None or "redis-server" not in process.command_line(pid):
         return
-    for argv in (["service", "redis-server", "stop"], ["redis-cli", "-p", str(default_port), "shutdown", "nosave"]):
+    for argv in (
+        ["service", "redis-server", "stop"],
+        ["redis-cli", "-p", str(default_port), "shutdown", "nosave"],
+    ):
         if shutil.which(argv[0]):
-            subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL)
+            subprocess.run(argv, check=False, capture_output=True, stdin=subprocess.DEVNULL)
         if process.wait_for_exit(pid, 5.0):
-            progress(f"redis     stopped the system redis-server the package started on port {default_port} (pid {pid})")
+            progress(f"redis     stopped the system redis-server the package started (pid {pid})")
             return
 
 
@@ -90,10 +98,12 @@ def is_running(settings: Settings) -> bool:
 
 
 def ping(settings: Settings) -> bool:
-    import redis  # noqa: PLC0415
+    import redis
 
     try:
-        client = redis.Redis(settings.redis_host, settings.redis_port, socket_timeout=1, socket_connect_timeout=1)
+        client = redis.Redis(
+            settings.redis_host, settings.redis_port, socket_timeout=1, socket_connect_timeout=1
+        )
         try:
             return bool(client.ping())
         finally:
@@ -106,31 +116,36 @@ def start(settings: Settings, timeout: float = START_TIMEOUT_S) -> tuple[int, bo
     """Start our redis-server unless it already runs; wait for PING. Returns ``(pid, started_now)``."""
     paths = Paths.of(settings)
     pid = running_pid(settings)
-    if pid is None:
-        exe = ensure_installed(settings)
+    started = pid is None
+    if started:
+        exe = ensure_installed()
         process.ensure_port_free(settings.redis_host, settings.redis_port, "TAILOR_REDIS_PORT", "Redis")
         paths.root.mkdir(parents=True, exist_ok=True)
-        argv = [
-            str(exe), "--bind", settings.redis_host, "--port", str(settings.redis_port),
-            "--dir", str(paths.root), "--daemonize", "no", "--save", "", "--appendonly", "no",
-            "--pidfile", str(paths.pid_file), "--logfile", str(paths.log_file),
-        ]
-        pid, started = process.spawn(argv, paths.stdout_log, paths.pid_file, cwd=paths.root), True
-    else:
-        started = False
+        options = {
+            "bind": settings.redis_host,
+            "port": str(settings.redis_port),
+            "dir": str(paths.root),
+            "daemonize": "no",  # we hold the pid; Popen detaches it
+            "save": "",  # no RDB snapshots ...
+            "appendonly": "no",  # ... and no AOF: see the module docstring
+            "pidfile": str(paths.pid_file),
+            "logfile": str(paths.log_file),
+        }
+        argv = [str(exe), *(arg for name, value in options.items() for arg in (f"--{name}", value))]
+        pid = process.spawn(argv, paths.stdout_log, paths.pid_file, cwd=paths.root)
     deadline = time.monotonic() + timeout
     while not ping(settings):
         if not process.pid_alive(pid):
-            raise StackError(
-                f"redis-server (pid {pid}) exited during start-up:\n{process.log_tail(paths.log_file, 15)}\n"
-                f"{process.log_tail(paths.stdout_log, 5)}"
+            problem = "exited during start-up"
+        elif time.monotonic() > deadline:
+            problem = (
+                f"does not answer PING on {settings.redis_host}:{settings.redis_port} after {timeout:.0f} s"
             )
-        if time.monotonic() > deadline:
-            raise StackError(
-                f"redis-server (pid {pid}) does not answer PING on {settings.redis_host}:{settings.redis_port} "
-                f"after {timeout:.0f} s; see {paths.log_file}:\n{process.log_tail(paths.log_file, 15)}"
-            )
-        time.sleep(0.1)
+        else:
+            time.sleep(0.1)
+            continue
+        log = process.log_tail(paths.log_file, 15)
+        raise StackError(f"redis-server (pid {pid}) {problem}.\n--- {paths.log_file} (tail)\n{log}")
     return pid, started
 
 

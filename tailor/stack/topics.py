@@ -30,17 +30,20 @@ def tailor_topics(settings: Settings) -> list[str]:
 @contextmanager
 def admin_client(settings: Settings) -> Iterator:
     """A kafka-python admin client for the local broker, closed on exit; StackError if it is unreachable."""
-    from kafka import KafkaAdminClient  # noqa: PLC0415 - keep `import tailor.stack` light
-    from kafka.errors import KafkaError  # noqa: PLC0415
+    from kafka import KafkaAdminClient  # lazily: keep `import tailor.stack` light
+    from kafka.errors import KafkaError
 
     try:
         client = KafkaAdminClient(
-            bootstrap_servers=settings.kafka_bootstrap, client_id="tailor-stack",
-            bootstrap_timeout_ms=5000, request_timeout_ms=15000,
+            bootstrap_servers=settings.kafka_bootstrap,
+            client_id="tailor-stack",
+            bootstrap_timeout_ms=5000,
+            request_timeout_ms=15000,
         )
     except KafkaError as exc:
         raise StackError(
-            f"cannot reach Kafka on {settings.kafka_bootstrap} ({type(exc).__name__}): start it with `tailor stack up`"
+            f"cannot reach Kafka on {settings.kafka_bootstrap} ({type(exc).__name__}): "
+            "start the local stack (tailor.stack.up)"
         ) from None
     try:
         yield client
@@ -68,7 +71,7 @@ def ensure_topics(
     topic with another partition count is reported, not changed: adding partitions would move keys
     to other partitions and break per-user ordering, so that is a deliberate ``recreate_topics``.
     """
-    from kafka.errors import TopicAlreadyExistsError  # noqa: PLC0415
+    from kafka.errors import TopicAlreadyExistsError
 
     names = list(names) if names is not None else tailor_topics(settings)
     partitions = partitions or settings.kafka_partitions
@@ -78,7 +81,8 @@ def ensure_topics(
         missing = [n for n in names if n not in existing]
         if missing:
             specs = {
-                n: {"num_partitions": partitions, "replication_factor": 1, "configs": TOPIC_CONFIG} for n in missing
+                n: {"num_partitions": partitions, "replication_factor": 1, "configs": TOPIC_CONFIG}
+                for n in missing
             }
             response = admin.create_topics(specs, raise_errors=False)
             for topic in response["topics"]:
@@ -87,8 +91,8 @@ def ensure_topics(
                     missing.remove(topic["name"])
                 elif code != 0:
                     raise StackError(
-                        f"Kafka refused to create topic {topic['name']}: error {code} {topic.get('error_message')}; "
-                        f"see {settings.home / 'kafka' / 'logs' / 'server.log'}"
+                        f"Kafka refused to create topic {topic['name']}: error {code} "
+                        f"{topic.get('error_message')}; see {settings.home / 'kafka' / 'logs' / 'server.log'}"
                     )
             if missing:
                 _wait_for_leaders(admin, missing)
@@ -113,13 +117,18 @@ def delete_topics(settings: Settings, names: Iterable[str], timeout: float = 30.
             deadline = time.monotonic() + timeout
             while set(present) & set(admin.list_topics()):
                 if time.monotonic() > deadline:
-                    raise StackError(f"topics {present} still listed {timeout:.0f} s after deletion; check server.log")
+                    raise StackError(
+                        f"topics {present} still listed {timeout:.0f} s after deletion; check server.log"
+                    )
                 time.sleep(0.2)
     return present
 
 
 def recreate_topics(
-    settings: Settings, names: Iterable[str] | None = None, partitions: int | None = None, timeout: float = 30.0
+    settings: Settings,
+    names: Iterable[str] | None = None,
+    partitions: int | None = None,
+    timeout: float = 30.0,
 ) -> None:
     """Delete and create the topics empty again (all Tailor topics by default); handy between tests."""
     names = list(names) if names is not None else tailor_topics(settings)
@@ -130,10 +139,11 @@ def recreate_topics(
 
 
 def _wait_for_leaders(admin, names: list[str], timeout_ms: int = 15000) -> None:
-    from kafka.errors import KafkaTimeoutError  # noqa: PLC0415
+    from kafka.errors import KafkaTimeoutError
 
     try:
         admin.wait_for_topics(names, timeout_ms=timeout_ms)
     except KafkaTimeoutError as exc:
-        raise StackError(f"topics {names} were created but have no leader after {timeout_ms} ms: {exc}") from None
-
+        raise StackError(
+            f"topics {names} were created but have no leader after {timeout_ms} ms: {exc}"
+        ) from None

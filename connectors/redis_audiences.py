@@ -1,0 +1,91 @@
+"""Redis view of the segmentation output: what downstream services read.
+
+Keys (``prefix`` defaults to ``tailor:``)::
+
+    {prefix}profile:{user_id}     HASH  segments (comma-separated, rule order), last_seen, sessions_total,
+                                        purchases_total, updated_at (event time of the last change)
+    {prefix}segment:{segment}     SET   the user ids currently in the segment (the live audience)
+    {prefix}segment-changes       pub/sub channel: every tailor.segment_change/1 as JSON, as it happens
+
+Every write is absolute (HSET of the whole profile, SADD on enter, SREM on exit), so replaying the same
+changes after a failure converges to the same keys. Redis is not transactional with Flink checkpoints:
+commands are buffered for at most ``max_delay_ms`` and sent in one pipeline. If the job fails, changes
+made after the last checkpoint are recomputed on restart and written again; up to ``max_delay_ms`` of
+buffered writes made before that checkpoint can be lost until the user's next change rewrites them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import redis
+
+from state_schemas.profile_state import ProfileState
+from state_schemas.segment_change import ENTER, SegmentChange
+
+
+class RedisAudienceWriter:
+    def __init__(
+        self, host: str, port: int, prefix: str = "tailor:", max_batch: int = 500, max_delay_ms: int = 20
+    ) -> None:
+        self.prefix = prefix
+        self.max_batch = max_batch
+        self.max_delay_ms = max_delay_ms
+        self._client = redis.Redis(host=host, port=port, socket_timeout=10, socket_connect_timeout=5)
+        self._pipe = self._client.pipeline(transaction=False)
+        self._pending = 0
+        self._oldest_ms = 0.0
+
+    # Key names in one place so readers (CLI, tests, services) agree with the writer.
+    def profile_key(self, user_id: str) -> str:
+        return f"{self.prefix}profile:{user_id}"
+
+    def segment_key(self, segment: str) -> str:
+        return f"{self.prefix}segment:{segment}"
+
+    @property
+    def changes_channel(self) -> str:
+        return f"{self.prefix}segment-changes"
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    def write(self, user_id: str, state: ProfileState, changes: Iterable[SegmentChange], encoded: Iterable[bytes]) -> None:
+        """Queue the audience updates and the profile snapshot for one user's changes."""
+        pipe = self._pipe
+        if self._pending == 0:
+            self._oldest_ms = time.monotonic() * 1000
+        last_time = 0
+        for change, payload in zip(changes, encoded):
+            key = self.segment_key(change.segment)
+            if change.change == ENTER:
+                pipe.sadd(key, user_id)
+            else:
+                pipe.srem(key, user_id)
+            pipe.publish(self.changes_channel, payload)
+            last_time = change.event_time
+            self._pending += 2
+        pipe.hset(
+            self.profile_key(user_id),
+            mapping={
+                "segments": ",".join(state.segments),
+                "last_seen": state.last_seen,
+                "sessions_total": state.sessions_total,
+                "purchases_total": state.purchases_total,
+                "updated_at": last_time,
+            },
+        )
+        self._pending += 1
+        if self._pending >= self.max_batch or time.monotonic() * 1000 - self._oldest_ms >= self.max_delay_ms:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self._pipe.execute()
+            self._pending = 0
+
+    def close(self) -> None:
+        self.flush()
+        self._client.close()

@@ -1,0 +1,126 @@
+"""Thin Flink adapters around the pure operators of the segmentation job.
+
+Each class only moves data between Flink (state, timers, side outputs, metrics) and an operator from
+``operators/``; the decisions live there.
+"""
+
+from __future__ import annotations
+
+import time
+
+from pyflink.common import Row
+from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext, TimeDomain
+from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.common.typeinfo import Types
+
+from connectors.redis_audiences import RedisAudienceWriter
+from operators.normalize import InvalidEvent, normalize
+from operators.profile_tracker import ProfileTracker
+from operators.segment_rules import SegmentRules
+from state_schemas import dead_letter, events, profile_state, segment_change
+
+DEAD_LETTERS = OutputTag("dead_letters", Types.STRING())
+
+# (user_key, normalized event in wire form)
+KEYED_EVENT_TYPE = Types.ROW_NAMED(["user_key", "event"], [Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
+# (user_id, tailor.segment_change/1 JSON) -- the user id becomes the Kafka record key
+CHANGE_RECORD_TYPE = Types.ROW_NAMED(["user_id", "change"], [Types.STRING(), Types.STRING()])
+
+
+class NormalizeEvents(ProcessFunction):
+    """Raw Kafka bytes -> (user_key, normalized event); invalid input -> dead-letter side output."""
+
+    def __init__(self, source_topic: str) -> None:
+        self.source_topic = source_topic
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        group = runtime_context.get_metrics_group().add_group("tailor")
+        self.events_in = group.counter("events_in")
+        self.dead_letters = group.counter("dead_letters")
+
+    def process_element(self, value, ctx):  # type: ignore[no-untyped-def]
+        self.events_in.inc()
+        try:
+            event = normalize(value)
+        except InvalidEvent as exc:
+            self.dead_letters.inc()
+            now = int(time.time() * 1000)
+            record = dead_letter.encode(exc.code, exc.reason, bytes(value), self.source_topic, now)
+            yield DEAD_LETTERS, record.decode()
+            return
+        yield Row(event.user_key, events.to_wire(event))
+
+
+class TrackSegments(KeyedProcessFunction):
+    """Per-user profile state -> rule segment changes, to Kafka (main output) and Redis."""
+
+    def __init__(self, rules_yaml: str, redis_host: str, redis_port: int, redis_prefix: str) -> None:
+        self.rules_yaml = rules_yaml
+        self.redis_host, self.redis_port, self.redis_prefix = redis_host, redis_port, redis_prefix
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        import yaml  # the rules travel as text so the job file is self-contained on a cluster
+
+        self.tracker = ProfileTracker(SegmentRules.from_dict(yaml.safe_load(self.rules_yaml)))
+        self.state = runtime_context.get_state(
+            # STRING, not a byte array: PyFlink converts byte-array state element by element.
+            ValueStateDescriptor("user_to_profile", Types.STRING())
+        )
+        self.redis = RedisAudienceWriter(self.redis_host, self.redis_port, self.redis_prefix)
+        self.flush_timer_at = 0
+        group = runtime_context.get_metrics_group().add_group("tailor")
+        self.changes_out = group.counter("segment_changes_out")
+        self.duplicates = group.counter("duplicate_events")
+        self.late_events = group.counter("late_events")
+        self.event_lag_ms = 0
+        group.gauge("event_time_lag_ms", lambda: self.event_lag_ms)
+
+    def close(self) -> None:
+        self.redis.close()
+
+    def process_element(self, value, ctx):  # type: ignore[no-untyped-def]
+        event = events.from_wire(value[1])
+        raw = self.state.value()
+        state = None if raw is None else profile_state.decode(raw)
+        if self.tracker.is_duplicate(state, event):
+            self.duplicates.inc()
+            return
+        if event.timestamp < ctx.timer_service().current_watermark():
+            self.late_events.inc()
+        state, changes = self.tracker.process_one(state, event)
+        now = int(time.time() * 1000)
+        self.event_lag_ms = now - event.timestamp
+        yield from self._emit(ctx, event.user_key, state, changes, now)
+
+    def on_timer(self, timestamp, ctx):  # type: ignore[no-untyped-def]
+        if ctx.time_domain() == TimeDomain.PROCESSING_TIME:
+            self.flush_timer_at = 0
+            self.redis.flush()
+            return
+        raw = self.state.value()
+        if raw is None:
+            return
+        state = profile_state.decode(raw)
+        if state.timer_at and state.timer_at <= timestamp:
+            state.timer_at = 0
+        now = max(timestamp, ctx.timer_service().current_watermark())
+        user_id = ctx.get_current_key()
+        state, changes = self.tracker.on_timer(state, user_id, now)
+        yield from self._emit(ctx, user_id, state, changes, int(time.time() * 1000))
+
+    def _emit(self, ctx, user_id, state, changes, now):  # type: ignore[no-untyped-def]
+        deadline = self.tracker.next_deadline(state)
+        if deadline is not None and (not state.timer_at or deadline < state.timer_at):
+            ctx.timer_service().register_event_time_timer(deadline)
+            state.timer_at = deadline
+        self.state.update(profile_state.encode(state).decode())
+        if not changes:
+            return
+        encoded = [segment_change.encode(c, now) for c in changes]
+        self.changes_out.inc(len(changes))
+        self.redis.write(user_id, state, changes, encoded)
+        if self.redis.pending and not self.flush_timer_at:
+            self.flush_timer_at = ctx.timer_service().current_processing_time() + self.redis.max_delay_ms
+            ctx.timer_service().register_processing_time_timer(self.flush_timer_at)
+        for payload in encoded:
+            yield Row(user_id, payload.decode())

@@ -1,0 +1,138 @@
+"""The segmentation job: clickstream events in, segment changes out, the instant they happen.
+
+    kafka_events            KafkaSource, raw bytes; event time from Kafka record timestamps,
+      |                     bounded out-of-orderness watermarks
+    normalize_events        validate + canonicalize          -> dead letters (side output)
+      |  (user_key, event)
+    key_by user_key
+    track_segments          sessions, counters, rule segments, timers; writes Redis
+      |  (user_id, tailor.segment_change/1 JSON)
+    segment_changes_sink    Kafka, exactly-once, keyed by user id
+    dead_letters_sink       Kafka, exactly-once
+
+Run it with ``tailor job run`` (embedded mini-cluster, or ``--cluster`` for a standalone cluster); on any
+other Flink cluster: ``flink run -py pipelines/segmentation_job.py -pyfs <project dir>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pyflink.common import Configuration, Duration, WatermarkStrategy
+from pyflink.common.typeinfo import Types
+from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
+from pyflink.table import StreamTableEnvironment
+
+from connectors import flink_kafka
+from pipelines.segmentation_functions import (
+    CHANGE_RECORD_TYPE,
+    DEAD_LETTERS,
+    KEYED_EVENT_TYPE,
+    NormalizeEvents,
+    TrackSegments,
+)
+from tailor.settings import Settings
+
+JOB_NAME = "tailor-segmentation"
+
+
+def user_key_of(row):  # type: ignore[no-untyped-def]
+    return row[0]
+
+
+def build(env: StreamExecutionEnvironment, settings: Settings, rules_yaml: str, bounded: bool = False) -> None:
+    """Add the segmentation graph to ``env``."""
+    watermarks = WatermarkStrategy.for_bounded_out_of_orderness(
+        Duration.of_millis(settings.out_of_orderness_ms)
+    ).with_idleness(Duration.of_seconds(30))
+    source = flink_kafka.event_source(
+        settings.kafka_bootstrap, settings.events_topic, settings.consumer_group, bounded=bounded
+    )
+    raw_events = env.from_source(source, watermarks, "kafka_events").uid("kafka_events")
+
+    # (user_key, normalized event)
+    normalized = (
+        raw_events.process(NormalizeEvents(settings.events_topic), output_type=KEYED_EVENT_TYPE)
+        .name("normalize_events")
+        .uid("normalize_events")
+    )
+
+    # (user_id, segment change JSON)
+    changes = (
+        normalized.key_by(user_key_of, key_type=Types.STRING())
+        .process(
+            TrackSegments(rules_yaml, settings.redis_host, settings.redis_port, settings.redis_prefix),
+            output_type=CHANGE_RECORD_TYPE,
+        )
+        .name("track_segments")
+        .uid("track_segments")
+    )
+
+    (
+        normalized.get_side_output(DEAD_LETTERS)
+        .sink_to(
+            flink_kafka.string_sink(
+                settings.kafka_bootstrap, settings.dead_letters_topic, f"{settings.consumer_group}-dead-letters"
+            )
+        )
+        .name("dead_letters_sink")
+        .uid("dead_letters_sink")
+    )
+
+    t_env = StreamTableEnvironment.create(env)
+    t_env.execute_sql(
+        flink_kafka.keyed_changes_sink_ddl(
+            "segment_changes_sink",
+            settings.kafka_bootstrap,
+            settings.segment_changes_topic,
+            f"{settings.consumer_group}-segment-changes",
+        )
+    )
+    sinks = t_env.create_statement_set()
+    sinks.add_insert("segment_changes_sink", t_env.from_data_stream(changes))
+    sinks.attach_as_datastream()
+
+
+def configure(env: StreamExecutionEnvironment, settings: Settings) -> None:
+    """Checkpointing and parallelism; engine options are set in ``flink_configuration``."""
+    env.set_parallelism(settings.parallelism)
+    env.enable_checkpointing(settings.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
+    env.get_checkpoint_config().set_min_pause_between_checkpoints(settings.checkpoint_interval_ms // 2)
+
+
+def flink_configuration(settings: Settings, local: bool) -> Configuration:
+    config = Configuration()
+    config.set_string("python.execution-mode", settings.execution_mode)
+    config.set_string("pipeline.name", JOB_NAME)
+    config.set_string("python.executable", sys.executable)
+    config.set_string("python.client.executable", sys.executable)
+    if local:
+        config.set_string("rest.port", str(settings.rest_port))
+        config.set_string("rest.address", "127.0.0.1")
+        config.set_string("rest.bind-address", "127.0.0.1")
+        checkpoints = (settings.home / "checkpoints").resolve()
+        config.set_string("execution.checkpointing.dir", checkpoints.as_uri())
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for ``flink run -py``: builds the job with settings from the environment."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rules", type=Path, help="segment rules YAML (default: settings.segments_file)")
+    parser.add_argument("--bounded", action="store_true", help="stop at the topic's current end")
+    parser.add_argument("--jar", action="append", default=[], help="extra jar URL (file:///...)")
+    args = parser.parse_args(argv)
+    settings = Settings.load()
+    env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(settings, local=False))
+    if args.jar:
+        env.add_jars(*args.jar)
+    configure(env, settings)
+    build(env, settings, (args.rules or settings.segments_file).read_text(), bounded=args.bounded)
+    env.execute(JOB_NAME)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
