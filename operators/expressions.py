@@ -48,13 +48,25 @@ _COMPARE: dict[type[ast.cmpop], tuple[str, Callable[[Any, Any], bool]]] = {
     ast.NotEq: ("!=", operator.ne),
 }
 _MIRRORED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+
+
+def _divide(left: Any, right: Any) -> Any:
+    """``left / right``, but NaN for a zero divisor (every comparison with NaN is false except ``!=``).
+
+    A fact can be 0 (``session.cart_adds / session.product_views``); a rule must not crash the job.
+    """
+    return float("nan") if right == 0 else left / right
+
+
 _ARITHMETIC: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
     ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
+    ast.Div: _divide,
 }
 MAX_SOURCE_LENGTH = 2_000
+# Nesting deeper than this is rejected: compiling and evaluating recurse once per level.
+MAX_DEPTH = 50
 
 
 class ExpressionError(TailorError):
@@ -89,9 +101,23 @@ def compile_expression(source: str, known_facts: Collection[str]) -> Expression:
         tree = ast.parse(source.strip(), mode="eval")
     except SyntaxError as exc:
         raise ExpressionError(f"in {source!r}: not a valid expression ({exc.msg})") from None
+    except (RecursionError, MemoryError):
+        raise ExpressionError(f"in {source!r}: nested too deeply; the limit is {MAX_DEPTH} levels") from None
+    if _depth(tree.body) > MAX_DEPTH:
+        raise ExpressionError(f"in {source!r}: nested too deeply; the limit is {MAX_DEPTH} levels")
     compiler = _Compiler(source, known_facts)
     root = compiler.node(tree.body)
     return Expression(source, frozenset(compiler.used_facts), tuple(compiler.thresholds), root)
+
+
+def _depth(root: ast.AST) -> int:
+    """Nesting depth of an AST, computed without recursion."""
+    deepest, stack = 0, [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 class _Compiler:
@@ -182,5 +208,7 @@ class _Compiler:
         if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:
             left, right = self.constant(node.left), self.constant(node.right)
             if left is not None and right is not None:
+                if isinstance(node.op, ast.Div) and right == 0:
+                    raise self.fail("division by zero in a constant")
                 return _ARITHMETIC[type(node.op)](left, right)
         return None

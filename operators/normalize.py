@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -34,6 +34,10 @@ MAX_ID_LENGTH = 256
 MIN_TIMESTAMP_MS = 946_684_800_000
 # Events stamped further in the future than this are clock errors on the device.
 MAX_FUTURE_SKEW_MS = 24 * 3_600_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+# Where the product id may be, first found wins: Segment v2, SKU, Segment v1 ``id``, Taobao ``item_id``.
+_ITEM_ID_KEYS = ("product_id", "sku", "id", "item_id")
 
 _TYPE_NAMES = {
     "page": ev.PAGE_VIEWED,
@@ -109,7 +113,7 @@ def normalize(payload: bytes | str, now_ms: int | None = None) -> ev.CanonicalEv
     if props is not None:
         if not isinstance(props, dict):
             raise InvalidEvent("invalid_properties", f"'properties' must be an object, got a JSON {_json_kind(props)}")
-        item = props.get("product_id", props.get("sku", props.get("item_id")))
+        item = next((props[k] for k in _ITEM_ID_KEYS if props.get(k) is not None), None)
         item_id = None if item is None else str(item)
         cat = props.get("category")
         category = None if cat is None else str(cat)
@@ -176,7 +180,8 @@ def _parse_iso(raw: str) -> int | None:
         return None
     if parsed.tzinfo is None:
         return None
-    return int(parsed.timestamp() * 1000)
+    # Integer arithmetic: ``int(parsed.timestamp() * 1000)`` loses a millisecond to float rounding.
+    return (parsed - _EPOCH) // _ONE_MS
 
 
 def _json_kind(value: Any) -> str:

@@ -116,9 +116,10 @@ class SegmentRules:
             for t in rule.condition.thresholds:
                 if t.fact not in ELAPSED_FACTS:
                     continue
-                edge = math.ceil(t.value)
-                # value(t) = t - anchor is an integer: ">=" / "<" flip at the value, ">" / "<=" one ms later.
-                flips = {">=": (edge,), "<": (edge,), ">": (edge + 1,), "<=": (edge + 1,)}.get(t.op, (edge, edge + 1))
+                # value(t) = t - anchor is an integer: ">=" / "<" flip at the first integer >= value,
+                # ">" / "<=" at the first integer > value (one ms later only when the value is whole).
+                edge, above = math.ceil(t.value), math.floor(t.value) + 1
+                flips = {">=": (edge,), "<": (edge,), ">": (above,), "<=": (above,)}.get(t.op, (edge, edge + 1))
                 offsets.setdefault(t.fact, set()).update(f for f in flips if f > 0)
         return {fact: tuple(sorted(v)) for fact, v in offsets.items()}
 
@@ -134,4 +135,7 @@ def parse_duration(value: Any, field: str) -> int:
     match = _DURATION.match(str(value))
     if not match:
         raise RuleError(f"{field} must be a duration like 30m, 2h, 7d, 90s or 500ms; got {value!r}")
-    return int(float(match.group(1)) * _DURATION_MS[match.group(2)])
+    ms = int(float(match.group(1)) * _DURATION_MS[match.group(2)])
+    if ms <= 0:
+        raise RuleError(f"{field} must be at least 1ms; got {value!r}")
+    return ms

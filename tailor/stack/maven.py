@@ -186,7 +186,7 @@ def _copy_dependencies(
         raise StackError(
             f"Maven Central refused {', '.join(coordinates)} (mvn exit {result.returncode}):\n"
             + "\n".join(errors)
-            + f"\nCheck the coordinates and that `mvn` can reach https://repo1.maven.org (proxy or mirror in "
+            + f"\nCheck the coordinates and that `mvn` can reach Maven Central (proxy or mirror in "
             f"~/.m2/settings.xml), then re-run; the generated pom is {work / 'pom.xml'}"
         )
 

@@ -1,0 +1,217 @@
+"""The ``tailor`` command line: one command group, nouns then verbs, thin over library functions.
+
+Every error exits non-zero with a message that says what to fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from operators.errors import TailorError
+from tailor.settings import PROJECT_ROOT, ConfigError, Settings
+
+DEMO_RULES = PROJECT_ROOT / "config" / "demo-segments.yaml"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    try:
+        settings = Settings.load(args.config)
+        return int(args.handler(args, settings) or 0)
+    except (TailorError, ConfigError) as exc:
+        print(f"tailor: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("tailor: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="tailor",
+        description="Tailor: real-time segments from a Kafka clickstream, on PyFlink, Kafka and Redis.",
+        epilog="Start here: `tailor demo` (everything, live) or `tailor test`. "
+        "Settings: defaults < --config YAML < TAILOR_* environment variables (see README).",
+        formatter_class=fmt,
+    )
+    parser.add_argument("--config", type=Path, help="YAML file with settings (see tailor/settings.py)")
+    nouns = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    demo = nouns.add_parser("demo", help="stack + job + simulated shoppers, printing live segment changes", formatter_class=fmt)
+    demo.add_argument("--rate", type=float, default=100, help="simulated events per second")
+    demo.add_argument("--duration", type=float, default=0, help="seconds to run (0 = until Ctrl-C)")
+    demo.add_argument("--users", type=int, default=300, help="simulated shoppers")
+    demo.add_argument("--rules", type=Path, default=DEMO_RULES, help="segment rules (demo: minutes instead of days)")
+    demo.set_defaults(handler=cmd_demo)
+
+    test = nouns.add_parser("test", help="start the stack and run the test suite (args go to pytest)", formatter_class=fmt)
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments, e.g. -k normalize")
+    test.set_defaults(handler=cmd_test)
+
+    stack = nouns.add_parser("stack", help="the local Kafka + Redis stack (installs what is missing)")
+    stack_verbs = stack.add_subparsers(title="verbs", metavar="VERB")
+    stack_verbs.add_parser("up", help="install and start Kafka and Redis, create topics").set_defaults(handler=cmd_stack_up)
+    stack_verbs.add_parser("down", help="stop Kafka and Redis (data stays)").set_defaults(handler=cmd_stack_down)
+    stack_verbs.add_parser("status", help="what is installed and running").set_defaults(handler=cmd_stack_status)
+
+    topics_noun = nouns.add_parser("topics", help="Kafka topics on any broker (settings kafka_host/port)")
+    topics_verbs = topics_noun.add_subparsers(title="verbs", metavar="VERB")
+    topics_verbs.add_parser("create", help="create Tailor's topics if missing").set_defaults(handler=cmd_topics_create)
+
+    job = nouns.add_parser("job", help="the segmentation job")
+    job_verbs = job.add_subparsers(title="verbs", metavar="VERB")
+    run = job_verbs.add_parser("run", help="run the job (embedded mini-cluster by default)", formatter_class=fmt)
+    run.add_argument("--rules", type=Path, help="segment rules YAML (default: settings segments_file)")
+    run.add_argument("--bounded", action="store_true", help="stop at the topic's current end (replays)")
+    run.add_argument("--cluster", action="store_true", help="submit to the standalone Flink cluster (starts it)")
+    run.add_argument("--parallelism", type=int, help="operator parallelism (default: settings parallelism)")
+    run.set_defaults(handler=cmd_job_run)
+
+    produce = nouns.add_parser("produce", help="publish a JSONL file of Segment events, or the Taobao CSV", formatter_class=fmt)
+    produce.add_argument("file", type=Path, help="JSONL (one Segment-Spec event per line) or Taobao CSV")
+    produce.add_argument("--format", choices=["auto", "jsonl", "taobao"], default="auto", help="input format")
+    produce.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")
+    produce.add_argument("--limit", type=int, help="stop after this many lines")
+    produce.set_defaults(handler=cmd_produce)
+
+    simulate = nouns.add_parser("simulate", help="publish seeded, realistic shopper traffic", formatter_class=fmt)
+    simulate.add_argument("--rate", type=float, default=200, help="events per second")
+    simulate.add_argument("--duration", type=float, default=60, help="seconds")
+    simulate.add_argument("--users", type=int, default=2000, help="shoppers")
+    simulate.add_argument("--seed", type=int, default=7, help="random seed (same seed, same traffic)")
+    simulate.set_defaults(handler=cmd_simulate)
+
+    watch = nouns.add_parser("watch", help="print segment changes live, as Redis publishes them", formatter_class=fmt)
+    watch.add_argument("--duration", type=float, default=0, help="seconds (0 = until Ctrl-C)")
+    watch.set_defaults(handler=cmd_watch)
+
+    bench = nouns.add_parser("bench", help="quick benchmark: sustained events/s and event -> Redis latency", formatter_class=fmt)
+    bench.add_argument("--events", type=int, default=200_000, help="events in the throughput run")
+    bench.add_argument("--users", type=int, default=20_000, help="simulated users")
+    bench.add_argument("--latency-rate", type=float, default=5_000, help="events/s during the latency run")
+    bench.add_argument("--latency-seconds", type=float, default=30, help="length of the latency run")
+    bench.set_defaults(handler=cmd_bench)
+    return parser
+
+
+# -- stack -------------------------------------------------------------------------------------------
+def cmd_stack_up(args: argparse.Namespace, settings: Settings) -> int:
+    from tailor import stack
+
+    stack.up(settings)
+    return 0
+
+
+def cmd_stack_down(args: argparse.Namespace, settings: Settings) -> int:
+    from tailor import stack
+
+    stack.down(settings)
+    return 0
+
+
+def cmd_stack_status(args: argparse.Namespace, settings: Settings) -> int:
+    from tailor import stack
+
+    rows = stack.status(settings)
+    for row in rows:
+        print(f"{row.component:<11} {row.state:<8} {row.detail}")
+    return 0 if all(r.state in ("ok", "running") for r in rows) else 1
+
+
+def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
+    from tailor.stack import topics
+
+    for name, state in topics.ensure_topics(settings).items():
+        print(f"{name}: {state}")
+    return 0
+
+
+# -- job ---------------------------------------------------------------------------------------------
+def cmd_job_run(args: argparse.Namespace, settings: Settings) -> int:
+    from tailor import local_job, stack
+
+    if args.parallelism:
+        settings = Settings.load(args.config, parallelism=args.parallelism)
+    rules = args.rules or settings.segments_file
+    _check_rules(rules)
+    if args.cluster:
+        from tailor.stack import flink_cluster
+
+        stack.up(settings)
+        flink_cluster.start(settings)
+        job_id = flink_cluster.submit(settings, rules_file=rules, bounded=args.bounded)
+        print(f"submitted job {job_id}; Flink Web UI: http://127.0.0.1:{settings.rest_port}/#/job/{job_id}")
+        return 0
+    print(f"running {rules.name} on the embedded mini-cluster; Flink Web UI: http://127.0.0.1:{settings.rest_port}")
+    local_job.run(settings, rules, bounded=args.bounded)
+    return 0
+
+
+def _check_rules(path: Path) -> None:
+    from operators.segment_rules import SegmentRules
+
+    SegmentRules.from_yaml(path)  # fail here, with the file name, rather than inside the Flink job
+
+
+# -- traffic -----------------------------------------------------------------------------------------
+def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
+    from tailor.produce import produce_file
+
+    if not args.file.exists():
+        print(f"tailor: error: {args.file} does not exist", file=sys.stderr)
+        return 1
+    report = produce_file(settings, args.file, fmt=args.format, rate=args.rate, limit=args.limit)
+    return 0 if report.sent else 1
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from tailor.simulator import simulate
+
+    simulate(settings, rate=args.rate, duration_s=args.duration, users=args.users, seed=args.seed)
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
+    from tailor.watch import watch_changes
+
+    watch_changes(settings, duration_s=args.duration)
+    return 0
+
+
+# -- demo, test, bench -------------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from tailor.demo import run_demo
+
+    return run_demo(settings, rules=args.rules, rate=args.rate, duration_s=args.duration, users=args.users)
+
+
+def cmd_test(args: argparse.Namespace, settings: Settings) -> int:
+    from tailor import stack
+
+    stack.up(settings)
+    extra = [a for a in args.pytest_args if a != "--"]
+    code = subprocess.call([sys.executable, "-m", "pytest", *extra], cwd=PROJECT_ROOT, env=dict(os.environ))
+    if code == 5:
+        print("tailor: error: pytest collected no tests", file=sys.stderr)
+        return 1
+    return code
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from bench.quick import run_quick_bench
+
+    run_quick_bench(
+        settings, events=args.events, users=args.users,
+        latency_rate=args.latency_rate, latency_seconds=args.latency_seconds,
+    )
+    return 0

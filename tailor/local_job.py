@@ -1,0 +1,78 @@
+"""Run the segmentation job on Flink's embedded mini-cluster, in this process or as a child process.
+
+Thread mode (PEMJA) runs the Python operators inside the JVM, which must be able to import our packages
+and the venv's site-packages (including ``pemja``): that is what ``python_path_env`` provides. The
+gateway JVM inherits the environment of the process that starts it, so it is set before PyFlink starts.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+
+from tailor.settings import PROJECT_ROOT, Settings
+from tailor.stack import connector_jar
+
+
+def python_path_env(settings: Settings) -> dict[str, str]:
+    site_packages = sysconfig.get_paths()["purelib"]
+    paths = [str(PROJECT_ROOT), site_packages]
+    if os.environ.get("PYTHONPATH"):
+        paths.append(os.environ["PYTHONPATH"])
+    log_dir = settings.home / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return {"PYTHONPATH": os.pathsep.join(paths), "FLINK_LOG_DIR": str(log_dir)}
+
+
+def run(settings: Settings, rules_file: Path, bounded: bool = False) -> None:
+    """Build and execute the job in this process; blocks until it ends (bounded) or is cancelled."""
+    jar = connector_jar(settings)
+    os.environ.update(python_path_env(settings))
+    from pyflink.datastream import StreamExecutionEnvironment
+
+    from pipelines import segmentation_job as job
+
+    env = StreamExecutionEnvironment.get_execution_environment(job.flink_configuration(settings, local=True))
+    env.add_jars(jar.resolve().as_uri())
+    job.configure(env, settings)
+    job.build(env, settings, rules_file.read_text(), bounded=bounded)
+    env.execute(job.JOB_NAME)
+
+
+def spawn(settings: Settings, rules_file: Path, log_file: Path, bounded: bool = False) -> subprocess.Popen[bytes]:
+    """Start ``tailor job run`` as a child process with ``settings`` passed through TAILOR_* variables."""
+    env = dict(os.environ)
+    env.update({f"TAILOR_{k.upper()}": str(v) for k, v in settings.to_dict().items()})
+    env.update(python_path_env(settings))
+    argv = [sys.executable, "-m", "tailor", "job", "run", "--rules", str(rules_file)]
+    if bounded:
+        argv.append("--bounded")
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as log:
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=PROJECT_ROOT)
+
+
+def wait_until_running(settings: Settings, child: subprocess.Popen[bytes], timeout_s: float = 120) -> str:
+    """Poll the mini-cluster's REST API until the job is RUNNING; returns the job id."""
+    deadline = time.monotonic() + timeout_s
+    url = f"http://127.0.0.1:{settings.rest_port}/jobs/overview"
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise RuntimeError(f"the job process exited with code {child.returncode} before it started")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                jobs = orjson.loads(response.read())["jobs"]
+            running = [j["jid"] for j in jobs if j["state"] == "RUNNING"]
+            if running:
+                return running[0]
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"the job was not RUNNING after {timeout_s:.0f} s (see {url})")
