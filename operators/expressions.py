@@ -69,6 +69,28 @@ MAX_SOURCE_LENGTH = 2_000
 MAX_DEPTH = 50
 
 
+def _and(a: Node, b: Node) -> Node:
+    return lambda f: a(f) and b(f)
+
+
+def _or(a: Node, b: Node) -> Node:
+    return lambda f: a(f) or b(f)
+
+
+def _binary(fn: Callable[[Any, Any], Any], a: Node, b: Node) -> Node:
+    return lambda f: fn(a(f), b(f))
+
+
+_FACT_VS_CONSTANT: dict[str, Callable[[str, float], Node]] = {
+    "<": lambda n, c: lambda f: f[n] < c,
+    "<=": lambda n, c: lambda f: f[n] <= c,
+    ">": lambda n, c: lambda f: f[n] > c,
+    ">=": lambda n, c: lambda f: f[n] >= c,
+    "==": lambda n, c: lambda f: f[n] == c,
+    "!=": lambda n, c: lambda f: f[n] != c,
+}
+
+
 class ExpressionError(TailorError):
     """A condition uses syntax or names the evaluator does not accept."""
 
@@ -91,6 +113,11 @@ class Expression:
 
     def evaluate(self, facts: Facts) -> bool:
         return bool(self._root(facts))
+
+    @property
+    def predicate(self) -> Node:
+        """The compiled closure itself, for hot loops that cannot afford the method call."""
+        return self._root
 
 
 def compile_expression(source: str, known_facts: Collection[str]) -> Expression:
@@ -132,10 +159,13 @@ class _Compiler:
 
     def node(self, node: ast.expr) -> Node:
         if isinstance(node, ast.BoolOp):
+            # Fold into nested two-way closures: a generator per evaluation costs ~3x more.
+            combine = _and if isinstance(node.op, ast.And) else _or
             parts = [self.node(v) for v in node.values]
-            if isinstance(node.op, ast.And):
-                return lambda f: all(p(f) for p in parts)
-            return lambda f: any(p(f) for p in parts)
+            root = parts[-1]
+            for part in reversed(parts[:-1]):
+                root = combine(part, root)
+            return root
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
             inner = self.node(node.operand)
             return lambda f: not inner(f)
@@ -150,7 +180,7 @@ class _Compiler:
         name = self.fact_name(node)
         if name is not None:
             self.used_facts.add(name)
-            return lambda f: f[name]
+            return operator.itemgetter(name)
         if isinstance(node, ast.Call):
             raise self.fail("function calls other than seconds(), minutes(), hours(), days() are not allowed")
         raise self.fail(f"{type(node).__name__} is not allowed; use facts, numbers, comparisons, and/or/not")
@@ -163,11 +193,16 @@ class _Compiler:
                 raise self.fail(f"comparison {type(op).__name__} is not allowed")
             symbol, fn = _COMPARE[type(op)]
             self.record_threshold(left, symbol, right)
-            pairs.append((self.node(left), fn, self.node(right)))
-        if len(pairs) == 1:
-            (left_fn, fn, right_fn), = pairs
-            return lambda f: fn(left_fn(f), right_fn(f))
-        return lambda f: all(fn(lf(f), rf(f)) for lf, fn, rf in pairs)
+            fact, constant = self.fact_name(left), self.constant(right)
+            if fact is not None and constant is not None:  # the common shape, fact <op> number: inline it
+                self.used_facts.add(fact)
+                pairs.append(_FACT_VS_CONSTANT[symbol](fact, constant))
+            else:
+                pairs.append(_binary(fn, self.node(left), self.node(right)))
+        root = pairs[-1]
+        for pair in reversed(pairs[:-1]):
+            root = _and(pair, root)
+        return root
 
     def record_threshold(self, left: ast.expr, symbol: str, right: ast.expr) -> None:
         fact, value = self.fact_name(left), self.constant(right)

@@ -63,8 +63,10 @@ class ProfileTracker:
         changes = self._advance(s, event.user_key, ts) if ts > s.clock else []
         late = ts < s.clock
         self._apply(s, event)
-        if late:  # a late event may reopen a session that is already past its gap
-            changes += self._advance(s, event.user_key, s.clock)
+        if late and s.session_start and s.session_last + self.gap <= s.clock:
+            # The late event reopened a session that is already past its gap: close it again. Any change
+            # that follows is caused by this event, so it is reported as trigger "event", not "timer".
+            self._close_session(s)
         changes += self._evaluate(s, event.user_key, s.clock, "event", event.message_id)
         return s, changes
 
@@ -110,22 +112,26 @@ class ProfileTracker:
 
     def _apply(self, s: ProfileState, event: CanonicalEvent) -> None:
         ts = event.timestamp
+        in_open = 1  # 0: a late event of an earlier, closed session, which must not touch the open one
         if not s.session_start:
             s.session_start = s.session_last = ts
+            s.sessions_total += 1
+        elif ts + self.gap <= s.session_start:
+            in_open = 0  # like a late event with no session open: a one-event session, already closed
             s.sessions_total += 1
         else:
             s.session_start = min(s.session_start, ts)
             s.session_last = max(s.session_last, ts)
-        s.session_events += 1
+        s.session_events += in_open
         name = event.name
         if name == ev.PRODUCT_VIEWED:
-            s.session_views += 1
+            s.session_views += in_open
         elif name == ev.PRODUCT_ADDED:
-            s.session_cart_adds += 1
+            s.session_cart_adds += in_open
             if not s.cart_pending_since or ts < s.cart_pending_since:
                 s.cart_pending_since = ts
         elif name == ev.ORDER_COMPLETED:
-            s.session_purchases += 1
+            s.session_purchases += in_open
             s.purchases_total += 1
             s.cart_pending_since = 0
         s.last_seen = max(s.last_seen, ts)

@@ -24,6 +24,7 @@ event and at every instant a time-dependent fact crosses a threshold.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -52,7 +53,7 @@ class SegmentRule:
     condition: Expression
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SegmentRules:
     rules: tuple[SegmentRule, ...]
     session_gap_ms: int = 30 * 60_000
@@ -94,13 +95,17 @@ class SegmentRules:
             rules.append(SegmentRule(name, str(entry.get("description", name)), condition))
         gap = parse_duration(data.get("session_gap", "30m"), "session_gap")
         window = data.get("dedup_window", 16)
-        if not isinstance(window, int) or not 1 <= window <= 1024:
+        if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= 1024:
             raise RuleError(f"dedup_window must be an integer in 1..1024, got {window!r}")
         return cls(tuple(rules), gap, window)
 
     def members(self, facts: dict[str, Any]) -> list[str]:
         """Names of the segments whose condition holds, in declaration order."""
-        return [rule.name for rule in self.rules if rule.condition.evaluate(facts)]
+        return [name for name, holds in self._predicates if holds(facts)]
+
+    @functools.cached_property
+    def _predicates(self) -> tuple[tuple[str, Any], ...]:
+        return tuple((rule.name, rule.condition.predicate) for rule in self.rules)
 
     @property
     def windows(self) -> tuple[int, ...]:

@@ -90,8 +90,14 @@ def decode(payload: bytes) -> ProfileState:
             f"profile state version {version!r} is not readable by this Tailor (knows 1..{CURRENT_VERSION}); "
             "restore with the Tailor version that wrote the savepoint"
         )
-    (_, clock, last_seen, start, last, counts, pending, totals, days, segments, recent, timer_at) = row
-    return ProfileState(
-        clock, last_seen, start, last, counts[0], counts[1], counts[2], counts[3],
-        pending, totals[0], totals[1], days, segments, recent, timer_at,
-    )
+    try:
+        (_, clock, last_seen, start, last, counts, pending, totals, days, segments, recent, timer_at) = row
+        return ProfileState(
+            clock, last_seen, start, last, counts[0], counts[1], counts[2], counts[3],
+            pending, totals[0], totals[1], days, segments, recent, timer_at,
+        )
+    except (ValueError, TypeError, IndexError, KeyError) as exc:
+        raise StateVersionError(
+            f"profile state is corrupted ({exc}); expected the 12-field version-1 layout documented in "
+            "state_schemas/profile_state.py"
+        ) from None

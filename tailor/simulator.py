@@ -1,0 +1,314 @@
+"""``tailor simulate``: seeded, realistic shopper traffic as Segment-Spec events.
+
+Shoppers follow one of five personas (the mix is configurable):
+
+    browser     a page and 1-4 product views, then gone; often anonymous (anonymousId only)
+    hesitant    6-12 product views and 1-2 cart adds, sometimes a wishlist add; never buys
+    abandoner   1-4 views and a cart add, then gone
+    buyer       2-6 views, 1-2 cart adds, "Checkout Started", "Order Completed"
+    loyal       a buyer who comes back: after each visit, 80 % return 1 h - 3 days later
+
+Products come from a catalog of ``items`` in ``categories`` with a Zipf-like popularity; a visit
+browses mostly one category. Many visits are open at once and their events interleave: event ``i``
+happens at ``start_ms + i * 1000 / rate`` and belongs to a visit drawn at random among the open ones,
+so a shopper's events are ``concurrency / rate`` seconds apart on average (``think_s`` by default).
+
+:meth:`ShopperSimulator.events` is pure (no Kafka, no clock) and repeatable: same settings, same
+events. :func:`simulate` publishes them, either paced by the wall clock (timestamps = now) or, with
+``fast=True``, as fast as Kafka takes them, with synthetic timestamps advancing at ``rate`` events per
+simulated second.
+
+>>> sim = ShopperSimulator(seed=1, users=50, items=100, categories=5)
+>>> for e in sim.events(1_700_000_000_000, rate=10, count=4):
+...     print(e["timestamp"], e.get("userId") or e["anonymousId"], e.get("event") or e["name"])
+2023-11-14T22:13:20.000Z user-29 Category
+2023-11-14T22:13:20.100Z user-5 Home
+2023-11-14T22:13:20.200Z anon-2e47959f3a51 Search
+2023-11-14T22:13:20.300Z user-29 Product Viewed
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import time
+from bisect import bisect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from connectors import kafka_events
+from operators.errors import TailorError
+from tailor.produce import ProgressBar
+from tailor.settings import Settings
+
+class SimulationError(TailorError, ValueError):
+    """Simulator settings that cannot work; the message says which and what is expected."""
+
+
+PERSONAS = ("browser", "hesitant", "abandoner", "buyer", "loyal")
+DEFAULT_MIX = {"browser": 0.45, "hesitant": 0.15, "abandoner": 0.15, "buyer": 0.15, "loyal": 0.10}
+
+# One step of a visit: (message type, event or page name, items it is about).
+Step = tuple[str, str, tuple[int, ...]]
+
+
+class ShopperSimulator:
+    """Settings only; :meth:`events` builds its own ``random.Random(seed)`` so every call is the same."""
+
+    def __init__(
+        self,
+        seed: int = 0,
+        users: int = 1000,
+        items: int = 5000,
+        categories: int = 50,
+        persona_mix: dict[str, float] | None = None,
+        think_s: float = 20.0,
+        concurrency: int | None = None,
+        anonymous_share: float = 0.6,
+        return_after_s: tuple[float, float] = (3600.0, 3 * 86400.0),
+        zipf_exponent: float = 1.1,
+    ) -> None:
+        mix = DEFAULT_MIX if persona_mix is None else persona_mix
+        unknown = set(mix) - set(PERSONAS)
+        if unknown or not any(mix.values()) or users < 1 or items < 1 or categories < 1:
+            raise SimulationError(
+                f"persona_mix must weigh some of {PERSONAS} (got {mix}), users/items/categories must be >= 1"
+            )
+        self.seed, self.users, self.items, self.categories = seed, users, items, categories
+        self.persona_mix = dict(mix)
+        self.think_s, self.concurrency, self.anonymous_share = think_s, concurrency, anonymous_share
+        self.return_after_s, self.zipf_exponent = return_after_s, zipf_exponent
+
+        # Derived, fixed data: every user's persona and the catalog (item -> category, price, popularity).
+        rng = random.Random(f"catalog-{seed}")
+        self._persona_of = rng.choices(PERSONAS, [mix.get(p, 0.0) for p in PERSONAS], k=users)
+        popularity = [1.0 / (rank + 1) ** zipf_exponent for rank in range(items)]  # item i has rank i
+        self._category_of = [rng.randrange(categories) for _ in range(items)]
+        self._price_of = [round(rng.lognormvariate(3.0, 0.8), 2) for _ in range(items)]
+        by_category: list[list[int]] = [[] for _ in range(categories)]
+        for item, category in enumerate(self._category_of):
+            by_category[category].append(item)
+        self._category_items = [c for c in by_category if c]
+        self._category_cum = list(itertools.accumulate(sum(popularity[i] for i in c) for c in self._category_items))
+        self._item_cum = [list(itertools.accumulate(popularity[i] for i in c)) for c in self._category_items]
+
+    # -- the stream --------------------------------------------------------------------------------
+    def events(
+        self, start_ms: int, rate: float, count: int | None = None, duration_s: float | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """``count`` events (or ``duration_s`` seconds' worth; endless if neither) from ``start_ms``."""
+        return (event for _ts, event in self.timed_events(start_ms, rate, count, duration_s))
+
+    def timed_events(
+        self, start_ms: int, rate: float, count: int | None = None, duration_s: float | None = None
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Like :meth:`events`, paired with each event's epoch-ms time (what Kafka stamps records with)."""
+        if rate <= 0:
+            raise SimulationError(f"rate must be a positive number of events per second; got {rate}")
+        total = count if count is not None else int(duration_s * rate) if duration_s else None
+        rng = random.Random(self.seed)
+        concurrency = self.concurrency or round(rate * self.think_s)
+        concurrency = max(1, min(concurrency, 10_000, max(1, self.users // 2)))
+        visits: list[_Visit] = []
+        returning: list[tuple[int, int]] = []  # heap of (due ms, user) for loyal shoppers
+        busy: set[int] = set()  # users with an open visit
+        step_ms = 1000.0 / rate
+        for i in itertools.count() if total is None else range(total):
+            now = start_ms + int(i * step_ms)
+            while len(visits) < concurrency:
+                visits.append(self._open_visit(rng, now, returning, busy))
+            pick = rng.randrange(len(visits))
+            visit = visits[pick]
+            yield now, self._event(rng, visit, visit.steps.pop(), now)
+            if not visit.steps:  # visit over: swap-remove it, maybe schedule the loyal shopper's return
+                visits[pick] = visits[-1]
+                visits.pop()
+                busy.discard(visit.user)
+                if visit.persona == "loyal" and rng.random() < 0.8:
+                    gap_ms = int(rng.uniform(*self.return_after_s) * 1000)
+                    heapq.heappush(returning, (now + gap_ms, visit.user))
+
+    def _open_visit(self, rng: random.Random, now: int, returning: list[tuple[int, int]], busy: set[int]) -> _Visit:
+        if returning and returning[0][0] <= now and returning[0][1] not in busy:
+            user = heapq.heappop(returning)[1]
+        else:
+            user = rng.randrange(self.users)
+            while user in busy:
+                user = rng.randrange(self.users)
+        busy.add(user)
+        persona = self._persona_of[user]
+        if persona == "browser" and rng.random() < self.anonymous_share:
+            who = ("anonymousId", f"anon-{rng.getrandbits(48):012x}")
+        else:
+            who = ("userId", f"user-{user}")
+        steps = self._script(rng, persona)
+        steps.reverse()  # popped from the end
+        return _Visit(user, persona, who[0], who[1], steps)
+
+    # -- personas ----------------------------------------------------------------------------------
+    def _script(self, rng: random.Random, persona: str) -> list[Step]:
+        category = bisect(self._category_cum, rng.random() * self._category_cum[-1])
+        viewed = [self._pick_item(rng, category) for _ in range(_VIEWS[persona](rng))]
+        steps: list[Step] = [("page", rng.choice(("Home", "Search", "Category")), ())]
+        steps += [("track", "Product Viewed", (item,)) for item in viewed]
+        if persona == "browser":
+            return steps
+        cart = tuple(rng.sample(viewed, min(len(viewed), 1 if persona == "abandoner" else rng.randint(1, 2))))
+        steps += [("track", "Product Added", (item,)) for item in cart]
+        if persona == "hesitant":
+            if rng.random() < 0.3:
+                steps.append(("track", "Product Added to Wishlist", (rng.choice(viewed),)))
+            steps += [("track", "Product Viewed", (self._pick_item(rng, category),)) for _ in range(rng.randint(0, 2))]
+        elif persona == "buyer" or (persona == "loyal" and rng.random() < 0.8):
+            steps += [("track", "Checkout Started", cart), ("track", "Order Completed", cart)]
+        return steps
+
+    def _pick_item(self, rng: random.Random, category: int) -> int:
+        if rng.random() < 0.2:  # a detour to another category
+            category = bisect(self._category_cum, rng.random() * self._category_cum[-1])
+        cum = self._item_cum[category]
+        return self._category_items[category][bisect(cum, rng.random() * cum[-1])]
+
+    # -- wire form ---------------------------------------------------------------------------------
+    def _event(self, rng: random.Random, visit: _Visit, step: Step, now: int) -> dict[str, Any]:
+        kind, name, items = step
+        event: dict[str, Any] = {"type": kind, "event" if kind == "track" else "name": name}
+        event["messageId"] = uuid4_from(rng.getrandbits(128))
+        event[visit.id_field] = visit.id
+        event["timestamp"] = iso_ms(now)
+        first = items[0] if items else None
+        props: dict[str, Any] = {} if first is None else self._product(first)
+        if name in ("Checkout Started", "Order Completed"):
+            props["products"] = [self._product(item) for item in items]
+            props["order_id"] = f"order-{visit.user}-{now}"
+            props["revenue" if name == "Order Completed" else "value"] = round(
+                sum(self._price_of[i] for i in items), 2
+            )
+            props["currency"] = "USD"
+        event["properties"] = props
+        event["context"] = {"library": {"name": "tailor-simulator"}, "persona": visit.persona}
+        return event
+
+    def _product(self, item: int) -> dict[str, Any]:
+        return {"product_id": f"p{item}", "category": f"c{self._category_of[item]}", "price": self._price_of[item]}
+
+
+@dataclass(slots=True)
+class _Visit:
+    user: int
+    persona: str
+    id_field: str
+    id: str
+    steps: list[Step]
+
+
+_VIEWS: dict[str, Callable[[random.Random], int]] = {
+    "browser": lambda rng: rng.randint(1, 4),
+    "hesitant": lambda rng: rng.randint(6, 12),
+    "abandoner": lambda rng: rng.randint(1, 4),
+    "buyer": lambda rng: rng.randint(2, 6),
+    "loyal": lambda rng: rng.randint(1, 5),
+}
+
+
+def uuid4_from(bits: int) -> str:
+    """A random (version 4) UUID string from 128 random bits; 5x cheaper than ``str(uuid.UUID(...))``.
+
+    >>> import uuid; bits = 0x0123456789abcdef0123456789abcdef
+    >>> uuid4_from(bits) == str(uuid.UUID(int=bits, version=4))
+    True
+    """
+    h = f"{bits:032x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
+def iso_ms(ms: int) -> str:
+    """
+    >>> iso_ms(1511658000123)
+    '2017-11-26T01:00:00.123Z'
+    """
+    seconds, millis = divmod(ms, 1000)
+    return f"{_iso_second(seconds)}.{millis:03d}Z"
+
+
+@lru_cache(maxsize=4096)
+def _iso_second(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
+# -- publishing --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SimulateReport:
+    sent: int
+    elapsed_s: float
+    first_ms: int | None
+    last_ms: int | None
+
+    @property
+    def events_per_s(self) -> float:
+        return self.sent / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def simulate(
+    settings: Settings,
+    rate: float = 200.0,
+    duration_s: float | None = 60.0,
+    users: int = 2000,
+    seed: int = 7,
+    *,
+    count: int | None = None,
+    fast: bool = False,
+    start_ms: int | None = None,
+    simulator: ShopperSimulator | None = None,
+    progress: bool | None = None,
+    echo: Callable[[str], Any] | None = print,
+) -> SimulateReport:
+    """Publish simulated shoppers to ``settings.events_topic``: ``count`` events, else ``duration_s`` of them.
+
+    Wall-clock mode sends each event when its timestamp comes (``rate`` events/s, from now; no end if
+    neither ``count`` nor ``duration_s``). ``fast=True`` sends without sleeping; timestamps then start at
+    ``start_ms`` (default: so that the last event is stamped now) and advance at ``rate`` events per
+    simulated second. ``simulator`` replaces the default ``ShopperSimulator(seed, users)``.
+    """
+    sim = simulator or ShopperSimulator(seed=seed, users=users)
+    total = count if count is not None else int(duration_s * rate) if duration_s else None
+    if fast and total is None:
+        raise SimulationError("fast mode needs count or duration_s: it would never end")
+    now_ms = int(time.time() * 1000)
+    if start_ms is None:
+        start_ms = now_ms - int(1000 * total / rate) if fast and total else now_ms
+    bar = ProgressBar(total, enabled=progress)
+    producer = kafka_events.event_producer(settings.kafka_bootstrap)
+    failures: list[BaseException] = []
+    sent, first_ms, last_ms = 0, None, None
+    t0 = time.monotonic()
+    try:
+        for ts, event in sim.timed_events(start_ms, rate, total):
+            if not fast:
+                ahead = t0 + (ts - start_ms) / 1000 - time.monotonic()
+                if ahead > 0.001:
+                    time.sleep(ahead)
+            kafka_events.publish_event(producer, settings.events_topic, event, ts).add_errback(failures.append)
+            sent += 1
+            first_ms = ts if first_ms is None else first_ms
+            last_ms = ts
+            bar.update(sent)
+    finally:
+        producer.flush()
+        producer.close()
+        bar.close(sent)
+    if failures:
+        raise kafka_events.KafkaUnavailable(
+            f"Kafka did not store {len(failures):,} of {sent:,} simulated events (first error: {failures[0]!r})"
+        )
+    report = SimulateReport(sent, time.monotonic() - t0, first_ms, last_ms)
+    if echo is not None:
+        span = "" if first_ms is None else f", event time {iso_ms(first_ms)} .. {iso_ms(last_ms or first_ms)}"
+        echo(
+            f"sent {sent:,} simulated events to {settings.events_topic} in {report.elapsed_s:.1f} s "
+            f"({report.events_per_s:,.0f}/s){span}"
+        )
+    return report

@@ -1,0 +1,769 @@
+"""A real standalone Flink cluster (one JobManager, N TaskManagers) run from the apache-flink wheel.
+
+The wheel ships Flink's ``bin/`` scripts, ``lib/`` and ``opt/``, so no tarball is needed. Two things
+must be added for Python jobs: ``opt/flink-python-<version>.jar`` on the TaskManager classpath (else
+Python operators fail with ``NoClassDefFoundError ... StateRequestHandler``) and, for thread mode
+(PEMJA runs Python inside the TaskManager JVM), the venv's site-packages on the interpreter's path
+(else "No module named 'pemja'"). This module keeps its own lib and conf dirs and points the wheel's
+scripts at them through ``FLINK_LIB_DIR`` / ``FLINK_CONF_DIR`` / ``FLINK_LOG_DIR``; the wheel is never
+modified. Layout under ``<home>/flink/``::
+
+    lib/          symlinks: pyflink/lib/*.jar, opt/flink-python-<v>.jar, the Kafka connector jar
+    conf/         config.yaml (written by ``ensure_layout``), masters, workers, log4j/logback (wheel's)
+    log/          flink-tailor-standalonesession-0-<host>.log|.out, flink-tailor-taskexecutor-<i>-<host>.*,
+                  flink-tailor-client-<host>.log (``flink run``)
+    run/          Flink's pid files
+    tmp/          io.tmp.dirs (blobs, Python worker files)
+    checkpoints/  savepoints/
+
+The facade, in the style of ``tailor.stack`` (idempotent, one progress line per step, StackError with
+what to do):
+
+    ensure_layout(settings, taskmanagers=1)         lib + conf dirs (no processes)
+    start(settings, taskmanagers=1, progress=print) JobManager + TaskManagers, waits for the slots
+    stop(settings, progress=print)                  cancels running jobs, stops every cluster process
+    status(settings)                                ClusterStatus: processes, slots, jobs
+    submit(settings, job_py, args, py_files, ...)   ``flink run -py``; returns the job id
+    cancel / stop_with_savepoint / wait_for_job / job_metrics    via the REST API
+
+``taskmanagers=1`` gives one TaskManager with 2 slots (all Python of a TaskManager shares one
+interpreter and GIL in thread mode); ``taskmanagers=2`` gives two TaskManagers with one slot each, the
+layout that lets thread mode use both cores.
+
+Settings reach a submitted job through ``TAILOR_*`` environment variables of ``flink run``: the job's
+``main()`` runs in the client, calls ``Settings.load()`` there and bakes every value (topics, group,
+Redis address and prefix, rules text) into the graph and the pickled functions. The TaskManagers never
+read settings.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import yaml
+
+from tailor.settings import PROJECT_ROOT, Settings
+from tailor.stack import process
+from tailor.stack.errors import StackError
+
+Progress = Callable[[str], None]
+
+FLINK_VERSION = "2.2.1"
+HOST = "127.0.0.1"
+JOBMANAGER_RPC_PORT = 6123
+IDENT = "tailor"  # FLINK_IDENT_STRING: names the pid and log files (default $USER, often unset)
+JOBMANAGER_CLASS = "org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint"
+TASKMANAGER_CLASS = "org.apache.flink.runtime.taskexecutor.TaskManagerRunner"
+START_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 30.0
+SUBMIT_TIMEOUT_S = 180.0
+DEFAULT_JOB = PROJECT_ROOT / "pipelines" / "segmentation_job.py"
+# Our top-level packages, shipped with every job (-pyfs) so the TaskManagers import the submitted code.
+JOB_PACKAGES = ("pipelines", "operators", "state_schemas", "connectors", "tailor")
+TERMINAL_STATES = frozenset({"FINISHED", "CANCELED", "FAILED", "SUSPENDED"})
+# Gauges whose per-subtask values are combined with max; every other metric is summed over subtasks.
+MAX_METRICS = frozenset({"event_time_lag_ms"})
+
+# Memory for a 24 GiB / 2-core box: JobManager 1 GiB, TaskManagers 3 GiB in total. The hashmap state
+# backend keeps state on the JVM heap. In thread mode Python runs inside the TaskManager process and
+# allocates natively, outside Flink's budget: the larger JVM overhead covers the interpreter; managed
+# memory (RocksDB, process-mode Python workers) is little used then.
+JOBMANAGER_MEMORY = "1g"
+TASKMANAGER_MEMORY = {1: "3g", 2: "2g"}  # per TaskManager, by number of TaskManagers
+SLOTS = {1: 2, 2: 1}  # slots per TaskManager, by number of TaskManagers
+
+
+@dataclass(frozen=True)
+class Paths:
+    root: Path
+
+    @classmethod
+    def of(cls, settings: Settings) -> Paths:
+        return cls(settings.home / "flink")
+
+    lib = property(lambda self: self.root / "lib")
+    conf = property(lambda self: self.root / "conf")
+    config_yaml = property(lambda self: self.root / "conf" / "config.yaml")
+    log = property(lambda self: self.root / "log")
+    run = property(lambda self: self.root / "run")
+    tmp = property(lambda self: self.root / "tmp")
+    checkpoints = property(lambda self: self.root / "checkpoints")
+    savepoints = property(lambda self: self.root / "savepoints")
+
+
+class JobInfo(NamedTuple):
+    job_id: str
+    name: str
+    state: str
+
+
+class ClusterStatus(NamedTuple):
+    state: str  # "running", "stopped", "error"
+    detail: str
+    rest_url: str
+    jobmanager_pid: int | None
+    taskmanager_pids: list[int]
+    taskmanagers: int  # registered with the JobManager (REST), 0 if it does not answer
+    slots_total: int
+    slots_available: int
+    jobs: list[JobInfo]
+
+    @property
+    def running_jobs(self) -> list[JobInfo]:
+        return [j for j in self.jobs if j.state not in TERMINAL_STATES]
+
+
+# -- layout ------------------------------------------------------------------------------------------
+def pyflink_home() -> Path:
+    """The installed ``pyflink`` package dir: Flink's home (bin/, conf/, lib/, opt/, plugins/)."""
+    spec = importlib.util.find_spec("pyflink")
+    if spec is None or not spec.submodule_search_locations:
+        raise StackError(
+            f"apache-flink is not installed for {sys.executable}: run `pip install apache-flink=={FLINK_VERSION}` "
+            "in the project's venv (./bin/tailor does it)"
+        )
+    home = Path(list(spec.submodule_search_locations)[0])
+    if not (home / "bin" / "flink").exists():
+        raise StackError(f"{home} has no bin/flink: reinstall apache-flink=={FLINK_VERSION}")
+    return home
+
+
+def python_executable() -> str:
+    """The venv's python (not resolved: the symlink is what makes it the venv's)."""
+    return sys.executable
+
+
+def site_packages() -> str:
+    return sysconfig.get_paths()["purelib"]
+
+
+def ensure_layout(settings: Settings, taskmanagers: int = 1) -> Paths:
+    """Create (or refresh) the lib dir of symlinks and the conf dir; starts nothing. Idempotent."""
+    from tailor.stack import connector_jar  # the package facade; lazily, it imports this module's siblings
+
+    _check_taskmanagers(taskmanagers)
+    paths = Paths.of(settings)
+    flink_home = pyflink_home()
+    for d in (paths.lib, paths.conf, paths.log, paths.run, paths.tmp, paths.checkpoints, paths.savepoints):
+        d.mkdir(parents=True, exist_ok=True)
+
+    python_jar = flink_home / "opt" / f"flink-python-{FLINK_VERSION}.jar"
+    if not python_jar.exists():
+        found = sorted(p.name for p in (flink_home / "opt").glob("flink-python-*.jar"))
+        raise StackError(
+            f"{python_jar} is missing (found {found or 'none'}): install apache-flink=={FLINK_VERSION}"
+        )
+    jars = sorted((flink_home / "lib").glob("*.jar")) + [python_jar, connector_jar(settings)]
+    wanted = {jar.name: jar.resolve() for jar in jars}
+    for link in paths.lib.iterdir():
+        if link.name not in wanted or not link.is_symlink() or link.resolve() != wanted[link.name]:
+            link.unlink()
+    for name, target in wanted.items():
+        if not (paths.lib / name).is_symlink():
+            (paths.lib / name).symlink_to(target)
+
+    for name in ("log4j.properties", "log4j-cli.properties", "log4j-console.properties", "logback.xml",
+                 "logback-console.xml"):
+        link, target = paths.conf / name, flink_home / "conf" / name
+        if target.exists() and not (link.is_symlink() and link.resolve() == target.resolve()):
+            link.unlink(missing_ok=True)
+            link.symlink_to(target)
+    _write_if_changed(paths.config_yaml, config_yaml(settings, paths, taskmanagers))
+    _write_if_changed(paths.conf / "masters", f"{HOST}:{settings.rest_port}\n")
+    _write_if_changed(paths.conf / "workers", "localhost\n" * taskmanagers)
+    return paths
+
+
+def flink_config(settings: Settings, paths: Paths, taskmanagers: int = 1) -> dict[str, Any]:
+    """The cluster's configuration as flat Flink keys (what ``config.yaml`` holds)."""
+    java_opts = _wheel_config().get("env.java.opts.all", "")
+    thread_mode = settings.execution_mode == "thread"
+    return {
+        # The JVM flags the wheel's own config.yaml sets (--add-opens etc. for Java 17).
+        "env.java.opts.all": java_opts,
+        "env.log.dir": str(paths.log),
+        "env.pid.dir": str(paths.run),
+        "io.tmp.dirs": str(paths.tmp),
+        "jobmanager.bind-host": HOST,
+        "jobmanager.rpc.address": HOST,
+        "jobmanager.rpc.port": JOBMANAGER_RPC_PORT,
+        "jobmanager.memory.process.size": JOBMANAGER_MEMORY,
+        "jobmanager.execution.failover-strategy": "region",
+        "taskmanager.bind-host": HOST,
+        "taskmanager.host": HOST,
+        "taskmanager.numberOfTaskSlots": SLOTS[taskmanagers],
+        "taskmanager.memory.process.size": TASKMANAGER_MEMORY[taskmanagers],
+        "taskmanager.memory.managed.fraction": 0.1 if thread_mode else 0.4,
+        "taskmanager.memory.jvm-overhead.min": "512m" if thread_mode else "192m",
+        "rest.address": HOST,
+        "rest.bind-address": HOST,
+        "rest.port": settings.rest_port,
+        "parallelism.default": settings.parallelism,
+        # How often the REST API refreshes metrics from the TaskManagers (default 10 s).
+        "metrics.fetcher.update-interval": 2000,
+        "state.backend.type": "hashmap",
+        "execution.checkpointing.dir": paths.checkpoints.resolve().as_uri(),
+        "execution.checkpointing.savepoint-dir": paths.savepoints.resolve().as_uri(),
+        "execution.checkpointing.num-retained": 1,
+        "python.execution-mode": settings.execution_mode,
+        "python.executable": python_executable(),
+        "python.client.executable": python_executable(),
+        # Thread mode: the PEMJA interpreter inside the TaskManager JVM does not see the venv (it is
+        # initialised like the base interpreter), so without this the first Python operator fails with
+        # "No module named 'pemja'". This key (prepended to the worker's PYTHONPATH) is enough;
+        # exporting PYTHONPATH=<site-packages> to the TaskManager JVM works as well.
+        "python.pythonpath": site_packages(),
+    }
+
+
+def config_yaml(settings: Settings, paths: Paths, taskmanagers: int = 1) -> str:
+    header = (
+        "# Generated by tailor.stack.flink_cluster.ensure_layout; edit tailor/settings.py (or TAILOR_* env vars)\n"
+        "# or flink_cluster.flink_config instead: this file is rewritten on every start.\n"
+    )
+    return header + yaml.safe_dump(
+        flink_config(settings, paths, taskmanagers), sort_keys=False, default_flow_style=False, width=100_000
+    )
+
+
+def script_env(settings: Settings, paths: Paths | None = None) -> dict[str, str]:
+    """The environment for the wheel's scripts (``bin/flink``, ``jobmanager.sh``, ``taskmanager.sh``)."""
+    paths = paths or Paths.of(settings)
+    env = dict(os.environ)
+    env.update(
+        FLINK_CONF_DIR=str(paths.conf),
+        FLINK_LIB_DIR=str(paths.lib),
+        FLINK_LOG_DIR=str(paths.log),
+        FLINK_PID_DIR=str(paths.run),
+        FLINK_IDENT_STRING=IDENT,
+        # bin/flink -py starts the client Python with this executable.
+        PYFLINK_CLIENT_EXECUTABLE=python_executable(),
+    )
+    env.pop("FLINK_HOME", None)  # let the scripts find the wheel they belong to
+    return env
+
+
+# -- start / stop / status ---------------------------------------------------------------------------
+def start(settings: Settings | None = None, taskmanagers: int = 1, progress: Progress = print) -> ClusterStatus:
+    """Start the JobManager and ``taskmanagers`` TaskManagers; wait until their slots are registered.
+
+    Idempotent: a running cluster with the same layout is left alone ("already running"); missing
+    TaskManagers of a running cluster are started. A running cluster with another layout is an error
+    (``stop`` it first).
+    """
+    settings = settings or Settings.load()
+    _check_taskmanagers(taskmanagers)
+    paths = Paths.of(settings)
+    with _exclusive(paths):
+        jm, tms = _cluster_processes(paths)
+        if jm is not None:
+            configured = _configured_layout(paths)
+            if configured is not None and configured[1] != SLOTS[taskmanagers]:
+                raise StackError(
+                    f"the Flink cluster runs with {configured[1]} slot(s) per TaskManager "
+                    f"({len(tms)} TaskManager(s)); {taskmanagers} TaskManager(s) need {SLOTS[taskmanagers]}: "
+                    "stop it first (flink_cluster.stop)"
+                )
+            if len(tms) > taskmanagers:
+                raise StackError(
+                    f"the Flink cluster runs {len(tms)} TaskManagers, {taskmanagers} requested: stop it first"
+                )
+            if len(tms) == taskmanagers:
+                st = _wait_for_slots(settings, paths, taskmanagers, time.monotonic() + START_TIMEOUT_S)
+                progress(
+                    f"flink     already running on {rest_url(settings)} (jobmanager pid {jm}, {_layout_text(st)})"
+                )
+                return st
+            t0 = time.monotonic()
+            _run_scripts(settings, paths, [["taskmanager.sh", "start"]] * (taskmanagers - len(tms)))
+            st = _wait_for_slots(settings, paths, taskmanagers, t0 + START_TIMEOUT_S)
+            progress(f"flink     started {taskmanagers - len(tms)} missing TaskManager(s): {_layout_text(st)}"
+                     f"{_took(t0)}")
+            return st
+
+        if tms:  # TaskManagers without a JobManager: leftovers of a crash; they would never register
+            for pid in tms:
+                process.terminate(pid, STOP_TIMEOUT_S)
+            progress(f"flink     stopped {len(tms)} leftover TaskManager(s) without a JobManager")
+        process.ensure_port_free(HOST, settings.rest_port, "TAILOR_REST_PORT", "the Flink REST API and Web UI")
+        _ensure_port_free_fixed(JOBMANAGER_RPC_PORT, "the Flink JobManager RPC (jobmanager.rpc.port)")
+        ensure_layout(settings, taskmanagers)
+        progress(f"flink     lib/ and conf/ ready ({_rel(paths.root)}, {settings.execution_mode} mode)")
+        for pid_file in paths.run.glob("*.pid"):
+            pid_file.unlink()  # the scripts number log files by pid-file lines; start from 0
+
+        t0 = time.monotonic()
+        _run_scripts(settings, paths, [["jobmanager.sh", "start"]] + [["taskmanager.sh", "start"]] * taskmanagers)
+        st = _wait_for_slots(settings, paths, taskmanagers, t0 + START_TIMEOUT_S)
+        progress(
+            f"flink     started on {rest_url(settings)} (jobmanager pid {st.jobmanager_pid}, "
+            f"{_layout_text(st)}){_took(t0)}"
+        )
+        return st
+
+
+def stop(settings: Settings | None = None, progress: Progress = print) -> None:
+    """Cancel running jobs (so their Kafka transactions are aborted, not left open to block
+    read_committed readers), then stop every process of the cluster. Idempotent."""
+    settings = settings or Settings.load()
+    paths = Paths.of(settings)
+    with _exclusive(paths):
+        jm, tms = _cluster_processes(paths)
+        if jm is None and not tms:
+            progress("flink     not running")
+            return
+        t0 = time.monotonic()
+        cancelled = 0
+        if jm is not None:
+            try:
+                running = [j for j in _jobs(settings) if j.state not in TERMINAL_STATES]
+                for job in running:
+                    _rest(settings, f"/jobs/{job.job_id}?mode=cancel", method="PATCH")
+                for job in running:
+                    try:
+                        wait_for_job(settings, job.job_id, TERMINAL_STATES, timeout_s=20)
+                    except StackError:
+                        pass  # stopping the processes ends it anyway
+                cancelled = len(running)
+            except StackError:
+                pass  # REST not answering: just stop the processes
+        pids = tms + ([jm] if jm is not None else [])
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        outcomes = [process.terminate(pid, STOP_TIMEOUT_S) for pid in pids]
+        for pid_file in paths.run.glob("*.pid"):
+            pid_file.unlink()
+        what = ("jobmanager + " if jm is not None else "") + f"{len(tms)} taskmanager(s)"
+        extra = f", {cancelled} running job(s) cancelled" if cancelled else ""
+        killed = " (some needed SIGKILL)" if "killed" in outcomes else ""
+        progress(f"flink     stopped ({what}{extra}){killed}{_took(t0)}")
+
+
+def status(settings: Settings | None = None) -> ClusterStatus:
+    """Processes, registered TaskManagers, slots and jobs, without changing anything."""
+    settings = settings or Settings.load()
+    paths = Paths.of(settings)
+    jm, tms = _cluster_processes(paths)
+    url = rest_url(settings)
+    if jm is None:
+        if tms:
+            return ClusterStatus("error", f"{len(tms)} TaskManager(s) without a JobManager: run stop",
+                                 url, None, tms, 0, 0, 0, [])
+        if process.port_open(HOST, settings.rest_port):
+            return ClusterStatus("error", f"{HOST}:{settings.rest_port} is served by another process, not our "
+                                 "cluster (the embedded mini-cluster of `tailor job run`?)", url, None, [], 0, 0, 0, [])
+        return ClusterStatus("stopped", f"start with flink_cluster.start; logs in {_rel(paths.log)}",
+                             url, None, [], 0, 0, 0, [])
+    try:
+        overview = _rest(settings, "/overview")
+        jobs = _jobs(settings)
+    except StackError as exc:
+        return ClusterStatus("error", f"jobmanager pid {jm} alive but REST does not answer: {exc}",
+                             url, jm, tms, 0, 0, 0, [])
+    st = ClusterStatus(
+        "running", "", url, jm, tms,
+        overview["taskmanagers"], overview["slots-total"], overview["slots-available"], jobs,
+    )
+    running = len(st.running_jobs)
+    return st._replace(detail=f"{_layout_text(st)}, {running} running job(s); logs in {_rel(paths.log)}")
+
+
+def rest_url(settings: Settings) -> str:
+    return f"http://{HOST}:{settings.rest_port}"
+
+
+# -- jobs --------------------------------------------------------------------------------------------
+def submit(
+    settings: Settings | None = None,
+    job_py: Path = DEFAULT_JOB,
+    args: Sequence[str] = (),
+    py_files: Sequence[Path] | None = None,
+    detached: bool = True,
+    from_savepoint: str | Path | None = None,
+    *,
+    rules_file: Path | None = None,
+    bounded: bool = False,
+    timeout_s: float = SUBMIT_TIMEOUT_S,
+) -> str:
+    """``flink run [-d] [-s savepoint] -py job_py -pyfs <packages> -pyexec <venv python> args``; returns the JobID.
+
+    ``settings`` travel to the job's ``main()`` as ``TAILOR_*`` environment variables of the client.
+    ``py_files`` are package dirs and module files the TaskManagers must import (default: the
+    project's packages, ``JOB_PACKAGES``); they are zipped into one ``-pyfs`` archive so each package
+    keeps its name (``import pipelines...``). ``rules_file`` and ``bounded`` are shorthands for the
+    segmentation job's ``--rules`` and ``--bounded``. Not detached, the call returns when the job
+    ends (bounded jobs). Raises StackError with the client's output if the submission fails.
+    """
+    settings = settings or Settings.load()
+    paths = Paths.of(settings)
+    job_py = Path(job_py).resolve()
+    if not job_py.is_file():
+        raise StackError(f"job file {job_py} does not exist")
+    if not process.port_open(HOST, settings.rest_port) or _cluster_processes(paths)[0] is None:
+        raise StackError(f"no Flink cluster of ours answers on {rest_url(settings)}: start it (flink_cluster.start)")
+    if py_files is None:
+        py_files = [PROJECT_ROOT / p for p in JOB_PACKAGES if (PROJECT_ROOT / p).is_dir()]
+    program_args = list(args)
+    if rules_file is not None:
+        program_args += ["--rules", str(Path(rules_file).resolve())]
+    if bounded:
+        program_args.append("--bounded")
+
+    argv = [str(pyflink_home() / "bin" / "flink"), "run"]
+    if detached:
+        argv.append("-d")
+    if from_savepoint is not None:
+        argv += ["-s", str(from_savepoint)]
+    argv += ["-py", str(job_py)]
+    bundle = _bundle(paths, py_files) if py_files else None
+    if bundle is not None:
+        argv += ["-pyfs", str(bundle)]
+    argv += ["-pyexec", python_executable(), "-pyclientexec", python_executable(), *program_args]
+
+    env = script_env(settings, paths)
+    env.update({f"TAILOR_{k.upper()}": str(v) for k, v in settings.to_dict().items()})
+    try:
+        result = subprocess.run(
+            argv, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True,
+            stdin=subprocess.DEVNULL, timeout=None if not detached else timeout_s,
+        )
+    except subprocess.TimeoutExpired as exc:
+        out = (exc.stdout or "") + (exc.stderr or "") if isinstance(exc.stdout, str) else ""
+        raise StackError(f"`flink run` did not finish within {timeout_s:.0f} s:\n{_tail(out)}") from None
+    finally:
+        if bundle is not None:
+            bundle.unlink(missing_ok=True)  # uploaded to the cluster's blob store at submission
+    output = result.stdout + result.stderr
+    match = re.search(r"JobID ([0-9a-f]{32})", output)
+    if result.returncode != 0 or match is None:
+        raise StackError(
+            f"`flink run -py {_rel(job_py)}` failed (exit {result.returncode}); output:\n{_tail(output, 40)}\n"
+            f"client log: {_rel(paths.log)}/flink-{IDENT}-client-*.log"
+        )
+    return match.group(1)
+
+
+def cancel(settings: Settings, job_id: str, timeout_s: float = 30.0) -> str:
+    """Cancel a job and wait until it is terminal; returns its final state ("CANCELED" unless it had ended)."""
+    state = job_state(settings, job_id)
+    if state in TERMINAL_STATES:
+        return state
+    _rest(settings, f"/jobs/{job_id}?mode=cancel", method="PATCH")
+    return wait_for_job(settings, job_id, TERMINAL_STATES, timeout_s)
+
+
+def stop_with_savepoint(
+    settings: Settings, job_id: str, target_dir: Path | None = None, drain: bool = False, timeout_s: float = 120.0
+) -> str:
+    """Stop the job gracefully with a savepoint (``flink stop``); returns the savepoint path (a file:// URI)."""
+    target = target_dir or Paths.of(settings).savepoints
+    trigger = _rest(
+        settings, f"/jobs/{job_id}/stop", method="POST",
+        body={"targetDirectory": Path(target).resolve().as_uri(), "drain": drain},
+    )["request-id"]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        info = _rest(settings, f"/jobs/{job_id}/savepoints/{trigger}")
+        if info["status"]["id"] == "COMPLETED":
+            operation = info.get("operation") or {}
+            if "location" in operation:
+                wait_for_job(settings, job_id, TERMINAL_STATES, max(5.0, deadline - time.monotonic()))
+                return operation["location"]
+            cause = operation.get("failure-cause", {})
+            raise StackError(
+                f"stop-with-savepoint of job {job_id} failed: {cause.get('class', '')}: "
+                f"{_tail(cause.get('stack-trace', str(operation)), 15)}"
+            )
+        if time.monotonic() > deadline:
+            raise StackError(f"savepoint of job {job_id} not completed within {timeout_s:.0f} s")
+        time.sleep(0.3)
+
+
+def job_state(settings: Settings, job_id: str) -> str:
+    return _rest(settings, f"/jobs/{job_id}")["state"]
+
+
+def wait_for_job(
+    settings: Settings, job_id: str, states: str | frozenset[str] | set[str] = "RUNNING", timeout_s: float = 60.0,
+    all_tasks_running: bool = False, fail_on_restart: bool = True,
+) -> str:
+    """Poll until the job reaches one of ``states``; returns that state. With ``all_tasks_running``,
+    RUNNING also waits until every task is deployed and running (sources are reading). A job that
+    fails (and would restart forever under the default restart strategy) raises StackError with its
+    first exception, unless ``fail_on_restart`` is False."""
+    wanted = {states} if isinstance(states, str) else set(states)
+    deadline = time.monotonic() + timeout_s
+    state = "?"
+    while time.monotonic() < deadline:
+        job = _rest(settings, f"/jobs/{job_id}")
+        state = job["state"]
+        if state in wanted:
+            if not (all_tasks_running and state == "RUNNING") or all(
+                v["status"] == "RUNNING" for v in job["vertices"]
+            ):
+                return state
+        elif state in TERMINAL_STATES or (fail_on_restart and state in ("RESTARTING", "FAILING")):
+            raise StackError(
+                f"job {job_id} is {state}, expected {sorted(wanted)}; first failure:\n{_job_failure(settings, job_id)}"
+            )
+        time.sleep(0.25)
+    raise StackError(f"job {job_id} is {state}, not {sorted(wanted)} after {timeout_s:.0f} s; see {rest_url(settings)}")
+
+
+def job_metrics(settings: Settings, job_id: str, group: str = "tailor") -> dict[str, dict[str, float]]:
+    """Custom metrics of the job: ``{operator name: {metric: value}}``, e.g.
+    ``{"normalize_events": {"events_in": 5.0, "dead_letters": 1.0}, "track_segments": {...}}``.
+
+    In REST a metric registered by operator ``op`` in group ``group`` is ``<subtask>.<op>.<group>.<name>``
+    under ``/jobs/<jid>/vertices/<vid>/metrics`` (one per subtask; the vertex name joins the chained
+    operators). This reads the per-vertex aggregate over subtasks: counters are summed, the gauges in
+    ``MAX_METRICS`` take the maximum. Metrics appear once the operators have opened.
+    """
+    result: dict[str, dict[str, float]] = {}
+    marker = f".{group}."
+    for vertex in _rest(settings, f"/jobs/{job_id}")["vertices"]:
+        base = f"/jobs/{job_id}/vertices/{vertex['id']}/subtasks/metrics"
+        names = [m["id"] for m in _rest(settings, base) if marker in m["id"]]
+        if not names:
+            continue
+        values = _rest(settings, f"{base}?get={','.join(names)}&agg=sum,max")
+        for metric in values:
+            operator, short = metric["id"].split(marker, 1)
+            value = metric["max"] if short in MAX_METRICS else metric["sum"]
+            result.setdefault(operator, {})[short] = value
+    return result
+
+
+# -- internals ---------------------------------------------------------------------------------------
+def _bundle(paths: Paths, py_files: Sequence[Path]) -> Path:
+    """One zip of the job's Python code for ``-pyfs``: each package dir under its own name, each
+    module file at the top. (``-pyfs <dir>`` would put the dir's *contents* on the TaskManagers'
+    PYTHONPATH, so ``import pipelines`` would fail; a zip is extracted and its root put there.)
+    Zipping also snapshots the code at submission time."""
+    bundles = paths.root / "submit"
+    bundles.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="tailor-job-", suffix=".zip", dir=bundles)
+    os.close(fd)
+    with zipfile.ZipFile(name, "w", zipfile.ZIP_DEFLATED) as zf:
+        for item in map(Path, py_files):
+            if item.is_dir():
+                for file in sorted(item.rglob("*")):
+                    if file.is_file() and "__pycache__" not in file.parts and file.suffix != ".pyc":
+                        zf.write(file, Path(item.name) / file.relative_to(item))
+            elif item.is_file():
+                zf.write(item, item.name)
+            else:
+                Path(name).unlink()
+                raise StackError(f"py_files entry {item} does not exist")
+    return Path(name)
+
+
+def _check_taskmanagers(taskmanagers: int) -> None:
+    if taskmanagers not in SLOTS:
+        raise StackError(f"taskmanagers must be 1 (2 slots) or 2 (1 slot each) on a 2-core box, got {taskmanagers}")
+
+
+def _cluster_processes(paths: Paths) -> tuple[int | None, list[int]]:
+    """(JobManager pid, TaskManager pids) of *our* cluster: Flink JVMs started with our conf dir.
+
+    Found from /proc rather than Flink's pid files, which go stale after a crash or a SIGKILL.
+    """
+    conf_arg = f"--configDir {paths.conf}"
+    jm: int | None = None
+    tms: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        cmd = process.command_line(pid)
+        if conf_arg not in cmd or not process.pid_alive(pid):
+            continue
+        if JOBMANAGER_CLASS in cmd:
+            jm = pid
+        elif TASKMANAGER_CLASS in cmd:
+            tms.append(pid)
+    return jm, sorted(tms)
+
+
+def _configured_layout(paths: Paths) -> tuple[int, int] | None:
+    """(TaskManagers, slots per TaskManager) as written in our conf dir, or None."""
+    try:
+        config = yaml.safe_load(paths.config_yaml.read_text()) or {}
+        workers = [w for w in (paths.conf / "workers").read_text().split() if w]
+        return len(workers), int(config["taskmanager.numberOfTaskSlots"])
+    except (OSError, KeyError, ValueError, yaml.YAMLError):
+        return None
+
+
+def _run_scripts(settings: Settings, paths: Paths, commands: list[list[str]]) -> None:
+    """Run the wheel's daemon scripts concurrently (each parses the config in a JVM of its own; they
+    serialise on a lock in the pid dir). Own session: a Ctrl-C in the terminal does not reach the daemons."""
+    bin_dir = pyflink_home() / "bin"
+    env = script_env(settings, paths)
+    children = [
+        (cmd, subprocess.Popen(
+            ["bash", str(bin_dir / cmd[0]), *cmd[1:]], env=env, cwd=paths.root, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        ))
+        for cmd in commands
+    ]
+    failures = []
+    for cmd, child in children:
+        out, _ = child.communicate(timeout=120)
+        if child.returncode != 0:
+            failures.append(f"`{' '.join(cmd)}` exited {child.returncode}: {out.strip()[-1500:]}")
+    if failures:
+        raise StackError("starting the Flink cluster failed:\n" + "\n".join(failures) + "\n" + _log_tails(paths))
+
+
+def _wait_for_slots(settings: Settings, paths: Paths, taskmanagers: int, deadline: float) -> ClusterStatus:
+    want_slots = taskmanagers * SLOTS[taskmanagers]
+    last = "no answer"
+    while True:
+        jm, tms = _cluster_processes(paths)
+        if jm is None:
+            raise StackError(f"the Flink JobManager exited during start-up:\n{_log_tails(paths)}")
+        if len(tms) < taskmanagers:
+            # The scripts return once the JVMs run, so a missing TaskManager died (bad memory config,
+            # missing class, ...) and will not come back.
+            time.sleep(0.5)
+            tms = _cluster_processes(paths)[1]
+            if len(tms) < taskmanagers:
+                raise StackError(
+                    f"only {len(tms)} of {taskmanagers} Flink TaskManager(s) are alive:\n{_log_tails(paths)}"
+                )
+        try:
+            overview = _rest(settings, "/overview", timeout=2)
+            last = f"{overview['taskmanagers']} taskmanager(s), {overview['slots-total']} slot(s)"
+            if overview["taskmanagers"] >= taskmanagers and overview["slots-total"] >= want_slots:
+                return ClusterStatus(
+                    "running", "", rest_url(settings), jm, tms, overview["taskmanagers"],
+                    overview["slots-total"], overview["slots-available"], _jobs(settings),
+                )
+        except StackError:
+            pass
+        if time.monotonic() > deadline:
+            raise StackError(
+                f"the Flink cluster did not register {taskmanagers} TaskManager(s) with {want_slots} slot(s) "
+                f"within {START_TIMEOUT_S:.0f} s (REST {rest_url(settings)}: {last}):\n{_log_tails(paths)}"
+            )
+        time.sleep(0.3)
+
+
+def _jobs(settings: Settings) -> list[JobInfo]:
+    return [JobInfo(j["jid"], j["name"], j["state"]) for j in _rest(settings, "/jobs/overview")["jobs"]]
+
+
+def _job_failure(settings: Settings, job_id: str) -> str:
+    try:
+        root = _rest(settings, f"/jobs/{job_id}/exceptions").get("exceptionHistory", {}).get("entries", [])
+    except StackError as exc:
+        return str(exc)
+    if not root:
+        return "no exception recorded"
+    return _tail(root[0].get("stacktrace", root[0].get("exceptionName", "")), 20)
+
+
+def _rest(
+    settings: Settings, path: str, method: str = "GET", body: dict[str, Any] | None = None, timeout: float = 10.0
+) -> Any:
+    url = rest_url(settings) + path
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            text = response.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")[:1500]
+        raise StackError(f"Flink REST {method} {path} -> HTTP {exc.code}: {detail}") from None
+    except OSError as exc:
+        raise StackError(f"Flink REST {url} does not answer ({exc}): is the cluster running?") from None
+    return json.loads(text) if text else {}
+
+
+def _ensure_port_free_fixed(port: int, what: str) -> None:
+    if process.port_bindable(HOST, port):
+        return
+    pid = process.listener_pid(port)
+    owner = f"pid {pid}: {process.command_line(pid)[:120]}" if pid else "pid unknown"
+    raise StackError(f"port {port} on {HOST} is needed for {what} but is taken by another process ({owner}): stop it")
+
+
+def _log_tails(paths: Paths, lines: int = 20) -> str:
+    logs = sorted(paths.log.glob(f"flink-{IDENT}-*-*.log"), key=lambda p: p.stat().st_mtime)[-2:]
+    outs = [p for p in sorted(paths.log.glob(f"flink-{IDENT}-*-*.out")) if p.stat().st_size > 0][-2:]
+    parts = [f"--- {_rel(p)} (last {lines} lines):\n{process.log_tail(p, lines)}" for p in logs + outs]
+    return "\n".join(parts) or f"(no logs in {_rel(paths.log)})"
+
+
+def _layout_text(st: ClusterStatus) -> str:
+    return f"{st.taskmanagers} taskmanager(s), {st.slots_total} slot(s), {st.slots_available} free"
+
+
+def _wheel_config() -> dict[str, Any]:
+    """The wheel's conf/config.yaml, flattened to dotted keys."""
+    data = yaml.safe_load((pyflink_home() / "conf" / "config.yaml").read_text()) or {}
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), value)
+        else:
+            flat[prefix] = node
+
+    walk("", data)
+    return flat
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
+def _tail(text: str, lines: int = 25) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+@contextmanager
+def _exclusive(paths: Paths) -> Iterator[None]:
+    """Serialise start/stop across processes (a lock of its own: the stack lock is taken inside)."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    with open(paths.root / "cluster.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _took(t0: float) -> str:
+    return f" in {time.monotonic() - t0:.1f} s"
