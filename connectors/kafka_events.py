@@ -308,12 +308,20 @@ class BulkPublisher:
 
     def _count_partitions(self, topic: str) -> int:
         try:
-            return len(self._call(asyncio.wait_for(self._producer.partitions_for(topic), 10), timeout=15))
-        except Exception as exc:  # aiokafka raises its own KafkaTimeoutError when the topic is missing
+            partitions = self._call(self._partitions_of(topic), timeout=15)
+        except Exception as exc:
+            raise KafkaUnavailable(f"cannot read topic metadata from {self.bootstrap}: {exc!r}") from None
+        if not partitions:
             raise KafkaUnavailable(
-                f"topic {topic!r} is unknown to {self.bootstrap} ({type(exc).__name__}): create it first "
-                "(`tailor topics create`); the broker does not auto-create topics"
-            ) from None
+                f"topic {topic!r} does not exist on {self.bootstrap}: create it first (`tailor topics create`); "
+                "the broker does not auto-create topics"
+            )
+        return len(partitions)
+
+    async def _partitions_of(self, topic: str) -> set[int] | None:
+        # One metadata round trip; aiokafka's partitions_for() would retry (and log) until it times out.
+        metadata = await self._producer.client.fetch_all_metadata()
+        return metadata.partitions_for_topic(topic)
 
     def _ship(self, topic: str, partition: int, batch: Any) -> None:
         """Hand a batch to the event loop (from the caller's thread), waiting while too many are unacked."""

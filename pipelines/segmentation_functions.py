@@ -14,6 +14,7 @@ from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.common.typeinfo import Types
 
 from connectors.redis_audiences import RedisAudienceWriter
+from pipelines.flink_metrics import BatchedCounter
 from operators.normalize import InvalidEvent, normalize
 from operators.profile_tracker import ProfileTracker
 from operators.segment_rules import SegmentRules
@@ -35,8 +36,11 @@ class NormalizeEvents(ProcessFunction):
 
     def open(self, runtime_context: RuntimeContext) -> None:
         group = runtime_context.get_metrics_group().add_group("tailor")
-        self.events_in = group.counter("events_in")
-        self.dead_letters = group.counter("dead_letters")
+        self.events_in = BatchedCounter(group.counter("events_in"))
+        self.dead_letters = BatchedCounter(group.counter("dead_letters"), every=1)
+
+    def close(self) -> None:
+        self.events_in.flush()
 
     def process_element(self, value, ctx):  # type: ignore[no-untyped-def]
         self.events_in.inc()
@@ -54,8 +58,11 @@ class NormalizeEvents(ProcessFunction):
 class TrackSegments(KeyedProcessFunction):
     """Per-user profile state -> rule segment changes, to Kafka (main output) and Redis."""
 
-    def __init__(self, rules_yaml: str, redis_host: str, redis_port: int, redis_prefix: str) -> None:
+    def __init__(
+        self, rules_yaml: str, redis_host: str, redis_port: int, redis_prefix: str, out_of_orderness_ms: int
+    ) -> None:
         self.rules_yaml = rules_yaml
+        self.out_of_orderness_ms = out_of_orderness_ms
         self.redis_host, self.redis_port, self.redis_prefix = redis_host, redis_port, redis_prefix
 
     def open(self, runtime_context: RuntimeContext) -> None:
@@ -69,13 +76,18 @@ class TrackSegments(KeyedProcessFunction):
         self.redis = RedisAudienceWriter(self.redis_host, self.redis_port, self.redis_prefix)
         self.flush_timer_at = 0
         group = runtime_context.get_metrics_group().add_group("tailor")
-        self.changes_out = group.counter("segment_changes_out")
-        self.duplicates = group.counter("duplicate_events")
-        self.late_events = group.counter("late_events")
+        self.changes_out = BatchedCounter(group.counter("segment_changes_out"))
+        self.duplicates = BatchedCounter(group.counter("duplicate_events"), every=16)
+        self.late_events = BatchedCounter(group.counter("late_events"), every=16)
         self.event_lag_ms = 0
         group.gauge("event_time_lag_ms", lambda: self.event_lag_ms)
+        # Late = behind the bounded-out-of-orderness watermark this subtask has seen; tracked here in
+        # Python because asking the JVM for the watermark on every event costs a cross-language call.
+        self.max_event_time = 0
 
     def close(self) -> None:
+        for counter in (self.changes_out, self.duplicates, self.late_events):
+            counter.flush()
         self.redis.close()
 
     def process_element(self, value, ctx):  # type: ignore[no-untyped-def]
@@ -85,8 +97,10 @@ class TrackSegments(KeyedProcessFunction):
         if self.tracker.is_duplicate(state, event):
             self.duplicates.inc()
             return
-        if event.timestamp < ctx.timer_service().current_watermark():
+        if event.timestamp < self.max_event_time - self.out_of_orderness_ms:
             self.late_events.inc()
+        elif event.timestamp > self.max_event_time:
+            self.max_event_time = event.timestamp
         state, changes = self.tracker.process_one(state, event)
         now = int(time.time() * 1000)
         self.event_lag_ms = now - event.timestamp

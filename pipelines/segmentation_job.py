@@ -63,7 +63,13 @@ def build(env: StreamExecutionEnvironment, settings: Settings, rules_yaml: str, 
     changes = (
         normalized.key_by(user_key_of, key_type=Types.STRING())
         .process(
-            TrackSegments(rules_yaml, settings.redis_host, settings.redis_port, settings.redis_prefix),
+            TrackSegments(
+                rules_yaml,
+                settings.redis_host,
+                settings.redis_port,
+                settings.redis_prefix,
+                settings.out_of_orderness_ms,
+            ),
             output_type=CHANGE_RECORD_TYPE,
         )
         .name("track_segments")

@@ -10,7 +10,9 @@ Two formats (``fmt="auto"`` picks by extension, then by the first line):
   the dead-letter topic.
 
 Bad input is counted, sent to ``settings.dead_letters_topic`` with the reason and the original line, and
-named in the closing summary; it never stops the run. A record Kafka fails to store does (:class:`ProduceError`).
+named in the closing summary; it never stops the run. A record Kafka fails to store does
+(:class:`connectors.kafka_events.KafkaUnavailable`). Records go through the fast
+:class:`connectors.kafka_events.BulkPublisher`.
 """
 
 from __future__ import annotations
@@ -112,43 +114,33 @@ def produce_file(
     rows = read_taobao(path) if fmt == "taobao" else _read_jsonl(path)
     total = count_lines(path) if limit is None else min(limit, count_lines(path))
     bar = ProgressBar(total, enabled=progress)
-    failures: list[BaseException] = []
     sent = rejected = 0
     examples: list[str] = []
-    producer = kafka_events.event_producer(settings.kafka_bootstrap)
     t0 = time.monotonic()
-    try:
-        for done, row in enumerate(rows):
-            if limit is not None and done >= limit:
-                break
-            if rate is not None:
-                _throttle(t0, done, rate)
-            if isinstance(row, TaobaoEvent):
-                future = kafka_events.publish_event(producer, settings.events_topic, row.event)
-                sent += 1
-            elif isinstance(row, _JsonLine):
-                future = kafka_events.publish_raw(
-                    producer, settings.events_topic, row.raw, row.key, row.timestamp_ms
-                )
-                sent += 1
-            else:  # RejectedRow or _BadLine
-                future = kafka_events.publish_dead_letter(
-                    producer, settings.dead_letters_topic, row.error, row.reason, row.raw, f"{path}:{row.line}"
-                )
-                rejected += 1
-                if len(examples) < MAX_EXAMPLES:
-                    examples.append(str(row))
-            future.add_errback(failures.append)
-            bar.update(done + 1)
-    finally:
-        producer.flush()
-        producer.close()
-        bar.close(sent + rejected)
-    if failures:
-        raise ProduceError(
-            f"Kafka did not store {len(failures):,} of {sent + rejected:,} records from {path} "
-            f"(first error: {failures[0]!r}); check the broker log and re-run: duplicates are dropped by messageId"
-        )
+    with kafka_events.bulk_publisher(settings.kafka_bootstrap) as publisher:
+        try:
+            for done, row in enumerate(rows):
+                if limit is not None and done >= limit:
+                    break
+                if rate is not None:
+                    _throttle(t0, done, rate)
+                if isinstance(row, TaobaoEvent):
+                    kafka_events.publish_event(publisher, settings.events_topic, row.event)
+                    sent += 1
+                elif isinstance(row, _JsonLine):
+                    kafka_events.publish_raw(publisher, settings.events_topic, row.raw, row.key, row.timestamp_ms)
+                    sent += 1
+                else:  # RejectedRow or _BadLine
+                    kafka_events.publish_dead_letter(
+                        publisher, settings.dead_letters_topic, row.error, row.reason, row.raw, f"{path}:{row.line}"
+                    )
+                    rejected += 1
+                    if len(examples) < MAX_EXAMPLES:
+                        examples.append(str(row))
+                bar.update(done + 1)
+            publisher.flush()  # raises KafkaUnavailable if Kafka did not store every record
+        finally:
+            bar.close(sent + rejected)
     report = ProduceReport(
         sent, rejected, examples, settings.events_topic, settings.dead_letters_topic, time.monotonic() - t0
     )

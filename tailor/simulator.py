@@ -281,29 +281,23 @@ def simulate(
     if start_ms is None:
         start_ms = now_ms - int(1000 * total / rate) if fast and total else now_ms
     bar = ProgressBar(total, enabled=progress)
-    producer = kafka_events.event_producer(settings.kafka_bootstrap)
-    failures: list[BaseException] = []
     sent, first_ms, last_ms = 0, None, None
     t0 = time.monotonic()
-    try:
-        for ts, event in sim.timed_events(start_ms, rate, total):
-            if not fast:
-                ahead = t0 + (ts - start_ms) / 1000 - time.monotonic()
-                if ahead > 0.001:
-                    time.sleep(ahead)
-            kafka_events.publish_event(producer, settings.events_topic, event, ts).add_errback(failures.append)
-            sent += 1
-            first_ms = ts if first_ms is None else first_ms
-            last_ms = ts
-            bar.update(sent)
-    finally:
-        producer.flush()
-        producer.close()
-        bar.close(sent)
-    if failures:
-        raise kafka_events.KafkaUnavailable(
-            f"Kafka did not store {len(failures):,} of {sent:,} simulated events (first error: {failures[0]!r})"
-        )
+    with kafka_events.bulk_publisher(settings.kafka_bootstrap) as publisher:
+        try:
+            for ts, event in sim.timed_events(start_ms, rate, total):
+                if not fast:
+                    ahead = t0 + (ts - start_ms) / 1000 - time.monotonic()
+                    if ahead > 0.001:
+                        time.sleep(ahead)
+                kafka_events.publish_event(publisher, settings.events_topic, event, ts)
+                sent += 1
+                first_ms = ts if first_ms is None else first_ms
+                last_ms = ts
+                bar.update(sent)
+            publisher.flush()
+        finally:
+            bar.close(sent)
     report = SimulateReport(sent, time.monotonic() - t0, first_ms, last_ms)
     if echo is not None:
         span = "" if first_ms is None else f", event time {iso_ms(first_ms)} .. {iso_ms(last_ms or first_ms)}"

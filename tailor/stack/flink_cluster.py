@@ -311,8 +311,14 @@ def start(settings: Settings | None = None, taskmanagers: int = 1, progress: Pro
             pid_file.unlink()  # the scripts number log files by pid-file lines; start from 0
 
         t0 = time.monotonic()
-        _run_scripts(settings, paths, [["jobmanager.sh", "start"]] + [["taskmanager.sh", "start"]] * taskmanagers)
-        st = _wait_for_slots(settings, paths, taskmanagers, t0 + START_TIMEOUT_S)
+        try:
+            _run_scripts(settings, paths, [["jobmanager.sh", "start"]] + [["taskmanager.sh", "start"]] * taskmanagers)
+            st = _wait_for_slots(settings, paths, taskmanagers, t0 + START_TIMEOUT_S)
+        except (StackError, subprocess.TimeoutExpired) as exc:
+            jm, tms = _cluster_processes(paths)  # leave nothing half-started behind: a retry starts clean
+            for pid in tms + ([jm] if jm is not None else []):
+                process.terminate(pid, STOP_TIMEOUT_S)
+            raise StackError(f"{exc}\n(the Flink processes that had started were stopped again)") from None
         progress(
             f"flink     started on {rest_url(settings)} (jobmanager pid {st.jobmanager_pid}, "
             f"{_layout_text(st)}){_took(t0)}"
@@ -621,6 +627,7 @@ def _run_scripts(settings: Settings, paths: Paths, commands: list[list[str]]) ->
     serialise on a lock in the pid dir). Own session: a Ctrl-C in the terminal does not reach the daemons."""
     bin_dir = pyflink_home() / "bin"
     env = script_env(settings, paths)
+    since = time.time()
     children = [
         (cmd, subprocess.Popen(
             ["bash", str(bin_dir / cmd[0]), *cmd[1:]], env=env, cwd=paths.root, stdin=subprocess.DEVNULL,
@@ -634,16 +641,17 @@ def _run_scripts(settings: Settings, paths: Paths, commands: list[list[str]]) ->
         if child.returncode != 0:
             failures.append(f"`{' '.join(cmd)}` exited {child.returncode}: {out.strip()[-1500:]}")
     if failures:
-        raise StackError("starting the Flink cluster failed:\n" + "\n".join(failures) + "\n" + _log_tails(paths))
+        raise StackError("starting the Flink cluster failed:\n" + "\n".join(failures) + "\n" + _log_tails(paths, since))
 
 
 def _wait_for_slots(settings: Settings, paths: Paths, taskmanagers: int, deadline: float) -> ClusterStatus:
+    since = time.time() - (START_TIMEOUT_S - (deadline - time.monotonic())) - 1  # when the start began
     want_slots = taskmanagers * SLOTS[taskmanagers]
     last = "no answer"
     while True:
         jm, tms = _cluster_processes(paths)
         if jm is None:
-            raise StackError(f"the Flink JobManager exited during start-up:\n{_log_tails(paths)}")
+            raise StackError(f"the Flink JobManager exited during start-up:\n{_log_tails(paths, since)}")
         if len(tms) < taskmanagers:
             # The scripts return once the JVMs run, so a missing TaskManager died (bad memory config,
             # missing class, ...) and will not come back.
@@ -651,7 +659,7 @@ def _wait_for_slots(settings: Settings, paths: Paths, taskmanagers: int, deadlin
             tms = _cluster_processes(paths)[1]
             if len(tms) < taskmanagers:
                 raise StackError(
-                    f"only {len(tms)} of {taskmanagers} Flink TaskManager(s) are alive:\n{_log_tails(paths)}"
+                    f"only {len(tms)} of {taskmanagers} Flink TaskManager(s) are alive:\n{_log_tails(paths, since)}"
                 )
         try:
             overview = _rest(settings, "/overview", timeout=2)
@@ -666,7 +674,7 @@ def _wait_for_slots(settings: Settings, paths: Paths, taskmanagers: int, deadlin
         if time.monotonic() > deadline:
             raise StackError(
                 f"the Flink cluster did not register {taskmanagers} TaskManager(s) with {want_slots} slot(s) "
-                f"within {START_TIMEOUT_S:.0f} s (REST {rest_url(settings)}: {last}):\n{_log_tails(paths)}"
+                f"within {START_TIMEOUT_S:.0f} s (REST {rest_url(settings)}: {last}):\n{_log_tails(paths, since)}"
             )
         time.sleep(0.3)
 
@@ -710,11 +718,15 @@ def _ensure_port_free_fixed(port: int, what: str) -> None:
     raise StackError(f"port {port} on {HOST} is needed for {what} but is taken by another process ({owner}): stop it")
 
 
-def _log_tails(paths: Paths, lines: int = 20) -> str:
-    logs = sorted(paths.log.glob(f"flink-{IDENT}-*-*.log"), key=lambda p: p.stat().st_mtime)[-2:]
-    outs = [p for p in sorted(paths.log.glob(f"flink-{IDENT}-*-*.out")) if p.stat().st_size > 0][-2:]
-    parts = [f"--- {_rel(p)} (last {lines} lines):\n{process.log_tail(p, lines)}" for p in logs + outs]
-    return "\n".join(parts) or f"(no logs in {_rel(paths.log)})"
+def _log_tails(paths: Paths, since: float | None = None, lines: int = 20) -> str:
+    """The tails of the daemons' logs (and non-empty .out files) written since ``since`` (epoch s)."""
+    def fresh(p: Path) -> bool:
+        return since is None or p.stat().st_mtime >= since
+
+    logs = [p for p in sorted(paths.log.glob(f"flink-{IDENT}-*-*.log"), key=lambda p: p.stat().st_mtime) if fresh(p)]
+    outs = [p for p in sorted(paths.log.glob(f"flink-{IDENT}-*-*.out")) if p.stat().st_size > 0 and fresh(p)]
+    parts = [f"--- {_rel(p)} (last {lines} lines):\n{process.log_tail(p, lines)}" for p in logs[-2:] + outs[-2:]]
+    return "\n".join(parts) or f"(no new logs in {_rel(paths.log)})"
 
 
 def _layout_text(st: ClusterStatus) -> str:

@@ -1,0 +1,78 @@
+"""Shared harness for integration tests: the real local stack, isolated topics and Redis prefixes, and a
+helper that runs the real segmentation job (embedded Flink, thread mode) over a bounded topic."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+
+from tailor import local_job, stack
+from tailor.settings import Settings
+from tailor.stack import topics
+
+JOB_TIMEOUT_S = 600
+
+
+@pytest.fixture(scope="session")
+def stack_settings() -> Settings:
+    settings = Settings.load()
+    stack.up(settings, progress=lambda _line: None)
+    return settings
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def isolated_settings(base: Settings, name: str, partitions: int = 2, **overrides) -> Settings:
+    """Settings with fresh topics, consumer group and Redis prefix, so tests never see each other."""
+    tag = f"{name}-{uuid.uuid4().hex[:6]}"
+    settings = Settings.load(
+        events_topic=f"test.{tag}.events",
+        segment_changes_topic=f"test.{tag}.segment-changes",
+        dead_letters_topic=f"test.{tag}.dead-letters",
+        consumer_group=f"test-{tag}",
+        redis_prefix=f"test:{tag}:",
+        kafka_partitions=partitions,
+        rest_port=_free_port(),
+        checkpoint_interval_ms=1000,
+        **overrides,
+    )
+    topics.ensure_topics(settings, [settings.events_topic, settings.segment_changes_topic, settings.dead_letters_topic])
+    return settings
+
+
+def run_bounded_job(settings: Settings, rules_file: Path, log_dir: Path) -> None:
+    """Run the real job over everything currently in the events topic; fail with the log tail."""
+    log_file = log_dir / "job.log"
+    child = local_job.spawn(settings, rules_file, log_file, bounded=True)
+    try:
+        child.wait(timeout=JOB_TIMEOUT_S)
+    except Exception:
+        child.kill()
+        raise
+    if child.returncode != 0:
+        tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-40:])
+        pytest.fail(f"segmentation job exited with {child.returncode}; log tail:\n{tail}")
+
+
+@pytest.fixture(scope="session")
+def redis_client(stack_settings) -> redis.Redis:
+    return redis.Redis(host=stack_settings.redis_host, port=stack_settings.redis_port, decode_responses=True)
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float = 30, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
