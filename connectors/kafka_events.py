@@ -40,6 +40,7 @@ import asyncio
 import threading
 import time
 import uuid
+from collections import defaultdict, deque
 from collections.abc import Coroutine, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -189,15 +190,19 @@ def publish_dead_letter(
     )
 
 
+_Slot = tuple[str, int]  # (topic, partition)
+
+
 class BulkPublisher:
     """Publish many records fast from plain (non-async) code; ``send`` has ``KafkaProducer.send``'s signature.
 
     Records are appended to one open batch per (topic, partition) in the caller's thread. A batch is
-    shipped when full, when it is ``linger_ms`` old (a timer on the event-loop thread), or on ``flush``;
-    at most ``max_pending`` batches wait for acks before ``send`` blocks (back-pressure). Keyed records
-    go to ``murmur2(key) % partitions`` like every Kafka client's default partitioner; unkeyed ones stick
-    to one partition per batch. ``flush`` waits for every ack and raises :class:`KafkaUnavailable` if
-    any record was not stored; ``close`` (also on leaving a ``with`` block) delivers what is left.
+    shipped when full, when it is ``linger_ms`` old (a timer on the event-loop thread), or on ``flush``.
+    Shipped batches of a partition are handed to Kafka strictly in order, one at a time, so per-key
+    order holds; once ``max_pending`` batches await acks, ``send`` waits (back-pressure). Keyed records
+    go to ``murmur2(key) % partitions`` like every Kafka client's default partitioner; unkeyed ones
+    stick to one partition per batch. ``flush`` waits for every ack and raises :class:`KafkaUnavailable`
+    if any record was not stored; ``close`` (also on leaving a ``with`` block) delivers what is left.
     """
 
     def __init__(
@@ -210,16 +215,18 @@ class BulkPublisher:
     ) -> None:
         self.bootstrap = bootstrap
         self.linger_ms = linger_ms
-        self._lock = threading.Lock()
-        self._acked = threading.Condition()
-        self._open: dict[tuple[str, int], tuple[Any, float]] = {}  # (topic, partition) -> (batch, opened at)
+        self.max_pending = max_pending
+        self._lock = threading.Lock()  # guards _open and _shipped (caller thread and loop thread)
+        self._open: dict[_Slot, tuple[Any, float]] = {}  # slot -> (batch being filled, opened at)
+        self._shipped: dict[_Slot, deque[Any]] = defaultdict(deque)  # full batches, in order
+        self._acked = threading.Condition()  # guards the counters below
+        self._pending = 0  # batches shipped and not yet acknowledged
+        self._failed = 0
+        self._errors: list[BaseException] = []
         self._partitions: dict[str, int] = {}
         self._sticky: dict[str, int] = {}
         self._hashes: dict[bytes, int] = {}
-        self._pending = 0
-        self._max_pending = max_pending
-        self._failed = 0
-        self._errors: list[BaseException] = []
+        self._turns: dict[_Slot, asyncio.Lock] = {}  # loop thread only
         self._closed = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=client_id, daemon=True)
@@ -252,19 +259,24 @@ class BulkPublisher:
                 entry = self._open[slot] = (self._producer.create_batch(), time.monotonic())
             if entry[0].append(timestamp=timestamp_ms, key=key, value=value, headers=headers or []) is not None:
                 return
-            del self._open[slot]  # full: ship it and start the next batch with this record
-        self._ship(topic, partition, entry[0])
+            self._ship_locked(slot)  # full: ship it, then start the next batch with this record
+        self._schedule([slot])
+        with self._acked:
+            self._acked.wait_for(lambda: self._pending < self.max_pending)
         self.send(topic, value, key, headers, partition, timestamp_ms)
 
     def flush(self, timeout_s: float = 120.0) -> None:
         """Ship every open batch, wait for all acks; raise if Kafka did not store some records."""
         with self._lock:
-            batches, self._open = self._open, {}
-        for (topic, partition), (batch, _opened) in batches.items():
-            self._ship(topic, partition, batch)
+            slots = list(self._open)
+            for slot in slots:
+                self._ship_locked(slot)
+        self._schedule(slots)
         with self._acked:
             if not self._acked.wait_for(lambda: self._pending == 0, timeout_s):
-                raise KafkaUnavailable(f"{self._pending} batches not acknowledged by {self.bootstrap} in {timeout_s:.0f} s")
+                raise KafkaUnavailable(
+                    f"{self._pending} batches not acknowledged by {self.bootstrap} in {timeout_s:.0f} s"
+                )
             failed, errors, self._failed, self._errors = self._failed, self._errors, 0, []
         if failed:
             raise KafkaUnavailable(
@@ -292,7 +304,7 @@ class BulkPublisher:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # -- internals -----------------------------------------------------------------------------------
+    # -- partitioning --------------------------------------------------------------------------------
     def _partition_for(self, topic: str, key: bytes | None) -> int:
         count = self._partitions.get(topic)
         if count is None:
@@ -323,30 +335,54 @@ class BulkPublisher:
         metadata = await self._producer.client.fetch_all_metadata()
         return metadata.partitions_for_topic(topic)
 
-    def _ship(self, topic: str, partition: int, batch: Any) -> None:
-        """Hand a batch to the event loop (from the caller's thread), waiting while too many are unacked."""
+    # -- shipping ------------------------------------------------------------------------------------
+    def _ship_locked(self, slot: _Slot) -> None:
+        """Move the slot's open batch to its shipping queue; caller holds ``_lock`` (this fixes the order)."""
+        batch, _opened = self._open.pop(slot)
+        self._shipped[slot].append(batch)
         with self._acked:
-            self._acked.wait_for(lambda: self._pending < self._max_pending)
             self._pending += 1
-        self._unstick(topic, partition)
-        asyncio.run_coroutine_threadsafe(self._deliver(topic, partition, batch), self._loop)
-
-    def _unstick(self, topic: str, partition: int) -> None:
+        topic, partition = slot
         if self._sticky.get(topic) == partition:  # unkeyed records move on to the next partition
             self._sticky[topic] = partition + 1
 
-    async def _deliver(self, topic: str, partition: int, batch: Any) -> None:
+    def _schedule(self, slots: list[_Slot]) -> None:
+        for slot in slots:
+            if threading.current_thread() is self._thread:
+                self._loop.create_task(self._deliver(slot))
+            else:
+                asyncio.run_coroutine_threadsafe(self._deliver(slot), self._loop)
+
+    async def _deliver(self, slot: _Slot) -> None:
+        """Hand the slot's oldest shipped batch to aiokafka (one at a time per slot), await its ack."""
+        batch = None
         try:
-            await (await self._producer.send_batch(batch, topic, partition=partition))
+            async with self._turns.setdefault(slot, asyncio.Lock()):
+                with self._lock:
+                    batch = self._shipped[slot].popleft()
+                delivered = await self._producer.send_batch(batch, slot[0], partition=slot[1])
+            await delivered
         except Exception as exc:
             with self._acked:
-                self._failed += batch.record_count()
+                self._failed += batch.record_count() if batch is not None else 0
                 self._errors.append(exc)
         finally:
             with self._acked:
                 self._pending -= 1
                 self._acked.notify_all()
 
+    async def _linger(self) -> None:
+        """Ship batches older than ``linger_ms``, so a slow or pausing sender still delivers promptly."""
+        while True:
+            await asyncio.sleep(self.linger_ms / 2000)
+            due = time.monotonic() - self.linger_ms / 1000
+            with self._lock:
+                ripe = [slot for slot, (_batch, opened) in self._open.items() if opened <= due]
+                for slot in ripe:
+                    self._ship_locked(slot)
+            self._schedule(ripe)
+
+    # -- the event-loop thread -----------------------------------------------------------------------
     async def _start(self, client_id: str, batch_size: int) -> Any:
         from aiokafka import AIOKafkaProducer
 
@@ -377,21 +413,6 @@ class BulkPublisher:
         except asyncio.CancelledError:
             pass
         await self._producer.stop()
-
-    async def _linger(self) -> None:
-        """Ship batches older than ``linger_ms``, so a slow or pausing sender still delivers promptly."""
-        while not self._closed:
-            await asyncio.sleep(self.linger_ms / 2000)
-            due = time.monotonic() - self.linger_ms / 1000
-            with self._lock:
-                ripe = [(slot, batch) for slot, (batch, opened) in self._open.items() if opened <= due]
-                for slot, _batch in ripe:
-                    del self._open[slot]
-                with self._acked:  # counted before the lock is released, so flush cannot miss them
-                    self._pending += len(ripe)
-            for (topic, partition), batch in ripe:  # never wait for back-pressure on the loop thread
-                self._unstick(topic, partition)
-                self._loop.create_task(self._deliver(topic, partition, batch))
 
     def _call(self, coroutine: Coroutine[Any, Any, Any], timeout: float) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)

@@ -49,7 +49,7 @@ def run(settings: Settings, rules_file: Path, bounded: bool = False) -> None:
 def spawn(settings: Settings, rules_file: Path, log_file: Path, bounded: bool = False) -> subprocess.Popen[bytes]:
     """Start ``tailor job run`` as a child process with ``settings`` passed through TAILOR_* variables."""
     env = dict(os.environ)
-    env.update({f"TAILOR_{k.upper()}": str(v) for k, v in settings.to_dict().items()})
+    env.update(settings.to_environ())
     env.update(python_path_env(settings))
     argv = [sys.executable, "-m", "tailor", "job", "run", "--rules", str(rules_file)]
     if bounded:

@@ -79,6 +79,17 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self).items()}
 
+    def to_environ(self) -> dict[str, str]:
+        """These settings as ``TAILOR_*`` variables, for child processes (jobs, simulators, cluster submits).
+
+        >>> Settings.load(environ={}).to_environ()["TAILOR_KAFKA_PORT"]
+        '9092'
+        """
+        return {f"TAILOR_{k.upper()}": str(v) for k, v in self.to_dict().items()}
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:

@@ -6,7 +6,7 @@ Shoppers follow one of five personas (the mix is configurable):
     hesitant    6-12 product views and 1-2 cart adds, sometimes a wishlist add; never buys
     abandoner   1-4 views and a cart add, then gone
     buyer       2-6 views, 1-2 cart adds, "Checkout Started", "Order Completed"
-    loyal       a buyer who comes back: after each visit, 80 % return 1 h - 3 days later
+    loyal       comes back 1 h - 3 days after each visit (``return_after_s``); buys on 80 % of visits
 
 Products come from a catalog of ``items`` in ``categories`` with a Zipf-like popularity; a visit
 browses mostly one category. Many visits are open at once and their events interleave: event ``i``
@@ -35,7 +35,7 @@ import random
 import time
 from bisect import bisect
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -43,6 +43,7 @@ from connectors import kafka_events
 from operators.errors import TailorError
 from tailor.produce import ProgressBar
 from tailor.settings import Settings
+
 
 class SimulationError(TailorError, ValueError):
     """Simulator settings that cannot work; the message says which and what is expected."""
@@ -109,44 +110,49 @@ class ShopperSimulator:
         if rate <= 0:
             raise SimulationError(f"rate must be a positive number of events per second; got {rate}")
         total = count if count is not None else int(duration_s * rate) if duration_s else None
-        rng = random.Random(self.seed)
         concurrency = self.concurrency or round(rate * self.think_s)
-        concurrency = max(1, min(concurrency, 10_000, max(1, self.users // 2)))
-        visits: list[_Visit] = []
-        returning: list[tuple[int, int]] = []  # heap of (due ms, user) for loyal shoppers
-        busy: set[int] = set()  # users with an open visit
+        run = _Run(random.Random(self.seed), max(1, min(concurrency, 10_000, self.users // 2)))
+        rng, visits = run.rng, run.visits
         step_ms = 1000.0 / rate
         for i in itertools.count() if total is None else range(total):
             now = start_ms + int(i * step_ms)
-            while len(visits) < concurrency:
-                visits.append(self._open_visit(rng, now, returning, busy))
+            while len(visits) < run.concurrency:
+                visits.append(self._open_visit(run, now))
             pick = rng.randrange(len(visits))
             visit = visits[pick]
             yield now, self._event(rng, visit, visit.steps.pop(), now)
-            if not visit.steps:  # visit over: swap-remove it, maybe schedule the loyal shopper's return
+            if not visit.steps:  # visit over: swap-remove it; a loyal shopper will be back
                 visits[pick] = visits[-1]
                 visits.pop()
-                busy.discard(visit.user)
-                if visit.persona == "loyal" and rng.random() < 0.8:
+                run.busy.discard(visit.user)
+                if visit.persona == "loyal":
                     gap_ms = int(rng.uniform(*self.return_after_s) * 1000)
-                    heapq.heappush(returning, (now + gap_ms, visit.user))
+                    heapq.heappush(run.returning, (now + gap_ms, visit.user))
+                    run.away.add(visit.user)
 
-    def _open_visit(self, rng: random.Random, now: int, returning: list[tuple[int, int]], busy: set[int]) -> _Visit:
-        if returning and returning[0][0] <= now and returning[0][1] not in busy:
-            user = heapq.heappop(returning)[1]
-        else:
-            user = rng.randrange(self.users)
-            while user in busy:
-                user = rng.randrange(self.users)
-        busy.add(user)
+    def _open_visit(self, run: _Run, now: int) -> _Visit:
+        user = self._next_user(run, now)
+        run.busy.add(user)
         persona = self._persona_of[user]
-        if persona == "browser" and rng.random() < self.anonymous_share:
-            who = ("anonymousId", f"anon-{rng.getrandbits(48):012x}")
+        if persona == "browser" and run.rng.random() < self.anonymous_share:
+            id_field, id_value = "anonymousId", f"anon-{run.rng.getrandbits(48):012x}"
         else:
-            who = ("userId", f"user-{user}")
-        steps = self._script(rng, persona)
+            id_field, id_value = "userId", f"user-{user}"
+        steps = self._script(run.rng, persona)
         steps.reverse()  # popped from the end
-        return _Visit(user, persona, who[0], who[1], steps)
+        return _Visit(user, persona, id_field, id_value, steps)
+
+    def _next_user(self, run: _Run, now: int) -> int:
+        """A loyal shopper whose return is due, else a random shopper who is neither busy nor away."""
+        if not run.returning or run.returning[0][0] > now:
+            for _ in range(100):
+                user = run.rng.randrange(self.users)
+                if user not in run.busy and user not in run.away:
+                    return user
+        # a return is due, or (a tiny, mostly loyal user base) everyone else is busy or away
+        user = heapq.heappop(run.returning)[1]
+        run.away.discard(user)
+        return user
 
     # -- personas ----------------------------------------------------------------------------------
     def _script(self, rng: random.Random, persona: str) -> list[Step]:
@@ -194,6 +200,18 @@ class ShopperSimulator:
 
     def _product(self, item: int) -> dict[str, Any]:
         return {"product_id": f"p{item}", "category": f"c{self._category_of[item]}", "price": self._price_of[item]}
+
+
+@dataclass(slots=True)
+class _Run:
+    """The moving parts of one :meth:`ShopperSimulator.timed_events` run."""
+
+    rng: random.Random
+    concurrency: int
+    visits: list[_Visit] = field(default_factory=list)  # open visits
+    busy: set[int] = field(default_factory=set)  # users with an open visit
+    returning: list[tuple[int, int]] = field(default_factory=list)  # heap of (due ms, loyal user)
+    away: set[int] = field(default_factory=set)  # users in `returning`
 
 
 @dataclass(slots=True)

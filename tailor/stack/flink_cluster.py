@@ -24,7 +24,7 @@ what to do):
     stop(settings, progress=print)                  cancels running jobs, stops every cluster process
     status(settings)                                ClusterStatus: processes, slots, jobs
     submit(settings, job_py, args, py_files, ...)   ``flink run -py``; returns the job id
-    cancel / stop_with_savepoint / wait_for_job / job_metrics    via the REST API
+    cancel / stop_with_savepoint / wait_for_job / job_state / job_vertices / job_metrics   (REST API)
 
 ``taskmanagers=1`` gives one TaskManager with 2 slots (all Python of a TaskManager shares one
 interpreter and GIL in thread mode); ``taskmanagers=2`` gives two TaskManagers with one slot each, the
@@ -288,8 +288,10 @@ def start(settings: Settings | None = None, taskmanagers: int = 1, progress: Pro
                 )
             if len(tms) == taskmanagers:
                 st = _wait_for_slots(settings, paths, taskmanagers, time.monotonic() + START_TIMEOUT_S)
+                port = _configured_rest_port(paths)
+                note = f"; settings say port {settings.rest_port}" if port != settings.rest_port else ""
                 progress(
-                    f"flink     already running on {rest_url(settings)} (jobmanager pid {jm}, {_layout_text(st)})"
+                    f"flink     already running on {rest_url(settings)} (jobmanager pid {jm}, {_layout_text(st)}{note})"
                 )
                 return st
             t0 = time.monotonic()
@@ -371,14 +373,15 @@ def status(settings: Settings | None = None) -> ClusterStatus:
     settings = settings or Settings.load()
     paths = Paths.of(settings)
     jm, tms = _cluster_processes(paths)
-    url = rest_url(settings)
+    url = rest_url(settings) if jm is not None else f"http://{HOST}:{settings.rest_port}"
     if jm is None:
         if tms:
             return ClusterStatus("error", f"{len(tms)} TaskManager(s) without a JobManager: run stop",
                                  url, None, tms, 0, 0, 0, [])
         if process.port_open(HOST, settings.rest_port):
             return ClusterStatus("error", f"{HOST}:{settings.rest_port} is served by another process, not our "
-                                 "cluster (the embedded mini-cluster of `tailor job run`?)", url, None, [], 0, 0, 0, [])
+                                 "cluster (the embedded mini-cluster of `tailor job run`?)",
+                                 url, None, [], 0, 0, 0, [])
         return ClusterStatus("stopped", f"start with flink_cluster.start; logs in {_rel(paths.log)}",
                              url, None, [], 0, 0, 0, [])
     try:
@@ -396,7 +399,9 @@ def status(settings: Settings | None = None) -> ClusterStatus:
 
 
 def rest_url(settings: Settings) -> str:
-    return f"http://{HOST}:{settings.rest_port}"
+    """The REST API / Web UI of our cluster. The conf dir written at start is the truth for a running
+    cluster (it may have been started with another ``rest_port``); ``settings.rest_port`` otherwise."""
+    return f"http://{HOST}:{_configured_rest_port(Paths.of(settings)) or settings.rest_port}"
 
 
 # -- jobs --------------------------------------------------------------------------------------------
@@ -426,8 +431,8 @@ def submit(
     job_py = Path(job_py).resolve()
     if not job_py.is_file():
         raise StackError(f"job file {job_py} does not exist")
-    if not process.port_open(HOST, settings.rest_port) or _cluster_processes(paths)[0] is None:
-        raise StackError(f"no Flink cluster of ours answers on {rest_url(settings)}: start it (flink_cluster.start)")
+    if _cluster_processes(paths)[0] is None:
+        raise StackError(f"our Flink cluster is not running (conf {_rel(paths.conf)}): start it (flink_cluster.start)")
     if py_files is None:
         py_files = [PROJECT_ROOT / p for p in JOB_PACKAGES if (PROJECT_ROOT / p).is_dir()]
     program_args = list(args)
@@ -537,6 +542,11 @@ def wait_for_job(
     raise StackError(f"job {job_id} is {state}, not {sorted(wanted)} after {timeout_s:.0f} s; see {rest_url(settings)}")
 
 
+def job_vertices(settings: Settings, job_id: str) -> list[str]:
+    """Names of the job's vertices (chained operators joined by " -> "), as the Web UI shows them."""
+    return [v["name"] for v in _rest(settings, f"/jobs/{job_id}")["vertices"]]
+
+
 def job_metrics(settings: Settings, job_id: str, group: str = "tailor") -> dict[str, dict[str, float]]:
     """Custom metrics of the job: ``{operator name: {metric: value}}``, e.g.
     ``{"normalize_events": {"events_in": 5.0, "dead_letters": 1.0}, "track_segments": {...}}``.
@@ -591,25 +601,52 @@ def _check_taskmanagers(taskmanagers: int) -> None:
 
 
 def _cluster_processes(paths: Paths) -> tuple[int | None, list[int]]:
-    """(JobManager pid, TaskManager pids) of *our* cluster: Flink JVMs started with our conf dir.
+    """(JobManager pid, TaskManager pids) of *our* cluster: processes started with our conf dir.
 
-    Found from /proc rather than Flink's pid files, which go stale after a crash or a SIGKILL.
+    Two sources: Flink's pid files (right after a start, such a pid may still be the forked shell
+    that is about to exec java) and a /proc scan for our JVMs (pid files go stale after a crash or
+    SIGKILL, or are deleted). A pid counts only if its command line names our conf dir.
     """
     conf_arg = f"--configDir {paths.conf}"
-    jm: int | None = None
-    tms: list[int] = []
+    found: dict[str, set[int]] = {"standalonesession": set(), "taskexecutor": set()}
+    for kind, pids in found.items():
+        try:
+            lines = (paths.run / f"flink-{IDENT}-{kind}.pid").read_text().split()
+        except OSError:
+            lines = []
+        for pid in (int(x) for x in lines if x.isdigit()):
+            if process.pid_alive(pid) and conf_arg in process.command_line(pid):
+                pids.add(pid)
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        pid = int(entry.name)
-        cmd = process.command_line(pid)
-        if conf_arg not in cmd or not process.pid_alive(pid):
+        cmd = process.command_line(int(entry.name))
+        if conf_arg not in cmd:
             continue
         if JOBMANAGER_CLASS in cmd:
-            jm = pid
+            found["standalonesession"].add(int(entry.name))
         elif TASKMANAGER_CLASS in cmd:
-            tms.append(pid)
-    return jm, sorted(tms)
+            found["taskexecutor"].add(int(entry.name))
+    alive = {kind: sorted(p for p in pids if process.pid_alive(p)) for kind, pids in found.items()}
+    jms = alive["standalonesession"]
+    return (jms[-1] if jms else None), alive["taskexecutor"]
+
+
+def _configured_rest_port(paths: Paths) -> int | None:
+    try:
+        stat = paths.config_yaml.stat()
+    except OSError:
+        return None
+    key = (str(paths.config_yaml), stat.st_mtime_ns)
+    if key not in _rest_port_cache:
+        try:
+            _rest_port_cache[key] = int((yaml.safe_load(paths.config_yaml.read_text()) or {})["rest.port"])
+        except (OSError, KeyError, ValueError, TypeError, yaml.YAMLError):
+            return None
+    return _rest_port_cache[key]
+
+
+_rest_port_cache: dict[tuple[str, int], int] = {}
 
 
 def _configured_layout(paths: Paths) -> tuple[int, int] | None:

@@ -1,0 +1,186 @@
+"""The segmentation job on a real standalone Flink cluster started from the wheel's scripts.
+
+One module-scoped run: start the cluster (1 TaskManager, 2 slots, thread mode), produce a few
+Segment-Spec events to scratch topics, submit ``pipelines/segmentation_job.py`` with ``flink run -py``
+(settings travel as TAILOR_* variables), then check the outputs a downstream service sees (the
+segment-changes topic read_committed, Redis audiences) and what an operator sees (REST job graph,
+custom metrics). The job is cancelled, the cluster stopped (unless it was already running before this
+module), the scratch topics and Redis keys deleted, also when a check fails. About a minute.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+
+import orjson
+import pytest
+import redis
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from tailor import stack
+from tailor.settings import Settings
+from tailor.stack import flink_cluster, process, topics
+
+pytestmark = pytest.mark.integration
+
+OPERATORS = ("kafka_events", "normalize_events", "track_segments", "dead_letters_sink", "segment_changes_sink")
+USER_1, USER_2 = "user-1", "user-2"
+
+
+def rest_port() -> int:
+    """The configured REST port, unless something else (say, a developer's embedded mini-cluster from
+    `tailor job run`) holds it and our cluster does not run: then any free port."""
+    default = Settings.load()
+    if flink_cluster.status(default).state == "running" or process.port_bindable("127.0.0.1", default.rest_port):
+        return default.rest_port
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    tag = uuid.uuid4().hex[:8]
+    settings = Settings.load(
+        rest_port=rest_port(),
+        events_topic=f"tailor.test.flink.{tag}.events",
+        segment_changes_topic=f"tailor.test.flink.{tag}.segment-changes",
+        dead_letters_topic=f"tailor.test.flink.{tag}.dead-letters",
+        consumer_group=f"tailor-test-flink-{tag}",
+        redis_prefix=f"tailor:test:flink:{tag}:",
+    )
+    stack.up(settings, progress=lambda _line: None)
+    topics.recreate_topics(settings)
+    yield settings
+    topics.delete_topics(settings, topics.tailor_topics(settings))
+    client = redis.Redis(host=settings.redis_host, port=settings.redis_port)
+    keys = list(client.scan_iter(match=f"{settings.redis_prefix}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(settings):
+    was_running = flink_cluster.status(settings).state == "running"
+    try:
+        yield flink_cluster.start(settings, progress=lambda _line: None)
+    finally:
+        if not was_running:  # a developer's cluster stays up; ours goes
+            flink_cluster.stop(settings, progress=lambda _line: None)
+
+
+@pytest.fixture(scope="module")
+def job(settings, cluster):
+    produced = produce_events(settings)
+    job_id = flink_cluster.submit(settings)
+    try:
+        flink_cluster.wait_for_job(settings, job_id, "RUNNING", timeout_s=60, all_tasks_running=True)
+        yield job_id, produced
+    finally:
+        flink_cluster.cancel(settings, job_id)
+
+
+def produce_events(settings: Settings) -> int:
+    """USER_1: six product views and an add-to-cart (-> interested_but_hesitant), USER_2: one view,
+    plus one payload that is not JSON (-> dead letter). Key = user id, Kafka timestamp = event time."""
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    start = int(time.time() * 1000) - 60_000
+    events = [(USER_1, "Product Viewed", start + i * 1000, i) for i in range(6)]
+    events += [(USER_1, "Product Added", start + 7000, 3), (USER_2, "Product Viewed", start + 8000, 9)]
+    for user, name, ts, product in events:
+        message = {
+            "type": "track", "event": name, "messageId": uuid.uuid4().hex, "userId": user, "timestamp": ts,
+            "properties": {"product_id": product, "category": "shoes"},
+        }
+        producer.send(settings.events_topic, key=user.encode(), value=orjson.dumps(message), timestamp_ms=ts)
+    producer.send(settings.events_topic, key=b"broken", value=b"{not json", timestamp_ms=start + 9000)
+    producer.flush()
+    producer.close()
+    return len(events) + 1
+
+
+def read_committed(settings: Settings, topic: str) -> list:
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, isolation_level="read_committed",
+        enable_auto_commit=False, consumer_timeout_ms=1000,
+    )
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in range(settings.kafka_partitions)])
+        consumer.seek_to_beginning()
+        return list(consumer)
+    finally:
+        consumer.close()
+
+
+def eventually(check, timeout_s: float, what: str):
+    """Poll ``check()`` until it returns a truthy value; fail with the last value after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} not seen within {timeout_s:.0f} s; last: {value!r}")
+        time.sleep(0.5)
+
+
+def test_cluster_reports_taskmanager_and_slots(settings, cluster):
+    status = flink_cluster.status(settings)
+
+    assert status.state == "running", status.detail
+    assert (status.taskmanagers, status.slots_total) == (1, 2)
+    assert flink_cluster.start(settings, progress=lambda _line: None).jobmanager_pid == status.jobmanager_pid
+
+
+def test_segment_changes_reach_kafka_and_redis(settings, job):
+    # Exactly-once sink: changes become visible to read_committed readers when a checkpoint completes.
+    def changes():
+        records = read_committed(settings, settings.segment_changes_topic)
+        return {(r.key.decode(), orjson.loads(r.value)["segment"], orjson.loads(r.value)["change"]) for r in records}
+
+    seen = eventually(lambda: (c := changes()) if (USER_1, "interested_but_hesitant", "enter") in c else None,
+                      30, "interested_but_hesitant enter for user-1")
+    assert (USER_2, "active", "enter") in seen
+    assert not any(user == USER_2 and segment == "interested_but_hesitant" for user, segment, _ in seen)
+
+    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, decode_responses=True)
+    try:
+        audience = eventually(
+            lambda: client.smembers(f"{settings.redis_prefix}segment:interested_but_hesitant"), 10, "Redis audience"
+        )
+        assert audience == {USER_1}
+        assert client.smembers(f"{settings.redis_prefix}segment:active") == {USER_1, USER_2}
+    finally:
+        client.close()
+
+    dead = eventually(lambda: read_committed(settings, settings.dead_letters_topic), 10, "the dead letter")
+    assert len(dead) == 1 and orjson.loads(dead[0].value)["error"] == "invalid_json"
+
+
+def test_rest_lists_the_job_with_named_operators(settings, job):
+    job_id, _ = job
+    status = flink_cluster.status(settings)
+    assert [j.name for j in status.running_jobs if j.job_id == job_id] == ["tailor-segmentation"]
+
+    vertex_names = " | ".join(flink_cluster.job_vertices(settings, job_id))
+    for operator in OPERATORS:
+        assert operator in vertex_names, vertex_names
+
+
+def test_custom_metrics_are_visible(settings, job):
+    job_id, produced = job
+
+    def complete():
+        metrics = flink_cluster.job_metrics(settings, job_id)
+        counted = metrics.get("normalize_events", {}).get("events_in")
+        return metrics if counted == produced else None
+
+    metrics = eventually(complete, 30, f"events_in == {produced}")
+    assert metrics["normalize_events"]["dead_letters"] == 1
+    assert metrics["track_segments"]["segment_changes_out"] >= 5  # u1: 3 enters, u2: 2 enters
+    assert set(metrics["track_segments"]) == {
+        "segment_changes_out", "duplicate_events", "late_events", "event_time_lag_ms"
+    }
