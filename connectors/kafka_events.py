@@ -1,4 +1,4 @@
-"""Publish input events to Kafka and read topics back (kafka-python): the wire details of ``tailor.events``.
+"""Publish input events to Kafka and read topics back: the wire details of ``tailor.events``.
 
 A record on the events topic is::
 
@@ -155,7 +155,10 @@ def event_time_ms(event: Mapping[str, Any]) -> int | None:
 
 
 def publish_event(
-    producer: KafkaProducer | BulkPublisher, topic: str, event: Mapping[str, Any], timestamp_ms: int | None = None
+    producer: KafkaProducer | BulkPublisher,
+    topic: str,
+    event: Mapping[str, Any],
+    timestamp_ms: int | None = None,
 ) -> Any:
     """Send one event dict as JSON, keyed by user, stamped with its event time (or ``timestamp_ms``).
 
@@ -181,7 +184,12 @@ def publish_raw(
 
 
 def publish_dead_letter(
-    producer: KafkaProducer | BulkPublisher, topic: str, error: str, reason: str, original: bytes | str, source: str
+    producer: KafkaProducer | BulkPublisher,
+    topic: str,
+    error: str,
+    reason: str,
+    original: bytes | str,
+    source: str,
 ) -> Any:
     """Send a ``tailor.dead_letter/1`` record: ``error`` code, human ``reason``, the original, its source."""
     now_ms = int(time.time() * 1000)
@@ -255,10 +263,16 @@ class BulkPublisher:
         slot = (topic, partition)
         with self._lock:
             entry = self._open.get(slot)
+            fresh = entry is None
             if entry is None:
                 entry = self._open[slot] = (self._producer.create_batch(), time.monotonic())
-            if entry[0].append(timestamp=timestamp_ms, key=key, value=value, headers=headers or []) is not None:
+            batch = entry[0]
+            if batch.append(timestamp=timestamp_ms, key=key, value=value, headers=headers or []) is not None:
                 return
+            if fresh:
+                del self._open[slot]
+                size = len(value or b"") + len(key or b"")
+                raise KafkaUnavailable(f"a record of {size:,} bytes does not fit in an empty batch")
             self._ship_locked(slot)  # full: ship it, then start the next batch with this record
         self._schedule([slot])
         with self._acked:
@@ -325,8 +339,8 @@ class BulkPublisher:
             raise KafkaUnavailable(f"cannot read topic metadata from {self.bootstrap}: {exc!r}") from None
         if not partitions:
             raise KafkaUnavailable(
-                f"topic {topic!r} does not exist on {self.bootstrap}: create it first (`tailor topics create`); "
-                "the broker does not auto-create topics"
+                f"topic {topic!r} does not exist on {self.bootstrap}: create it first "
+                "(`tailor topics create`); the broker does not auto-create topics"
             )
         return len(partitions)
 
@@ -474,41 +488,44 @@ def read_topic(
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         deadline = time.monotonic() + timeout_s
-        if not from_beginning:
+        if from_beginning:
+            consumer.seek_to_beginning()
+            records = _read_to(consumer, consumer.end_offsets(tps), deadline)
+        else:
             consumer.seek_to_end()
-            return _poll_until(consumer, deadline, end=None)
-        consumer.seek_to_beginning()
-        return _poll_until(consumer, deadline, end=consumer.end_offsets(tps))
+            records = _read_until(consumer, deadline)
     except KafkaError as exc:
         raise KafkaUnavailable(f"reading {topic!r} from {bootstrap} failed: {exc}") from None
     finally:
         consumer.close()
+    return sorted(records, key=lambda r: (r.partition, r.offset))
 
 
-def _poll_until(
-    consumer: KafkaConsumer, deadline: float, end: dict[TopicPartition, int] | None
-) -> list[TopicRecord]:
+def _read_to(consumer: KafkaConsumer, end: dict[TopicPartition, int], deadline: float) -> list[TopicRecord]:
+    """Records until each partition's position reaches ``end`` (control and aborted records advance it)."""
     records: list[TopicRecord] = []
-    pending = None if end is None else {tp for tp, offset in end.items() if consumer.position(tp) < offset}
-    while pending is None or pending:
+    behind = {tp for tp, offset in end.items() if consumer.position(tp) < offset}
+    while behind:
         left = deadline - time.monotonic()
         if left <= 0:
-            if pending is None:
-                break
+            got = {tp.partition: consumer.position(tp) for tp in behind}
             raise KafkaUnavailable(
-                f"read of {sorted(tp.partition for tp in pending)} (partitions of "
-                f"{next(iter(pending)).topic!r}) did not reach the end offsets {end} in time; "
-                f"got to {({tp.partition: consumer.position(tp) for tp in pending})}"
+                f"reading {next(iter(behind)).topic!r} timed out at offsets {got} (partition: offset) short "
+                f"of the end offsets {({tp.partition: end[tp] for tp in behind})}; is the broker overloaded?"
             )
-        batches = consumer.poll(timeout_ms=int(min(left, 0.5) * 1000) or 1)
-        for tp, batch in batches.items():
-            stop = None if end is None else end[tp]
-            records.extend(
-                TopicRecord(r.key, r.value, r.partition, r.offset, r.timestamp)
-                for r in batch
-                if stop is None or r.offset < stop
-            )
-        if pending is not None:
-            pending = {tp for tp in pending if consumer.position(tp) < end[tp]}  # type: ignore[index]
-    records.sort(key=lambda r: (r.partition, r.offset))
+        for tp, batch in consumer.poll(timeout_ms=max(1, int(min(left, 0.5) * 1000))).items():
+            records.extend(_record(r) for r in batch if r.offset < end[tp])
+        behind = {tp for tp in behind if consumer.position(tp) < end[tp]}
     return records
+
+
+def _read_until(consumer: KafkaConsumer, deadline: float) -> list[TopicRecord]:
+    records: list[TopicRecord] = []
+    while (left := deadline - time.monotonic()) > 0:
+        for batch in consumer.poll(timeout_ms=max(1, int(min(left, 0.5) * 1000))).values():
+            records.extend(_record(r) for r in batch)
+    return records
+
+
+def _record(r: Any) -> TopicRecord:
+    return TopicRecord(r.key, r.value, r.partition, r.offset, r.timestamp)

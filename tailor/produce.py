@@ -55,7 +55,8 @@ class ProduceReport:
 
     def summary(self) -> str:
         """
-        >>> ProduceReport(96_168, 1, ["line 96169: truncated"], "tailor.events", "tailor.dead-letters").summary()
+        >>> report = ProduceReport(96_168, 1, ["line 96169: truncated"], "tailor.events", "tailor.dead-letters")
+        >>> report.summary()
         'sent 96,168 events to tailor.events, rejected 1 (sent to tailor.dead-letters): line 96169: truncated'
         """
         line = f"sent {self.sent:,} events to {self.topic}, rejected {self.rejected:,}"
@@ -128,11 +129,14 @@ def produce_file(
                     kafka_events.publish_event(publisher, settings.events_topic, row.event)
                     sent += 1
                 elif isinstance(row, _JsonLine):
-                    kafka_events.publish_raw(publisher, settings.events_topic, row.raw, row.key, row.timestamp_ms)
+                    kafka_events.publish_raw(
+                        publisher, settings.events_topic, row.raw, row.key, row.timestamp_ms
+                    )
                     sent += 1
                 else:  # RejectedRow or _BadLine
+                    source = f"{path}:{row.line}"
                     kafka_events.publish_dead_letter(
-                        publisher, settings.dead_letters_topic, row.error, row.reason, row.raw, f"{path}:{row.line}"
+                        publisher, settings.dead_letters_topic, row.error, row.reason, row.raw, source
                     )
                     rejected += 1
                     if len(examples) < MAX_EXAMPLES:
@@ -183,9 +187,8 @@ def _read_jsonl(path: Path) -> Iterator[_JsonLine | _BadLine]:
                 yield _BadLine(number, raw, "invalid_json", f"not valid JSON ({exc})")
                 continue
             if not isinstance(event, dict):
-                yield _BadLine(
-                    number, raw, "not_an_object", f"a line must hold one JSON object, got {type(event).__name__}"
-                )
+                kind = type(event).__name__
+                yield _BadLine(number, raw, "not_an_object", f"a line must hold one JSON object, got {kind}")
                 continue
             yield _JsonLine(number, raw, kafka_events.event_key(event), kafka_events.event_time_ms(event))
 
@@ -223,7 +226,11 @@ class ProgressBar:
     WIDTH = 24
 
     def __init__(
-        self, total: int | None, unit: str = "events", enabled: bool | None = None, stream: IO[str] | None = None
+        self,
+        total: int | None,
+        unit: str = "events",
+        enabled: bool | None = None,
+        stream: IO[str] | None = None,
     ) -> None:
         self.total = total
         self.unit = unit

@@ -93,7 +93,9 @@ class ShopperSimulator:
         for item, category in enumerate(self._category_of):
             by_category[category].append(item)
         self._category_items = [c for c in by_category if c]
-        self._category_cum = list(itertools.accumulate(sum(popularity[i] for i in c) for c in self._category_items))
+        self._category_cum = list(
+            itertools.accumulate(sum(popularity[i] for i in items) for items in self._category_items)
+        )
         self._item_cum = [list(itertools.accumulate(popularity[i] for i in c)) for c in self._category_items]
 
     # -- the stream --------------------------------------------------------------------------------
@@ -167,7 +169,8 @@ class ShopperSimulator:
         if persona == "hesitant":
             if rng.random() < 0.3:
                 steps.append(("track", "Product Added to Wishlist", (rng.choice(viewed),)))
-            steps += [("track", "Product Viewed", (self._pick_item(rng, category),)) for _ in range(rng.randint(0, 2))]
+            more = [self._pick_item(rng, category) for _ in range(rng.randint(0, 2))]
+            steps += [("track", "Product Viewed", (item,)) for item in more]
         elif persona == "buyer" or (persona == "loyal" and rng.random() < 0.8):
             steps += [("track", "Checkout Started", cart), ("track", "Order Completed", cart)]
         return steps
@@ -199,7 +202,8 @@ class ShopperSimulator:
         return event
 
     def _product(self, item: int) -> dict[str, Any]:
-        return {"product_id": f"p{item}", "category": f"c{self._category_of[item]}", "price": self._price_of[item]}
+        category, price = self._category_of[item], self._price_of[item]
+        return {"product_id": f"p{item}", "category": f"c{category}", "price": price}
 
 
 @dataclass(slots=True)
