@@ -12,7 +12,7 @@ Two formats (``fmt="auto"`` picks by extension, then by the first line):
 Bad input is counted, sent to ``settings.dead_letters_topic`` with the reason and the original line, and
 named in the closing summary; it never stops the run. A record Kafka fails to store does
 (:class:`connectors.kafka_events.KafkaUnavailable`). Records go through the fast
-:class:`connectors.kafka_events.BulkPublisher`.
+:class:`connectors.kafka_bulk.BulkPublisher`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import IO, Any, NamedTuple
 
 import orjson
 
-from connectors import kafka_events
+from connectors import kafka_bulk, kafka_events
 from connectors.taobao_csv import TaobaoEvent, read_taobao
 from operators.errors import TailorError
 from tailor.settings import Settings
@@ -34,10 +34,11 @@ from tailor.settings import Settings
 FORMATS = ("jsonl", "taobao")
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "taobao"}
 MAX_EXAMPLES = 3
+_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
 
 
 class ProduceError(TailorError):
-    """The input cannot be read or Kafka did not take the records; the message says what to do."""
+    """The input file, format or topics are unusable; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,9 @@ class ProduceReport:
 
     def summary(self) -> str:
         """
-        >>> report = ProduceReport(96_168, 1, ["line 96169: truncated"], "tailor.events", "tailor.dead-letters")
+        >>> report = ProduceReport(96_168, 1, ["line 96169: cut"], "tailor.events", "tailor.dead-letters")
         >>> report.summary()
-        'sent 96,168 events to tailor.events, rejected 1 (sent to tailor.dead-letters): line 96169: truncated'
+        'sent 96,168 events to tailor.events, rejected 1 (sent to tailor.dead-letters): line 96169: cut'
         """
         line = f"sent {self.sent:,} events to {self.topic}, rejected {self.rejected:,}"
         if self.rejected:
@@ -118,7 +119,7 @@ def produce_file(
     sent = rejected = 0
     examples: list[str] = []
     t0 = time.monotonic()
-    with kafka_events.bulk_publisher(settings.kafka_bootstrap) as publisher:
+    with kafka_bulk.bulk_publisher(settings.kafka_bootstrap) as publisher:
         try:
             for done, row in enumerate(rows):
                 if limit is not None and done >= limit:
@@ -187,8 +188,9 @@ def _read_jsonl(path: Path) -> Iterator[_JsonLine | _BadLine]:
                 yield _BadLine(number, raw, "invalid_json", f"not valid JSON ({exc})")
                 continue
             if not isinstance(event, dict):
-                kind = type(event).__name__
-                yield _BadLine(number, raw, "not_an_object", f"a line must hold one JSON object, got {kind}")
+                kind = _JSON_KINDS.get(type(event), "null")
+                reason = f"a line must hold one JSON object, got a JSON {kind}"
+                yield _BadLine(number, raw, "not_an_object", reason)
                 continue
             yield _JsonLine(number, raw, kafka_events.event_key(event), kafka_events.event_time_ms(event))
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from connectors import kafka_events
+from connectors import kafka_bulk, kafka_events
 from operators.errors import TailorError
 from tailor.produce import ProgressBar
 from tailor.settings import Settings
@@ -142,7 +142,7 @@ class ShopperSimulator:
             id_field, id_value = "userId", f"user-{user}"
         steps = self._script(run.rng, persona)
         steps.reverse()  # popped from the end
-        return _Visit(user, persona, id_field, id_value, steps)
+        return _Visit(user, persona, id_field, id_value, steps, opened_ms=now)
 
     def _next_user(self, run: _Run, now: int) -> int:
         """A loyal shopper whose return is due, else a random shopper who is neither busy nor away."""
@@ -192,7 +192,7 @@ class ShopperSimulator:
         props: dict[str, Any] = {} if first is None else self._product(first)
         if name in ("Checkout Started", "Order Completed"):
             props["products"] = [self._product(item) for item in items]
-            props["order_id"] = f"order-{visit.user}-{now}"
+            props["order_id"] = f"order-{visit.user}-{visit.opened_ms}"
             props["revenue" if name == "Order Completed" else "value"] = round(
                 sum(self._price_of[i] for i in items), 2
             )
@@ -224,7 +224,8 @@ class _Visit:
     persona: str
     id_field: str
     id: str
-    steps: list[Step]
+    steps: list[Step]  # what is left to do, last step first
+    opened_ms: int
 
 
 _VIEWS: dict[str, Callable[[random.Random], int]] = {
@@ -305,7 +306,7 @@ def simulate(
     bar = ProgressBar(total, enabled=progress)
     sent, first_ms, last_ms = 0, None, None
     t0 = time.monotonic()
-    with kafka_events.bulk_publisher(settings.kafka_bootstrap) as publisher:
+    with kafka_bulk.bulk_publisher(settings.kafka_bootstrap) as publisher:
         try:
             for ts, event in sim.timed_events(start_ms, rate, total):
                 if not fast:

@@ -13,6 +13,11 @@ from tailor.settings import PROJECT_ROOT
 
 TAOBAO = PROJECT_ROOT.parent / "shared" / "data" / "taobao" / "user_behavior_sample.csv"
 NOW_MS = 1_795_687_200_000  # 2026-11-26T10:00:00Z
+TRUNCATED = "timestamp '15' is not a plausible epoch-seconds value (row looks truncated: no trailing newline)"
+COLUMNS = "expected 5 columns (user_id,item_id,category_id,behavior,timestamp)"
+NOT_PLAUSIBLE = "is not a plausible epoch-seconds value"
+NOT_INTEGER = "must be a non-negative integer"
+CODES = "expected one of buy, cart, fav, pv"
 
 
 @pytest.fixture(scope="module")
@@ -28,16 +33,9 @@ def test_read_taobao_sample_has_one_truncated_last_row(sample_rows):
     # 96,169 lines: the last one, without a trailing newline, is cut off mid-timestamp.
     assert len(sample_rows) == 96_169
     assert rejected == [
-        RejectedRow(
-            96_169,
-            "301780,543546,4181361,pv,15",
-            "implausible_timestamp",
-            "timestamp '15' is not a plausible epoch-seconds value (row looks truncated: no trailing newline)",
-        )
+        RejectedRow(96_169, "301780,543546,4181361,pv,15", "implausible_timestamp", TRUNCATED)
     ]
-    assert str(rejected[0]) == (
-        "line 96169: timestamp '15' is not a plausible epoch-seconds value (row looks truncated: no trailing newline)"
-    )
+    assert str(rejected[0]) == f"line 96169: {TRUNCATED}"
 
 
 def test_read_taobao_sample_counts_by_behavior(sample_rows):
@@ -67,7 +65,10 @@ def test_read_taobao_sample_first_event_is_segment_spec(sample_rows):
 
 
 def test_read_taobao_sample_events_all_normalize(sample_rows):
-    events = [normalize(orjson.dumps(r.event), now_ms=NOW_MS) for r in sample_rows if isinstance(r, TaobaoEvent)]
+    good = [r.event for r in sample_rows if isinstance(r, TaobaoEvent)]
+
+    events = [normalize(orjson.dumps(event), now_ms=NOW_MS) for event in good]
+
 
     assert Counter(e.name for e in events) == {
         "product_viewed": 85_773,
@@ -82,16 +83,16 @@ def test_read_taobao_sample_events_all_normalize(sample_rows):
 @pytest.mark.parametrize(
     ("line", "error", "reason"),
     [
-        ("1,2,3,pv\n", "wrong_column_count", "expected 5 columns (user_id,item_id,category_id,behavior,timestamp), got 4"),
-        ("1,2,3,pv,1511658000,9\n", "wrong_column_count", "expected 5 columns (user_id,item_id,category_id,behavior,timestamp), got 6"),
-        ("\n", "wrong_column_count", "expected 5 columns (user_id,item_id,category_id,behavior,timestamp), got 0"),
-        ("user_id,item_id,category_id,behavior,timestamp\n", "invalid_number", "user_id 'user_id' must be a non-negative integer"),
-        ("1,-2,3,pv,1511658000\n", "invalid_number", "item_id '-2' must be a non-negative integer"),
-        ("1,2,3x,pv,1511658000\n", "invalid_number", "category_id '3x' must be a non-negative integer"),
-        ("1,2,3,click,1511658000\n", "unknown_behavior", "behavior 'click' is unknown; expected one of buy, cart, fav, pv"),
-        ("1,2,3,pv,15\n", "implausible_timestamp", "timestamp '15' is not a plausible epoch-seconds value"),
-        ("1,2,3,pv,1511658000000\n", "implausible_timestamp", "timestamp '1511658000000' is not a plausible epoch-seconds value"),
-        ("1,2,3,pv,2017-11-26\n", "implausible_timestamp", "timestamp '2017-11-26' is not a plausible epoch-seconds value"),
+        ("1,2,3,pv\n", "wrong_column_count", f"{COLUMNS}, got 4"),
+        ("1,2,3,pv,1511658000,9\n", "wrong_column_count", f"{COLUMNS}, got 6"),
+        ("\n", "wrong_column_count", f"{COLUMNS}, got 0"),
+        ("user_id,item,category,behavior,ts\n", "invalid_number", f"user_id 'user_id' {NOT_INTEGER}"),
+        ("1,-2,3,pv,1511658000\n", "invalid_number", "item_id '-2' " + NOT_INTEGER),
+        ("1,2,3x,pv,1511658000\n", "invalid_number", "category_id '3x' " + NOT_INTEGER),
+        ("1,2,3,click,1511658000\n", "unknown_behavior", f"behavior 'click' is unknown; {CODES}"),
+        ("1,2,3,pv,15\n", "implausible_timestamp", "timestamp '15' " + NOT_PLAUSIBLE),
+        ("1,2,3,pv,1511658000000\n", "implausible_timestamp", "timestamp '1511658000000' " + NOT_PLAUSIBLE),
+        ("1,2,3,pv,2017-11-26\n", "implausible_timestamp", "timestamp '2017-11-26' " + NOT_PLAUSIBLE),
     ],
 )
 def test_parse_lines_rejects_bad_rows_with_reason(line, error, reason):
@@ -110,7 +111,9 @@ def test_parse_lines_accepts_crlf_and_a_complete_last_row_without_newline():
 def test_parse_lines_rejects_timestamps_more_than_a_day_ahead():
     day_and_a_bit = NOW_MS // 1000 + 86_400 + 60
 
-    rows = list(parse_lines([f"1,2,3,pv,{NOW_MS // 1000 + 3600}\n", f"1,2,3,pv,{day_and_a_bit}\n"], now_ms=NOW_MS))
+    in_an_hour = NOW_MS // 1000 + 3600
+
+    rows = list(parse_lines([f"1,2,3,pv,{in_an_hour}\n", f"1,2,3,pv,{day_and_a_bit}\n"], now_ms=NOW_MS))
 
     assert [type(r).__name__ for r in rows] == ["TaobaoEvent", "RejectedRow"]
 
@@ -118,5 +121,7 @@ def test_parse_lines_rejects_timestamps_more_than_a_day_ahead():
 def test_parse_lines_keeps_going_after_bad_rows():
     rows = list(parse_lines(["bad\n", "1,2,3,fav,1511658000\n", "x\n"], now_ms=NOW_MS))
 
-    assert [(type(r).__name__, r.line) for r in rows] == [("RejectedRow", 1), ("TaobaoEvent", 2), ("RejectedRow", 3)]
+    assert [(type(r).__name__, r.line) for r in rows] == [
+        ("RejectedRow", 1), ("TaobaoEvent", 2), ("RejectedRow", 3)
+    ]
     assert rows[1].event["messageId"] == "taobao-2"

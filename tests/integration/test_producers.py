@@ -11,8 +11,8 @@ import pytest
 from kafka import KafkaProducer
 from kafka.partitioner.default import murmur2
 
+from connectors.kafka_bulk import BulkPublisher
 from connectors.kafka_events import (
-    BulkPublisher,
     KafkaUnavailable,
     event_producer,
     publish_dead_letter,
@@ -20,7 +20,6 @@ from connectors.kafka_events import (
     read_topic,
 )
 from state_schemas import dead_letter
-from tailor import stack
 from tailor.produce import produce_file
 from tailor.settings import Settings
 from tailor.simulator import ShopperSimulator, simulate
@@ -29,18 +28,15 @@ from tailor.stack import topics
 pytestmark = pytest.mark.integration
 
 T0 = 1_795_687_200_000  # 2026-11-26T10:00:00Z
-GOOD = b'{"type":"track","event":"Product Added","messageId":"m-1","userId":"u-1","timestamp":"2026-11-26T10:00:00.250Z","properties":{"product_id":"p1"}}'
-
-
-@pytest.fixture(scope="module")
-def base_settings() -> Settings:
-    settings = Settings.load()
-    stack.up(settings, progress=lambda _line: None)
-    return settings
+GOOD = (
+    b'{"type":"track","event":"Product Added","messageId":"m-1","userId":"u-1",'
+    b'"timestamp":"2026-11-26T10:00:00.250Z","properties":{"product_id":"p1"}}'
+)
+TRUNCATED = "timestamp '15' is not a plausible epoch-seconds value (row looks truncated: no trailing newline)"
 
 
 @pytest.fixture
-def settings(base_settings):
+def settings(stack_settings):  # stack_settings (tests/integration/harness.py) starts the local stack
     tag = uuid.uuid4().hex[:8]
     settings = Settings.load(
         events_topic=f"test.producers.{tag}.events", dead_letters_topic=f"test.producers.{tag}.dead-letters"
@@ -55,6 +51,11 @@ def partition_of(key: bytes, partitions: int = 2) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions  # Kafka's default partitioner
 
 
+def dead_letters(settings: Settings) -> list[dict]:
+    records = read_topic(settings.kafka_bootstrap, settings.dead_letters_topic)
+    return [dead_letter.decode(r.value) for r in records]
+
+
 def test_produce_file_jsonl_sends_good_line_as_is_and_garbage_to_dead_letters(settings, tmp_path):
     source = tmp_path / "events.jsonl"
     source.write_bytes(GOOD + b"\n{not json\n\n")
@@ -65,34 +66,36 @@ def test_produce_file_jsonl_sends_good_line_as_is_and_garbage_to_dead_letters(se
     assert (report.sent, report.rejected) == (1, 1)
     assert report.rejected_examples[0].startswith("line 2: not valid JSON (")
     assert lines == [report.summary()]
-    assert lines[0].startswith(
-        f"sent 1 events to {settings.events_topic}, rejected 1 (sent to {settings.dead_letters_topic}): line 2: "
-    )
+    assert lines[0].startswith(f"sent 1 events to {settings.events_topic}, rejected 1 (sent to ")
     events = read_topic(settings.kafka_bootstrap, settings.events_topic)
     assert [(r.key, r.value, r.timestamp, r.partition) for r in events] == [
         (b"u-1", GOOD, T0 + 250, partition_of(b"u-1"))
     ]
-    [letter] = [dead_letter.decode(r.value) for r in read_topic(settings.kafka_bootstrap, settings.dead_letters_topic)]
-    assert (letter["error"], letter["original"], letter["source"]) == ("invalid_json", "{not json", f"{source}:2")
+    [letter] = dead_letters(settings)
+    assert (letter["error"], letter["original"]) == ("invalid_json", "{not json")
+    assert letter["source"] == f"{source}:2"
     assert letter["reason"].startswith("not valid JSON (")
 
 
 def test_produce_file_taobao_maps_rows_and_dead_letters_the_truncated_one(settings, tmp_path):
     source = tmp_path / "sample.csv"
-    source.write_text("543462,1715,1464116,pv,1511658000\n662867,2244074,1575622,buy,1511658001\n301780,543546,4181361,pv,15")
+    source.write_text(
+        "543462,1715,1464116,pv,1511658000\n"
+        "662867,2244074,1575622,buy,1511658001\n"
+        "301780,543546,4181361,pv,15"
+    )
 
     report = produce_file(settings, source, progress=False, echo=None)
 
     assert (report.sent, report.rejected) == (2, 1)
-    assert report.rejected_examples == [
-        "line 3: timestamp '15' is not a plausible epoch-seconds value (row looks truncated: no trailing newline)"
-    ]
+    assert report.rejected_examples == [f"line 3: {TRUNCATED}"]
     events = sorted(read_topic(settings.kafka_bootstrap, settings.events_topic), key=lambda r: r.timestamp)
-    assert [(r.key, r.timestamp, orjson.loads(r.value)["event"], orjson.loads(r.value)["messageId"]) for r in events] == [
+    seen = [(r.key, r.timestamp, orjson.loads(r.value)) for r in events]
+    assert [(key, ts, event["event"], event["messageId"]) for key, ts, event in seen] == [
         (b"543462", 1_511_658_000_000, "Product Viewed", "taobao-1"),
         (b"662867", 1_511_658_001_000, "Order Completed", "taobao-2"),
     ]
-    [letter] = [dead_letter.decode(r.value) for r in read_topic(settings.kafka_bootstrap, settings.dead_letters_topic)]
+    [letter] = dead_letters(settings)
     assert letter["error"] == "implausible_timestamp"
     assert letter["original"] == "301780,543546,4181361,pv,15"
 
@@ -101,7 +104,8 @@ def test_publish_helpers_key_by_user_and_stamp_event_time_on_both_publishers(set
     anonymous = {"type": "page", "messageId": "m-2", "anonymousId": "a-9", "timestamp": T0 + 5}
     producer = event_producer(settings.kafka_bootstrap)
     publish_event(producer, settings.events_topic, orjson.loads(GOOD)).get(timeout=10)
-    publish_dead_letter(producer, settings.dead_letters_topic, "invalid_json", "not JSON", b"\xff{", "test:1").get(timeout=10)
+    sent = publish_dead_letter(producer, settings.dead_letters_topic, "invalid_json", "bad", b"\xff{", "t:1")
+    sent.get(timeout=10)
     producer.close()
     with BulkPublisher(settings.kafka_bootstrap) as bulk:
         publish_event(bulk, settings.events_topic, anonymous)
@@ -112,15 +116,16 @@ def test_publish_helpers_key_by_user_and_stamp_event_time_on_both_publishers(set
         (b"a-9", T0 + 5, partition_of(b"a-9")),
         (b"u-1", T0 + 250, partition_of(b"u-1")),
     ]
-    [letter] = [dead_letter.decode(r.value) for r in read_topic(settings.kafka_bootstrap, settings.dead_letters_topic)]
-    assert (letter["error"], letter["original_b64"], letter["source"]) == ("invalid_json", "/3s=", "test:1")
+    [letter] = dead_letters(settings)
+    assert (letter["error"], letter["original_b64"], letter["source"]) == ("invalid_json", "/3s=", "t:1")
 
 
 def test_bulk_publisher_keeps_per_key_order_across_many_small_batches(settings):
     keys = [f"user-{i}".encode() for i in range(7)]
     with BulkPublisher(settings.kafka_bootstrap, batch_size=4096, max_pending=4) as bulk:
         for seq in range(6000):
-            bulk.send(settings.events_topic, b"%d" % seq + b" " * 100, key=keys[seq % 7], timestamp_ms=T0 + seq)
+            value = b"%d" % seq + b" " * 100
+            bulk.send(settings.events_topic, value, key=keys[seq % 7], timestamp_ms=T0 + seq)
         bulk.flush()
 
     per_key = defaultdict(list)
@@ -131,13 +136,17 @@ def test_bulk_publisher_keeps_per_key_order_across_many_small_batches(settings):
     assert all(seqs == sorted(seqs) for seqs in per_key.values())
 
 
-def test_bulk_publisher_reports_a_missing_topic():
-    with BulkPublisher(Settings.load().kafka_bootstrap) as bulk, pytest.raises(KafkaUnavailable, match="does not exist"):
-        bulk.send(f"test.producers.missing.{uuid.uuid4().hex[:8]}", b"x", key=b"k")
+def test_bulk_publisher_reports_a_missing_topic(stack_settings):
+    missing = f"test.producers.missing.{uuid.uuid4().hex[:8]}"
+    with BulkPublisher(stack_settings.kafka_bootstrap) as bulk:
+        with pytest.raises(KafkaUnavailable, match=f"topic '{missing}' does not exist"):
+            bulk.send(missing, b"x", key=b"k")
 
 
 def test_read_topic_read_committed_stops_at_the_last_stable_offset(settings):
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, transactional_id=f"t-{settings.events_topic}")
+    producer = KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, transactional_id=f"t-{settings.events_topic}"
+    )
     producer.init_transactions()
     producer.begin_transaction()
     producer.send(settings.events_topic, b"committed", partition=0)
@@ -161,7 +170,9 @@ def test_read_topic_read_committed_stops_at_the_last_stable_offset(settings):
 
 
 def test_simulate_fast_mode_publishes_the_simulators_events(settings):
-    report = simulate(settings, rate=50, users=300, seed=9, count=3000, fast=True, start_ms=T0, progress=False, echo=None)
+    report = simulate(
+        settings, rate=50, users=300, seed=9, count=3000, fast=True, start_ms=T0, progress=False, echo=None
+    )
 
     assert report.sent == 3000 and (report.first_ms, report.last_ms) == (T0, T0 + 2999 * 20)
     records = read_topic(settings.kafka_bootstrap, settings.events_topic)

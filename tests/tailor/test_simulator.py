@@ -69,7 +69,12 @@ def test_simulator_every_event_normalizes(stream):
     assert all(isinstance(e, CanonicalEvent) for e in normalized)
     assert len({e.message_id for e in normalized}) == len(stream)
     assert set(Counter(e.name for e in normalized)) == {
-        "page_viewed", "product_viewed", "product_added", "product_favorited", "checkout_started", "order_completed",
+        "page_viewed",
+        "product_viewed",
+        "product_added",
+        "product_favorited",
+        "checkout_started",
+        "order_completed",
     }
     assert all(e.item_id and e.category for e in normalized if e.type == "track")
 
@@ -94,8 +99,9 @@ def test_simulator_interleaves_many_users(stream):
 
 def test_simulator_persona_mix_shows_up_in_behavior(stream):
     all_visits = finished_visits(stream)
-    hesitant = [v for v in all_visits if names(v)["Product Viewed"] > 5 and names(v)["Product Added"] and not names(v)["Order Completed"]]
-    abandoned = [v for v in all_visits if names(v)["Product Added"] and not names(v)["Order Completed"] and names(v)["Product Viewed"] <= 5]
+    carted = [v for v in all_visits if names(v)["Product Added"] and not names(v)["Order Completed"]]
+    hesitant = [v for v in carted if names(v)["Product Viewed"] > 5]
+    abandoned = [v for v in carted if names(v)["Product Viewed"] <= 5]
     bought = [v for v in all_visits if names(v)["Order Completed"]]
     browsed = [v for v in all_visits if set(names(v)) <= {"page", "Product Viewed"}]
 
@@ -106,6 +112,7 @@ def test_simulator_persona_mix_shows_up_in_behavior(stream):
         steps = [e.get("event") for e in visit]
         assert steps.index("Checkout Started") < steps.index("Order Completed")
         assert visit[-1]["properties"]["products"] == visit[-2]["properties"]["products"]
+        assert visit[-1]["properties"]["order_id"] == visit[-2]["properties"]["order_id"]
 
 
 def test_simulator_browsers_are_often_anonymous_and_never_buy(stream):
@@ -122,7 +129,8 @@ def test_simulator_loyal_shoppers_come_back_later():
     loyal_visits = defaultdict(list)
     for visit in visits(events):
         if visit[0]["context"]["persona"] == "loyal":
-            loyal_visits[user_of(visit[0])].append(normalize(orjson.dumps(visit[0]), now_ms=T0 + 10**9).timestamp)
+            start = normalize(orjson.dumps(visit[0]), now_ms=T0 + 10**9).timestamp
+            loyal_visits[user_of(visit[0])].append(start)
 
     returning = {u: starts for u, starts in loyal_visits.items() if len(starts) > 1}
     assert returning
