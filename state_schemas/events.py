@@ -66,7 +66,7 @@ def to_wire(e: CanonicalEvent) -> bytes:
     )
 
 
-def from_wire(payload: bytes) -> CanonicalEvent:
+def from_wire(payload: bytes | str) -> CanonicalEvent:
     row = orjson.loads(payload)
     if row[0] != WIRE_VERSION:
         raise ValueError(f"normalized event wire version {row[0]!r} is unknown (expected {WIRE_VERSION})")
