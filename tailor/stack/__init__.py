@@ -19,10 +19,8 @@ again, so a second ``up`` only checks and takes well under a second. The facade:
 
 from __future__ import annotations
 
-import fcntl
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -48,9 +46,9 @@ def up(settings: Settings | None = None, progress: Progress = print) -> None:
         jvm = java.ensure()
         progress(f"java      {jvm.version} ({jvm.path})")
         libs = maven.ensure_kafka_libs(settings, progress)
-        progress(f"jars      kafka {maven.KAFKA_VERSION} broker libs ready ({_rel(libs)})")
+        progress(f"jars      kafka {maven.KAFKA_VERSION} broker libs ready ({process.relative(libs)})")
         jar = maven.ensure_connector(settings, progress)
-        progress(f"jars      {jar.name} verified ({_rel(jar)})")
+        progress(f"jars      {jar.name} verified ({process.relative(jar)})")
 
         redis_server.ensure_installed(progress)
         t0 = time.monotonic()
@@ -76,7 +74,7 @@ def down(settings: Settings | None = None, progress: Progress = print) -> None:
         for name, stop in (("kafka", kafka.stop), ("redis", redis_server.stop)):
             t0 = time.monotonic()
             outcome = stop(settings)
-            progress(f"{name:<9} {'not running' if outcome is None else outcome + _took(t0)}")
+            progress(f"{name:<9} {'not running' if outcome is None else outcome + process.took(t0)}")
 
 
 def status(settings: Settings | None = None) -> list[ComponentStatus]:
@@ -94,13 +92,13 @@ def status(settings: Settings | None = None) -> list[ComponentStatus]:
         rows.append(ComponentStatus("java", "error", str(exc)))
     libs = maven.kafka_libs_dir(settings)
     rows.append(
-        ComponentStatus("kafka-libs", "ok", f"kafka {maven.KAFKA_VERSION} in {_rel(libs)}")
+        ComponentStatus("kafka-libs", "ok", f"kafka {maven.KAFKA_VERSION} in {process.relative(libs)}")
         if maven.kafka_libs_ready(settings)
         else ComponentStatus("kafka-libs", "missing", "downloaded by `up`")
     )
     jar = maven.connector_path(settings)
     rows.append(
-        ComponentStatus("connector", "ok", f"{_rel(jar)} (sha256 matches)")
+        ComponentStatus("connector", "ok", f"{process.relative(jar)} (sha256 matches)")
         if maven.connector_ready(settings)
         else ComponentStatus("connector", "missing", "downloaded by `up`")
     )
@@ -155,7 +153,7 @@ def connector_jar(settings: Settings | None = None) -> Path:
 
 def _service_line(name: str, address: str, pid: int, started: bool, t0: float) -> str:
     if started:
-        return f"{name:<9} started on {address} (pid {pid}){_took(t0)}"
+        return f"{name:<9} started on {address} (pid {pid}){process.took(t0)}"
     return f"{name:<9} already running on {address} (pid {pid})"
 
 
@@ -163,34 +161,15 @@ def _service_status(
     name: str, host: str, port: int, pid: int | None, answering: bool, log: Path
 ) -> ComponentStatus:
     if pid is not None and answering:
-        return ComponentStatus(name, "running", f"{host}:{port} (pid {pid}), log {_rel(log)}")
+        return ComponentStatus(name, "running", f"{host}:{port} (pid {pid}), log {process.relative(log)}")
     if pid is not None:
         return ComponentStatus(
-            name, "error", f"pid {pid} alive but {host}:{port} does not answer; see {_rel(log)}"
+            name, "error", f"pid {pid} alive but {host}:{port} does not answer; see {process.relative(log)}"
         )
     if process.port_open(host, port):
         return ComponentStatus(name, "error", f"{host}:{port} is served by another process, not ours")
-    return ComponentStatus(name, "stopped", f"start with `up`; last log {_rel(log)}")
+    return ComponentStatus(name, "stopped", f"start with `up`; last log {process.relative(log)}")
 
 
-@contextmanager
-def _exclusive(settings: Settings) -> Iterator[None]:
-    """Serialise up/down across processes (e.g. parallel test sessions) with a lock file in home."""
-    settings.home.mkdir(parents=True, exist_ok=True)
-    with open(settings.home / "stack.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _rel(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
-def _took(t0: float) -> str:
-    return f" in {time.monotonic() - t0:.1f} s"
+def _exclusive(settings: Settings):  # type: ignore[no-untyped-def]
+    return process.file_lock(settings.home / "stack.lock")

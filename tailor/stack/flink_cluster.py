@@ -38,7 +38,6 @@ read settings.
 
 from __future__ import annotations
 
-import fcntl
 import importlib.util
 import json
 import os
@@ -52,8 +51,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -301,7 +299,7 @@ def start(
             _run_scripts(settings, paths, [["taskmanager.sh", "start"]] * (taskmanagers - len(tms)))
             st = _wait_for_slots(settings, paths, taskmanagers, START_TIMEOUT_S, since)
             progress(f"flink     started {taskmanagers - len(tms)} missing TaskManager(s): {_layout_text(st)}"
-                     f"{_took(t0)}")
+                     f"{process.took(t0)}")
             return st
 
         if tms:  # TaskManagers without a JobManager: leftovers of a crash; they would never register
@@ -313,7 +311,7 @@ def start(
         )
         _ensure_port_free_fixed(JOBMANAGER_RPC_PORT, "the Flink JobManager RPC (jobmanager.rpc.port)")
         ensure_layout(settings, taskmanagers)
-        progress(f"flink     lib/ and conf/ ready ({_rel(paths.root)}, {settings.execution_mode} mode)")
+        progress(f"flink     lib/ and conf/ ready ({process.relative(paths.root)}, {settings.execution_mode} mode)")
         for pid_file in paths.run.glob("*.pid"):
             pid_file.unlink()  # the scripts number log files by pid-file lines; start from 0
 
@@ -329,7 +327,7 @@ def start(
             raise StackError(f"{exc}\n(the Flink processes that had started were stopped again)") from None
         progress(
             f"flink     started on {rest_url(settings)} (jobmanager pid {st.jobmanager_pid}, "
-            f"{_layout_text(st)}){_took(t0)}"
+            f"{_layout_text(st)}){process.took(t0)}"
         )
         return st
 
@@ -373,7 +371,7 @@ def stop(settings: Settings | None = None, progress: Progress = print) -> None:
         what = ("jobmanager + " if jm is not None else "") + f"{len(tms)} taskmanager(s)"
         extra = f", {cancelled} running job(s) cancelled" if cancelled else ""
         killed = " (some needed SIGKILL)" if "killed" in outcomes else ""
-        progress(f"flink     stopped ({what}{extra}){killed}{_took(t0)}")
+        progress(f"flink     stopped ({what}{extra}){killed}{process.took(t0)}")
 
 
 def status(settings: Settings | None = None) -> ClusterStatus:
@@ -392,7 +390,7 @@ def status(settings: Settings | None = None) -> ClusterStatus:
                 "(the embedded mini-cluster of `tailor job run`?)"
             )
             return ClusterStatus("error", detail, url, None, [], 0, 0, 0, [])
-        return ClusterStatus("stopped", f"start with flink_cluster.start; logs in {_rel(paths.log)}",
+        return ClusterStatus("stopped", f"start with flink_cluster.start; logs in {process.relative(paths.log)}",
                              url, None, [], 0, 0, 0, [])
     try:
         overview = _rest(settings, "/overview")
@@ -405,7 +403,7 @@ def status(settings: Settings | None = None) -> ClusterStatus:
         overview["taskmanagers"], overview["slots-total"], overview["slots-available"], jobs,
     )
     running = len(st.running_jobs)
-    return st._replace(detail=f"{_layout_text(st)}, {running} running job(s); logs in {_rel(paths.log)}")
+    return st._replace(detail=f"{_layout_text(st)}, {running} running job(s); logs in {process.relative(paths.log)}")
 
 
 def rest_url(settings: Settings) -> str:
@@ -443,7 +441,7 @@ def submit(
         raise StackError(f"job file {job_py} does not exist")
     if _cluster_processes(paths)[0] is None:
         raise StackError(
-            f"our Flink cluster is not running (conf {_rel(paths.conf)}): start it (flink_cluster.start)"
+            f"our Flink cluster is not running (conf {process.relative(paths.conf)}): start it (flink_cluster.start)"
         )
     if py_files is None:
         py_files = [PROJECT_ROOT / p for p in JOB_PACKAGES if (PROJECT_ROOT / p).is_dir()]
@@ -485,8 +483,8 @@ def submit(
     match = re.search(r"JobID ([0-9a-f]{32})", output)
     if client.returncode != 0 or match is None:
         raise StackError(
-            f"`flink run -py {_rel(job_py)}` failed (exit {client.returncode}); output:\n"
-            f"{_tail(output, 40)}\nclient log: {_rel(paths.log)}/flink-{IDENT}-client-*.log"
+            f"`flink run -py {process.relative(job_py)}` failed (exit {client.returncode}); output:\n"
+            f"{_tail(output, 40)}\nclient log: {process.relative(paths.log)}/flink-{IDENT}-client-*.log"
         )
     return match.group(1)
 
@@ -830,9 +828,9 @@ def _log_tails(paths: Paths, since: float | None = None, lines: int = 20) -> str
     logs = [p for p in by_age if fresh(p)]
     outs = [p for p in sorted(paths.log.glob(f"flink-{IDENT}-*-*.out")) if p.stat().st_size > 0 and fresh(p)]
     parts = [
-        f"--- {_rel(p)} (last {lines} lines):\n{process.log_tail(p, lines)}" for p in logs[-2:] + outs[-2:]
+        f"--- {process.relative(p)} (last {lines} lines):\n{process.log_tail(p, lines)}" for p in logs[-2:] + outs[-2:]
     ]
-    return "\n".join(parts) or f"(no new logs in {_rel(paths.log)})"
+    return "\n".join(parts) or f"(no new logs in {process.relative(paths.log)})"
 
 
 def _layout_text(st: ClusterStatus) -> str:
@@ -864,24 +862,6 @@ def _tail(text: str, lines: int = 25) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-@contextmanager
-def _exclusive(paths: Paths) -> Iterator[None]:
-    """Serialise start/stop across processes (a lock of its own: the stack lock is taken inside)."""
-    paths.root.mkdir(parents=True, exist_ok=True)
-    with open(paths.root / "cluster.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _rel(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
-def _took(t0: float) -> str:
-    return f" in {time.monotonic() - t0:.1f} s"
+def _exclusive(paths: Paths):  # type: ignore[no-untyped-def]
+    # A lock of its own: the stack lock is taken inside.
+    return process.file_lock(paths.root / "cluster.lock")

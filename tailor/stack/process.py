@@ -10,12 +10,14 @@ why liveness also matches a marker in the process's command line.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from tailor.stack.errors import StackError
@@ -185,3 +187,27 @@ def log_tail(path: Path, lines: int = 25) -> str:
     except FileNotFoundError:
         return f"({path} does not exist)"
     return "\n".join(text.splitlines()[-lines:])
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Serialise start/stop across processes (e.g. parallel test sessions) with an flock on ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def relative(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it (shorter progress lines)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def took(t0: float) -> str:
+    return f" in {time.monotonic() - t0:.1f} s"

@@ -22,8 +22,7 @@ CODES = "expected one of buy, cart, fav, pv"
 
 @pytest.fixture(scope="module")
 def sample_rows() -> list[TaobaoEvent | RejectedRow]:
-    if not TAOBAO.is_file():
-        pytest.skip(f"{TAOBAO} is not here")
+    assert TAOBAO.is_file(), f"{TAOBAO} is missing: the shared data must sit beside the project"
     return list(read_taobao(TAOBAO, now_ms=NOW_MS))
 
 
