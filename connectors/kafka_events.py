@@ -37,7 +37,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
@@ -46,6 +45,7 @@ from kafka.codec import has_lz4
 from kafka.errors import KafkaError
 
 from operators.errors import TailorError
+from operators.normalize import epoch_ms
 from state_schemas import dead_letter
 
 _TIME_FIELDS = ("timestamp", "originalTimestamp", "sentAt")
@@ -111,21 +111,8 @@ def event_time_ms(event: Mapping[str, Any]) -> int | None:
             break
     else:
         return None
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, int | float):
-        ms = int(raw)
-    elif isinstance(raw, str):
-        try:
-            parsed = datetime.fromisoformat(raw)
-        except ValueError:
-            return None
-        if parsed.tzinfo is None:
-            return None
-        ms = int(parsed.timestamp() * 1000)
-    else:
-        return None
-    return ms if ms >= 0 else None
+    ms = epoch_ms(raw)
+    return ms if ms is not None and ms >= 0 else None
 
 
 def publish_event(

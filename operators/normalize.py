@@ -151,14 +151,7 @@ def _timestamp(msg: dict[str, Any], now_ms: int | None) -> int:
             break
     else:
         raise InvalidEvent("missing_timestamp", "field 'timestamp' is required: ISO-8601 with a zone, or epoch ms")
-    if isinstance(raw, bool):
-        ms = None
-    elif isinstance(raw, int | float):
-        ms = int(raw)
-    elif isinstance(raw, str):
-        ms = _parse_iso(raw)
-    else:
-        ms = None
+    ms = epoch_ms(raw)
     if ms is None:
         raise InvalidEvent(
             "invalid_timestamp", f"field {field!r} must be ISO-8601 with a zone or epoch milliseconds; got {raw!r}"
@@ -171,6 +164,21 @@ def _timestamp(msg: dict[str, Any], now_ms: int | None) -> int:
             "epoch values must be milliseconds (is it seconds, or truncated?)",
         )
     return ms
+
+
+def epoch_ms(raw: Any) -> int | None:
+    """Epoch milliseconds from an ISO-8601 string with a zone or a number of ms; None if neither.
+
+    >>> epoch_ms("2017-11-26T09:00:00+08:00"), epoch_ms(1511658000123), epoch_ms("yesterday")
+    (1511658000000, 1511658000123, None)
+    """
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int | float):
+        return int(raw)
+    if isinstance(raw, str):
+        return _parse_iso(raw)
+    return None
 
 
 def _parse_iso(raw: str) -> int | None:
