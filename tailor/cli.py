@@ -95,6 +95,19 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--duration", type=float, default=0, help="seconds (0 = until Ctrl-C)")
     watch.set_defaults(handler=cmd_watch)
 
+    evaluate = nouns.add_parser(
+        "evaluate", help="replay a dataset test-then-learn through the models; table + plot",
+        description="Replays a real dataset through the same operator code the job runs (test, then learn, "
+        "event by event) and reports model quality.",
+    )
+    evaluations = evaluate.add_subparsers(title="evaluations", metavar="EVALUATION")
+    from tailor import evaluation
+
+    for name, module in evaluation.modules():
+        parser_ = evaluations.add_parser(name, help=module.HELP, description=module.__doc__, formatter_class=fmt)
+        module.add_arguments(parser_)
+        parser_.set_defaults(handler=module.run)
+
     bench = nouns.add_parser("bench", help="quick benchmark: sustained events/s and event -> Redis latency", formatter_class=fmt)
     bench.add_argument("--events", type=int, default=200_000, help="events in the throughput run")
     bench.add_argument("--users", type=int, default=20_000, help="simulated users")

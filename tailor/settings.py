@@ -37,6 +37,9 @@ class Settings:
     events_topic: str = "tailor.events"
     segment_changes_topic: str = "tailor.segment-changes"
     dead_letters_topic: str = "tailor.dead-letters"
+    recommendations_topic: str = "tailor.recommendations"
+    # Item metadata (title, category, tags), keyed by item id; compacted: the latest record per item wins.
+    catalog_topic: str = "tailor.catalog"
     consumer_group: str = "tailor-segmentation-v1"
     # Redis
     redis_host: str = "127.0.0.1"
@@ -50,6 +53,9 @@ class Settings:
     rest_port: int = 8081
     # Segment rules (YAML); relative paths are resolved against the project root.
     segments_file: Path = PROJECT_ROOT / "config" / "segments.yaml"
+    # Online models (clustering, recommendations): on/off and their parameters (YAML).
+    models_enabled: bool = True
+    models_file: Path = PROJECT_ROOT / "config" / "models.yaml"
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -108,6 +114,14 @@ def _coerce(name: str, type_name: Any, value: Any) -> Any:
     try:
         if type_name == "int":
             return int(value)
+        if type_name == "bool":
+            if isinstance(value, bool):
+                return value
+            if str(value).strip().lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).strip().lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
         if type_name == "Path":
             path = Path(value)
             return path if path.is_absolute() else PROJECT_ROOT / path

@@ -21,10 +21,19 @@ from tailor.settings import Settings
 from tailor.stack.errors import StackError
 
 TOPIC_CONFIG = {"retention.ms": "-1"}
+# The catalog holds the latest metadata per item id: compaction keeps one record per key forever.
+COMPACTED_TOPIC_CONFIG = {"cleanup.policy": "compact"}
+
+
+def topic_config(settings: Settings, name: str) -> dict[str, str]:
+    return COMPACTED_TOPIC_CONFIG if name == settings.catalog_topic else TOPIC_CONFIG
 
 
 def tailor_topics(settings: Settings) -> list[str]:
-    return [settings.events_topic, settings.segment_changes_topic, settings.dead_letters_topic]
+    return [
+        settings.events_topic, settings.segment_changes_topic, settings.dead_letters_topic,
+        settings.recommendations_topic, settings.catalog_topic,
+    ]
 
 
 @contextmanager
@@ -81,7 +90,7 @@ def ensure_topics(
         missing = [n for n in names if n not in existing]
         if missing:
             specs = {
-                n: {"num_partitions": partitions, "replication_factor": 1, "configs": TOPIC_CONFIG}
+                n: {"num_partitions": partitions, "replication_factor": 1, "configs": topic_config(settings, n)}
                 for n in missing
             }
             response = admin.create_topics(specs, raise_errors=False)
