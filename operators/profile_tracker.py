@@ -128,12 +128,15 @@ class ProfileTracker:
             s.session_views += in_open
         elif name == ev.PRODUCT_ADDED:
             s.session_cart_adds += in_open
-            if not s.cart_pending_since or ts < s.cart_pending_since:
+            # A late add-to-cart older than a processed purchase was followed by that purchase.
+            if ts > s.last_purchase_at and (not s.cart_pending_since or ts < s.cart_pending_since):
                 s.cart_pending_since = ts
         elif name == ev.ORDER_COMPLETED:
             s.session_purchases += in_open
             s.purchases_total += 1
-            s.cart_pending_since = 0
+            s.last_purchase_at = max(s.last_purchase_at, ts)
+            if s.cart_pending_since <= ts:  # a late purchase older than the pending cart did not settle it
+                s.cart_pending_since = 0
         s.last_seen = max(s.last_seen, ts)
         s.clock = max(s.clock, ts)
         if self._keep_days:

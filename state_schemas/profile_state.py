@@ -1,11 +1,11 @@
-"""Per-user keyed state of the segmentation job: ``ProfileStateV1``.
+"""Per-user keyed state of the segmentation job: ``ProfileState`` (layout version 2).
 
 Stored in Flink as bytes we encode ourselves (Flink's schema evolution never applies to Python state):
 a compact JSON array whose first element is the version. ``decode`` upgrades older versions on read, so a
 job restored from an old savepoint keeps working; bump ``CURRENT_VERSION`` and add an upgrade step for any
 change of layout, and note it in CHANGELOG.md.
 
-Layout of version 1 (positions in the array)::
+Layout of version 2 (positions in the array; version 1 is positions 0-11, upgraded on read)::
 
     0  version              1
     1  clock                user's event-time clock, epoch ms: the latest time processed for this user
@@ -20,6 +20,10 @@ Layout of version 1 (positions in the array)::
     9  segments             names of the rule segments the user is in, in rule declaration order
     10 recent_ids           dedup keys of the latest messages (oldest first), bounded
     11 timer_at             event-time timer registered in Flink for this user, epoch ms (0 = none)
+    12 last_purchase_at     event time of the latest purchase, epoch ms (0 = none): a late add-to-cart
+                            older than it was followed by that purchase, so it is not pending    (v2)
+    13 behavior             lifetime behavior stats for the ML features, an opaque list owned by
+                            ``operators.behavior_features`` (empty while models are off)        (v2)
 
 >>> s = ProfileState(clock=5, segments=["a"], recent_ids=[7])
 >>> decode(encode(s)) == s
@@ -33,7 +37,7 @@ from typing import Final
 
 import orjson
 
-CURRENT_VERSION: Final = 1
+CURRENT_VERSION: Final = 2
 
 
 class StateVersionError(ValueError):
@@ -57,6 +61,8 @@ class ProfileState:
     segments: list[str] = field(default_factory=list)
     recent_ids: list[int] = field(default_factory=list)
     timer_at: int = 0
+    last_purchase_at: int = 0
+    behavior: list = field(default_factory=list)
 
     @property
     def session_open(self) -> bool:
@@ -78,26 +84,31 @@ def encode(s: ProfileState) -> bytes:
             s.segments,
             s.recent_ids,
             s.timer_at,
+            s.last_purchase_at,
+            s.behavior,
         ]
     )
 
 
-def decode(payload: bytes) -> ProfileState:
+def decode(payload: bytes | str) -> ProfileState:
     row = orjson.loads(payload)
     version = row[0] if isinstance(row, list) and row else None
-    if version != CURRENT_VERSION:
+    if version not in (1, CURRENT_VERSION):
         raise StateVersionError(
             f"profile state version {version!r} is not readable by this Tailor (knows 1..{CURRENT_VERSION}); "
             "restore with the Tailor version that wrote the savepoint"
         )
     try:
-        (_, clock, last_seen, start, last, counts, pending, totals, days, segments, recent, timer_at) = row
+        if version == 1:  # v1 -> v2: no purchase time known, no behavior stats yet
+            row = [*row, 0, []]
+        (_, clock, last_seen, start, last, counts, pending, totals, days, segments, recent, timer_at,
+         last_purchase_at, behavior) = row
         return ProfileState(
             clock, last_seen, start, last, counts[0], counts[1], counts[2], counts[3],
-            pending, totals[0], totals[1], days, segments, recent, timer_at,
+            pending, totals[0], totals[1], days, segments, recent, timer_at, last_purchase_at, behavior,
         )
     except (ValueError, TypeError, IndexError, KeyError) as exc:
         raise StateVersionError(
-            f"profile state is corrupted ({exc}); expected the 12-field version-1 layout documented in "
+            f"profile state is corrupted ({exc}); expected the version-{version} layout documented in "
             "state_schemas/profile_state.py"
         ) from None

@@ -39,11 +39,15 @@ def memberships(history: list[Event], now: int) -> list[str]:
     views = sum(e.name == "view" for e in session)
     carts = sum(e.name == "cart" for e in session)
     buys = sum(e.name == "buy" for e in session)
+    # pending cart: the earliest add-to-cart not followed (in event time) by a purchase processed after it
     pending = None
+    last_buy = 0
     for e in history:
         if e.name == "buy":
-            pending = None
-        elif e.name == "cart" and pending is None:
+            last_buy = max(last_buy, e.ts)
+            if pending is not None and pending <= e.ts:
+                pending = None
+        elif e.name == "cart" and e.ts > last_buy and (pending is None or e.ts < pending):
             pending = e.ts
     last_seen = max(e.ts for e in history)
     idle = now - last_seen

@@ -678,11 +678,6 @@ def test_profile_tracker_late_event_gap_boundary_before_the_open_session(tracker
     assert outcomes == [(T0 + 1, 2, 1), (T0 + GAP, 1, 2)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limitation: state keeps no time of the last purchase, so a late add-to-cart that happened "
-    "before an already processed purchase starts a pending cart (fixing it needs a ProfileState v2 field)",
-)
 def test_profile_tracker_late_cart_before_a_processed_purchase_is_not_abandoned(
     tracker: ProfileTracker,
 ) -> None:

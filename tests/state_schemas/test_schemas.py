@@ -37,6 +37,8 @@ FULL_STATE = ProfileState(
     segments=["cart_abandoner", "active"],
     recent_ids=[2**63 - 1, 5],
     timer_at=T + 1_800_000,
+    last_purchase_at=T + 2,
+    behavior=[3, 1.5],
 )
 
 
@@ -53,7 +55,7 @@ def test_profile_state_default_round_trips() -> None:
 
 def test_profile_state_encoding_follows_the_documented_layout() -> None:
     assert orjson.loads(profile_state.encode(FULL_STATE)) == [
-        1,
+        2,
         T + 9,
         T + 8,
         T,
@@ -65,13 +67,23 @@ def test_profile_state_encoding_follows_the_documented_layout() -> None:
         ["cart_abandoner", "active"],
         [2**63 - 1, 5],
         T + 1_800_000,
+        T + 2,
+        [3, 1.5],
     ]
+
+
+def test_profile_state_version_1_is_upgraded_on_read() -> None:
+    v1 = b"[1,9,8,1,8,[4,2,1,1],3,[7,3],[5],[\"active\"],[5],0]"
+
+    state = profile_state.decode(v1)
+
+    assert (state.clock, state.segments, state.last_purchase_at, state.behavior) == (9, ["active"], 0, [])
 
 
 @pytest.mark.parametrize(
     ("payload", "version"),
     [
-        (b"[2,0,0,0,0,[0,0,0,0],0,[0,0],[],[],[],0]", "2"),
+        (b"[3,0,0,0,0,[0,0,0,0],0,[0,0],[],[],[],0,0,[]]", "3"),
         (b"[0]", "0"),
         (b'{"version": 1}', "None"),
         (b"[]", "None"),
@@ -84,7 +96,7 @@ def test_profile_state_unknown_version_says_what_to_do(payload: bytes, version: 
         profile_state.decode(payload)
 
     assert str(info.value) == (
-        f"profile state version {version} is not readable by this Tailor (knows 1..1); "
+        f"profile state version {version} is not readable by this Tailor (knows 1..2); "
         "restore with the Tailor version that wrote the savepoint"
     )
 
@@ -97,7 +109,7 @@ def test_profile_state_corrupted_version_1_payload_is_a_state_version_error(payl
         profile_state.decode(payload)
 
     assert str(info.value).startswith("profile state is corrupted (")
-    assert "12-field version-1 layout" in str(info.value)
+    assert "version-1 layout" in str(info.value)
 
 
 def test_profile_state_version_error_is_a_value_error() -> None:
