@@ -3,11 +3,15 @@
 Keys (``prefix`` defaults to ``tailor:``)::
 
     {prefix}profile:{user_id}     HASH  segments (comma-separated, rule order), last_seen, sessions_total,
-                                        purchases_total, updated_at (event time of the last change)
-    {prefix}segment:{segment}     SET   the user ids currently in the segment (the live audience)
+                                        purchases_total, updated_at (event time of the last change);
+                                        cluster (the ML segment; written by the model hub)
+    {prefix}segment:{segment}     SET   the user ids currently in the segment (the live audience), for
+                                        rule segments and ML segments (clusters) alike
+    {prefix}recs:{user_id}        STRING the user's latest tailor.recommendation/1 JSON
     {prefix}segment-changes       pub/sub channel: every tailor.segment_change/1 as JSON, as it happens
+    {prefix}recommendations       pub/sub channel: every tailor.recommendation/1 as JSON
 
-Every write is absolute (HSET of the whole profile, SADD on enter, SREM on exit), so replaying the same
+Every write is absolute (HSET of profile fields, SADD on enter, SREM on exit, SET of recs), so replaying the same
 changes after a failure converges to the same keys. Redis is not transactional with Flink checkpoints:
 commands are buffered for at most ``max_delay_ms`` and sent in one pipeline. If the job fails, changes
 made after the last checkpoint are recomputed on restart and written again; up to ``max_delay_ms`` of
@@ -44,9 +48,16 @@ class RedisAudienceWriter:
     def segment_key(self, segment: str) -> str:
         return f"{self.prefix}segment:{segment}"
 
+    def recommendations_key(self, user_id: str) -> str:
+        return f"{self.prefix}recs:{user_id}"
+
     @property
     def changes_channel(self) -> str:
         return f"{self.prefix}segment-changes"
+
+    @property
+    def recommendations_channel(self) -> str:
+        return f"{self.prefix}recommendations"
 
     @property
     def pending(self) -> int:
@@ -55,18 +66,8 @@ class RedisAudienceWriter:
     def write(self, user_id: str, state: ProfileState, changes: Iterable[SegmentChange], encoded: Iterable[bytes]) -> None:
         """Queue the audience updates and the profile snapshot for one user's changes."""
         pipe = self._pipe
-        if self._pending == 0:
-            self._oldest_ms = time.monotonic() * 1000
-        last_time = 0
-        for change, payload in zip(changes, encoded):
-            key = self.segment_key(change.segment)
-            if change.change == ENTER:
-                pipe.sadd(key, user_id)
-            else:
-                pipe.srem(key, user_id)
-            pipe.publish(self.changes_channel, payload)
-            last_time = change.event_time
-            self._pending += 2
+        self._start_batch()
+        last_time = self._queue_changes(user_id, changes, encoded)
         pipe.hset(
             self.profile_key(user_id),
             mapping={
@@ -78,6 +79,45 @@ class RedisAudienceWriter:
             },
         )
         self._pending += 1
+        self._flush_if_due()
+
+    def write_cluster_changes(
+        self, user_id: str, cluster: str | None, changes: Iterable[SegmentChange], encoded: Iterable[bytes]
+    ) -> None:
+        """Queue ML segment (cluster) changes: audience sets, pub/sub, and the profile's ``cluster`` field."""
+        self._start_batch()
+        self._queue_changes(user_id, changes, encoded)
+        self._pipe.hset(self.profile_key(user_id), "cluster", cluster or "")
+        self._pending += 1
+        self._flush_if_due()
+
+    def write_recommendations(self, user_id: str, payload: bytes) -> None:
+        """Queue a user's new top-K (the whole tailor.recommendation/1 record replaces the old one)."""
+        self._start_batch()
+        self._pipe.set(self.recommendations_key(user_id), payload)
+        self._pipe.publish(self.recommendations_channel, payload)
+        self._pending += 2
+        self._flush_if_due()
+
+    def _start_batch(self) -> None:
+        if self._pending == 0:
+            self._oldest_ms = time.monotonic() * 1000
+
+    def _queue_changes(self, user_id: str, changes: Iterable[SegmentChange], encoded: Iterable[bytes]) -> int:
+        """SADD/SREM + publish per change; returns the event time of the last one."""
+        last_time = 0
+        for change, payload in zip(changes, encoded):
+            key = self.segment_key(change.segment)
+            if change.change == ENTER:
+                self._pipe.sadd(key, user_id)
+            else:
+                self._pipe.srem(key, user_id)
+            self._pipe.publish(self.changes_channel, payload)
+            last_time = change.event_time
+            self._pending += 2
+        return last_time
+
+    def _flush_if_due(self) -> None:
         if self._pending >= self.max_batch or time.monotonic() * 1000 - self._oldest_ms >= self.max_delay_ms:
             self.flush()
 
