@@ -39,6 +39,8 @@ def isolated_settings(base: Settings, name: str, partitions: int = 2, **override
         events_topic=f"test.{tag}.events",
         segment_changes_topic=f"test.{tag}.segment-changes",
         dead_letters_topic=f"test.{tag}.dead-letters",
+        recommendations_topic=f"test.{tag}.recommendations",
+        catalog_topic=f"test.{tag}.catalog",
         consumer_group=f"test-{tag}",
         redis_prefix=f"test:{tag}:",
         kafka_partitions=partitions,
@@ -46,7 +48,7 @@ def isolated_settings(base: Settings, name: str, partitions: int = 2, **override
         checkpoint_interval_ms=1000,
         **overrides,
     )
-    topics.ensure_topics(settings, [settings.events_topic, settings.segment_changes_topic, settings.dead_letters_topic])
+    topics.ensure_topics(settings, topics.tailor_topics(settings))
     return settings
 
 

@@ -98,7 +98,7 @@ def ts_of(event: dict) -> int:
 
 @pytest.fixture(scope="module")
 def job_output(stack_settings, redis_client, tmp_path_factory):
-    settings = isolated_settings(stack_settings, "scripted")
+    settings = isolated_settings(stack_settings, "scripted", models_enabled=False)  # models: test_models_job.py
     good = sorted(scripted_events(), key=ts_of)  # stable: duplicates stay after their originals
     # The shuffled group goes where its time belongs, so it arrives within the out-of-orderness bound.
     at = next(i for i, e in enumerate(good) if ts_of(e) > T0)

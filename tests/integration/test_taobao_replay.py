@@ -34,7 +34,9 @@ def reference_from_csv() -> dict[str, list[tuple]]:
 
 @pytest.fixture(scope="module")
 def replay(stack_settings, tmp_path_factory):
-    settings = isolated_settings(stack_settings, "taobao")
+    # Rules only: this test checks every rule change against an independent computation; the models
+    # are covered by test_models_job.py on a smaller input.
+    settings = isolated_settings(stack_settings, "taobao", models_enabled=False)
     report = produce_file(settings, TAOBAO, fmt="taobao", progress=False, echo=None)
     run_bounded_job(settings, PROJECT_ROOT / "config" / "segments.yaml", tmp_path_factory.mktemp("taobao"))
     records = read_topic(settings.kafka_bootstrap, settings.segment_changes_topic, timeout_s=120)
