@@ -1,0 +1,339 @@
+"""ML segments: online clustering of behavior feature vectors, with stable human-readable names.
+
+``BehaviorClusterer`` standardizes each feature vector online (Welford mean / variance per feature) and
+feeds the z-scores to a River clusterer (``KMeans`` by default; ``STREAMKMeans`` and ``DBSTREAM`` are
+selectable; ``tailor evaluate clusters`` compares them on Taobao). Three phases:
+
+* **warm-up**: the first ``warmup_events`` only train the scaler, the next ``warmup_events`` also the
+  model; ``predict_one`` returns ``None`` until the first labeling;
+* **labeling**: each cluster is named after the z-scores that stand out in its centroid ("Cart Fillers":
+  cart rate high) by matching centroids to name prototypes (Hungarian assignment, unique names);
+* **relabel** every ``relabel_every_events`` model updates or ``relabel_every`` of event time: the new
+  centroids are matched to the previous named ones (Hungarian on centroid distance) and keep their
+  names unless one moved further than ``rename_distance``; only clusters without a close predecessor get
+  a fresh name. Labels therefore do not churn when the model is refit.
+
+``explain(name)`` gives the centroid's z-scores as of the last labeling: what the segment-change events
+carry as their reason and facts (``operators.cluster_segments``).
+
+>>> from operators.behavior_features import FEATURE_NAMES
+>>> c = BehaviorClusterer(ClusteringConfig(n_clusters=2, warmup_events=20, halflife=0.2))
+>>> buyer = dict.fromkeys(FEATURE_NAMES, 0.0) | {"purchases_per_session": 1.0, "events": 1.0}
+>>> viewer = dict.fromkeys(FEATURE_NAMES, 0.0) | {"views_per_session": 3.0, "categories": 2.0}
+>>> for t in range(60):
+...     c.learn_one(buyer if t % 2 else viewer, now=t)
+>>> c.predict_one(buyer), c.predict_one(viewer)
+('Frequent Shoppers', 'Explorers')
+>>> c.explain("Explorers")["views_per_session"] > 0.5   # centroid z-score: well above average
+True
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import pickle
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import river
+from river import cluster
+from scipy.optimize import linear_sum_assignment
+
+from operators.behavior_features import FEATURE_NAMES
+from operators.errors import TailorError
+from operators.segment_rules import RuleError, parse_duration
+from state_schemas import cluster_model
+from state_schemas.cluster_model import ALGORITHMS, ClusterModel, ClusterModelError
+
+# Name -> the z-score direction it stands for. A cluster gets the name whose direction its centroid
+# points along most (cosine), each name used once. More names than clusters, so every cluster finds one.
+NAME_PROTOTYPES: dict[str, dict[str, float]] = {
+    "Frequent Shoppers": {"purchases_per_session": 1.0, "events": 0.6, "sessions": 0.3},
+    "Cart Fillers": {"cart_rate": 1.0, "purchases_per_session": -0.3},
+    "Wishlisters": {"fav_rate": 1.0},
+    "Browsers": {"views_per_session": 1.0, "events": 0.5, "cart_rate": -0.3, "purchases_per_session": -0.3},
+    "Loyal Customers": {"sessions": 1.0, "hours_since_previous": 0.5, "purchases_per_session": 0.4},
+    "Explorers": {"categories": 1.0, "views_per_session": 0.4},
+    "Long-Session Visitors": {"session_minutes": 1.0},
+    "Returning Visitors": {"hours_since_previous": 1.0, "sessions": 0.5},
+    "One-off Visitors": {"events": -1.0, "sessions": -0.5, "categories": -0.5, "session_minutes": -0.5},
+    "Quick Buyers": {"purchases_per_session": 1.0, "events": -0.6},
+}
+
+
+class ClusteringError(TailorError):
+    """Bad ``clustering:`` settings in config/models.yaml."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClusteringConfig:
+    algorithm: str = "kmeans"
+    n_clusters: int = 5
+    seed: int = 42
+    warmup_events: int = 1_000  # scaler-only events, then as many model updates before the first labels
+    halflife: float = 0.02  # KMeans / STREAMKMeans: how far a center moves toward each point
+    sigma: float = 1.0  # KMeans: spread of the random initial centers (z units)
+    chunk_size: int = 100  # STREAMKMeans
+    clustering_threshold: float = 1.5  # DBSTREAM micro-cluster radius (z units)
+    fading_factor: float = 0.001  # DBSTREAM
+    cleanup_interval: int = 1_000  # DBSTREAM
+    relabel_every_events: int = 10_000  # model updates between relabels (0 = never by count)
+    relabel_every_ms: int = 7 * 86_400_000  # event time between relabels (0 = never by time)
+    rename_distance: float = 2.0  # a relabeled centroid further than this from its predecessor is renamed
+    hysteresis: float = 0.25  # a user switches cluster only when the new one is this much closer (z units)
+
+    @classmethod
+    def from_dict(cls, section: dict[str, Any]) -> ClusteringConfig:
+        """Settings from the ``clustering:`` section; missing keys keep their defaults.
+
+        >>> ClusteringConfig.from_dict({"algorithm": "dbstream", "relabel_every": "1d"}).relabel_every_ms
+        86400000
+        >>> ClusteringConfig.from_dict({"n_cluster": 3})
+        Traceback (most recent call last):
+        ...
+        operators.behavior_clusters.ClusteringError: clustering.n_cluster is not a setting; known: algorithm, chunk_size, cleanup_interval, clustering_threshold, fading_factor, halflife, hysteresis, n_clusters, relabel_every, relabel_every_events, rename_distance, seed, sigma, warmup_events
+        """
+        if not isinstance(section, dict):
+            raise ClusteringError(f"clustering must be a mapping; got {type(section).__name__}")
+        known = {f.name for f in fields(cls)} - {"relabel_every_ms"} | {"relabel_every"}
+        defaults = {f.name: f.default for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in section.items():
+            if key not in known:
+                raise ClusteringError(f"clustering.{key} is not a setting; known: {', '.join(sorted(known))}")
+            if key == "relabel_every":
+                try:
+                    values["relabel_every_ms"] = 0 if value in (0, "never") else parse_duration(value, key)
+                except RuleError as exc:
+                    raise ClusteringError(f"clustering.{exc}") from None
+                continue
+            default = defaults[key]
+            if isinstance(default, str):
+                if value not in ALGORITHMS:
+                    raise ClusteringError(f"clustering.algorithm must be one of {', '.join(ALGORITHMS)}; got {value!r}")
+            elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ClusteringError(f"clustering.{key} must be a non-negative number; got {value!r}")
+            elif isinstance(default, int) and value != int(value):
+                raise ClusteringError(f"clustering.{key} must be a whole number; got {value!r}")
+            values[key] = type(default)(value)
+        config = cls(**values)
+        if config.n_clusters < 1 or config.chunk_size < 1 or config.warmup_events < 1:
+            raise ClusteringError("clustering.n_clusters, chunk_size and warmup_events must be at least 1")
+        return config
+
+
+class BehaviorClusterer:
+    def __init__(self, config: ClusteringConfig) -> None:
+        self.config = config
+        self.features = FEATURE_NAMES
+        n = len(self.features)
+        self.events_seen = 0
+        self.model_updates = 0
+        self._relabeled_at = (0, 0)  # (model updates, event time) of the last labeling
+        self._count = 0
+        self._mean = [0.0] * n
+        self._m2 = [0.0] * n
+        self._named: list[tuple[str, int, list[float]]] = []  # (name, model cluster id, centroid z)
+        self._name_of: dict[int, str] = {}
+        self.model = self._new_model()
+
+    # -- verbs -------------------------------------------------------------------------------------
+    def learn_one(self, features: dict[str, float], now: int) -> None:
+        """Learn one feature vector at event time ``now`` (relabels when the schedule says so)."""
+        self.events_seen += 1
+        x = [features.get(f, 0.0) for f in self.features]
+        self._count += 1
+        for i, v in enumerate(x):
+            delta = v - self._mean[i]
+            self._mean[i] += delta / self._count
+            self._m2[i] += delta * (v - self._mean[i])
+        if self.events_seen <= self.config.warmup_events:
+            return
+        self.model.learn_one(self._scale(x))
+        self.model_updates += 1
+        cfg = self.config
+        done, at = self._relabeled_at
+        if not self._named:
+            if self.model_updates >= cfg.warmup_events:
+                self.relabel(now)
+        elif (cfg.relabel_every_events and self.model_updates - done >= cfg.relabel_every_events) or (
+            cfg.relabel_every_ms and now - at >= cfg.relabel_every_ms
+        ):
+            self.relabel(now)
+
+    def predict_one(self, features: dict[str, float]) -> str | None:
+        """The stable name of the cluster ``features`` belong to; ``None`` while warming up."""
+        if not self._named:
+            return None
+        z = self._scale([features.get(f, 0.0) for f in self.features])
+        cid = self.model.predict_one(z)
+        if self.config.algorithm != "dbstream":
+            return self._name_of[cid]
+        # DBSTREAM renumbers its clusters on every recluster: go through the cluster's center instead.
+        center = self.model.centers.get(cid)
+        return self._nearest(self._vector(center) if center else self._vector(z))
+
+    def explain(self, name: str) -> dict[str, float]:
+        """Feature -> z-score of the cluster's centroid (as of the last labeling)."""
+        for named, _, z in self._named:
+            if named == name:
+                return dict(zip(self.features, z))
+        raise KeyError(f"no cluster named {name!r}; clusters are {self.names()}")
+
+    def describe(self, name: str, top: int = 3) -> str:
+        """One line for people: the z-scores that stand out.
+
+        >>> c = BehaviorClusterer(ClusteringConfig())
+        >>> c._named = [("Cart Fillers", 0, [0.1, 0, 0, -0.2, 2.31, 0, -0.6, 0, 0])]
+        >>> c.describe("Cart Fillers")
+        'Cart Fillers: cart rate +2.3σ, purchases per session -0.6σ, views per session -0.2σ vs all users'
+        """
+        z = self.explain(name)
+        parts = [f"{f.replace('_', ' ')} {v:+.1f}σ" for f, v in sorted(z.items(), key=lambda kv: -abs(kv[1]))[:top]]
+        return f"{name}: {', '.join(parts)} vs all users"
+
+    def names(self) -> list[str]:
+        return [name for name, _, _ in self._named]
+
+    def distances(self, features: dict[str, float]) -> dict[str, float]:
+        """Euclidean distance (z units) from ``features`` to each named cluster's current center."""
+        z = self._vector(self._scale([features.get(f, 0.0) for f in self.features]))
+        centers = self._live_centers()
+        return {name: math.dist(z, centers.get(name, c)) for name, _, c in self._named}
+
+    # -- relabel -----------------------------------------------------------------------------------
+    def relabel(self, now: int) -> None:
+        """Name the current clusters, keeping the names of those close to a previously named one."""
+        centers = self._model_centers()
+        self._relabeled_at = (self.model_updates, now)
+        if not centers:
+            return
+        ids = sorted(centers)
+        new = np.array([centers[i] for i in ids])
+        names: dict[int, str] = {}
+        if self._named:
+            old = np.array([z for _, _, z in self._named])
+            cost = np.linalg.norm(new[:, None, :] - old[None, :, :], axis=2)
+            for r, c in zip(*linear_sum_assignment(cost), strict=True):
+                if cost[r, c] <= self.config.rename_distance:
+                    names[ids[r]] = self._named[c][0]
+        fresh = [i for i in ids if i not in names]
+        if fresh:
+            free = [n for n in NAME_PROTOTYPES if n not in names.values()]
+            proto = np.array([[NAME_PROTOTYPES[n].get(f, 0.0) for f in self.features] for n in free])
+            proto /= np.linalg.norm(proto, axis=1, keepdims=True)
+            z = np.array([centers[i] for i in fresh])
+            score = z @ proto.T / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-9)
+            rows, cols = linear_sum_assignment(-score)
+            for r, c in zip(rows, cols, strict=True):
+                names[fresh[r]] = free[c]
+            taken = set(names.values())
+            for i in fresh:  # more clusters than names
+                if i not in names:
+                    names[i] = next(f"Segment {k}" for k in range(1, len(ids) + 2) if f"Segment {k}" not in taken)
+                    taken.add(names[i])
+        self._named = [(names[i], i, [float(v) for v in centers[i]]) for i in ids]
+        self._name_of = {i: names[i] for i in ids}
+
+    # -- persistence -------------------------------------------------------------------------------
+    def export_state(self) -> str:
+        algorithm = self.config.algorithm
+        if algorithm == "kmeans":
+            model: dict[str, Any] = {"centers": self._centers_of(self.model)}
+        elif algorithm == "streamkmeans":
+            chunk = [self._vector(p) for p in self.model._temp_chunk.values()]
+            model = {"centers": self._centers_of(self.model._kmeans), "time_stamp": self.model.time_stamp,
+                     "chunk": chunk}
+        else:
+            model = {"pickle": base64.b64encode(pickle.dumps(self.model)).decode()}
+        return cluster_model.encode(ClusterModel(
+            river.__version__, algorithm, len(self.features),
+            (self.events_seen, self.model_updates, *self._relabeled_at),
+            (self._count, tuple(self._mean), tuple(self._m2)),
+            tuple((n, i, tuple(z)) for n, i, z in self._named), model,
+        ))
+
+    def import_state(self, payload: str) -> None:
+        """Continue from an ``export_state`` payload (same algorithm, cluster count and features)."""
+        m = cluster_model.decode(payload, river_version=river.__version__)
+        if m.algorithm != self.config.algorithm or m.n_features != len(self.features):
+            raise ClusterModelError(
+                f"the stored clusterer is {m.algorithm} over {m.n_features} features, the configuration asks "
+                f"for {self.config.algorithm} over {len(self.features)}: set clustering.algorithm back, or "
+                "start the clusterer from scratch"
+            )
+        self.events_seen, self.model_updates, done, at = m.counters
+        self._relabeled_at = (done, at)
+        self._count, mean, m2 = m.scaler
+        self._mean, self._m2 = list(mean), list(m2)
+        self._named = [(n, i, list(z)) for n, i, z in m.named]
+        self._name_of = {i: n for n, i, _ in m.named}
+        self.model = self._new_model()
+        if "pickle" in m.model:
+            self.model = pickle.loads(base64.b64decode(m.model["pickle"]))
+            return
+        kmeans = self.model if m.algorithm == "kmeans" else self.model._kmeans
+        if len(m.model["centers"]) != len(kmeans.centers):
+            raise ClusterModelError(
+                f"the stored clusterer has {len(m.model['centers'])} clusters, clustering.n_clusters is "
+                f"{len(kmeans.centers)}: set it back, or start the clusterer from scratch"
+            )
+        for i, center in enumerate(m.model["centers"]):
+            kmeans.centers[i].update(zip(self.features, center))
+        if m.algorithm == "streamkmeans":
+            self.model.time_stamp = m.model["time_stamp"]
+            self.model._temp_chunk = {i: dict(zip(self.features, p)) for i, p in enumerate(m.model["chunk"])}
+            self.model.centers = kmeans.centers
+
+    # -- internals ---------------------------------------------------------------------------------
+    def _new_model(self) -> Any:
+        cfg = self.config
+        if cfg.algorithm == "dbstream":
+            return cluster.DBSTREAM(
+                clustering_threshold=cfg.clustering_threshold, fading_factor=cfg.fading_factor,
+                cleanup_interval=cfg.cleanup_interval,
+            )
+        kw = {"halflife": cfg.halflife, "sigma": cfg.sigma, "seed": cfg.seed}
+        if cfg.algorithm == "kmeans":
+            model = cluster.KMeans(n_clusters=cfg.n_clusters, **kw)
+            kmeans = model
+        else:
+            model = cluster.STREAMKMeans(chunk_size=cfg.chunk_size, n_clusters=cfg.n_clusters, **kw)
+            kmeans = model._kmeans
+        # Draw every initial coordinate now, in a fixed order: River draws them lazily on first use, which
+        # would make the model depend on when a feature first shows up, and the state on the RNG.
+        for center in kmeans.centers.values():
+            for f in self.features:
+                center[f]  # noqa: B018  (the defaultdict draws on access)
+        if cfg.algorithm == "streamkmeans":
+            model.centers = kmeans.centers
+        return model
+
+    def _scale(self, x: list[float]) -> dict[str, float]:
+        n = self._count or 1
+        out = {}
+        for f, v, mean, m2 in zip(self.features, x, self._mean, self._m2, strict=True):
+            var = m2 / n
+            out[f] = (v - mean) / math.sqrt(var) if var > 0 else 0.0
+        return out
+
+    def _vector(self, point: dict[str, float]) -> list[float]:
+        return [float(point.get(f, 0.0)) for f in self.features]
+
+    def _centers_of(self, kmeans: Any) -> list[list[float]]:
+        return [self._vector(kmeans.centers[i]) for i in sorted(kmeans.centers)]
+
+    def _model_centers(self) -> dict[int, list[float]]:
+        centers = self.model.centers
+        return {i: self._vector(c) for i, c in centers.items()}
+
+    def _live_centers(self) -> dict[str, list[float]]:
+        if self.config.algorithm == "dbstream":
+            return {}
+        centers = self.model.centers
+        return {name: self._vector(centers[i]) for name, i, _ in self._named}
+
+    def _nearest(self, z: list[float]) -> str:
+        return min(self._named, key=lambda named: math.dist(z, named[2]))[0]
