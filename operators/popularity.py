@@ -1,0 +1,183 @@
+"""Trending items: exponentially time-decayed popularity, overall and per segment, in event time.
+
+An item's popularity at time ``now`` is ``sum(w * 2 ** -((now - t) / half_life))`` over its events.
+We keep it in *forward-decay* form: ``level = log2(sum(w * 2 ** (t / half_life)))``, so an event only
+touches its own item, the ranking never needs refreshing as time passes (every item decays by the same
+factor) and ``2 ** (level - now / half_life)`` recovers the decayed count. Logs never overflow, and
+out-of-order events are exact.
+
+Because levels only ever go up, each table keeps an exact top-``board_size`` board incrementally
+(an item enters by beating the board's minimum), so ``top`` costs O(board), not O(items). Ties are
+broken by item id so the board is a pure function of the levels (a restored table rebuilds the same
+board). Per-segment tables hold at most ``segment_cap`` items: past that, the lowest are dropped in a
+batch (a heavy-hitters approximation: a dropped item that comes back restarts from zero there).
+
+>>> pop = DecayedPopularity(half_life_ms=1000)
+>>> pop.learn_one("a", 0, segments=("vip",))
+>>> pop.learn_one("b", 1000, weight=1.5)
+>>> [(i, round(s, 3)) for i, s in pop.top(2, now=1000)]
+[('b', 1.5), ('a', 0.5)]
+>>> pop.top(5, segment="vip", now=2000)
+[('a', 0.25)]
+>>> pop.top(5, exclude={"b"}, now=1000)
+[('a', 0.5)]
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Container, Iterable
+
+OVERALL = ""  # the table of all events; segment names are never empty
+
+
+def _merge(level: float | None, x: float) -> float:
+    """``log2(2**level + 2**x)`` without overflow."""
+    if level is None:
+        return x
+    hi, lo = (level, x) if level >= x else (x, level)
+    return hi + math.log2(1.0 + 2.0 ** (lo - hi))
+
+
+class _Table:
+    """Levels of the items of one segment plus the exact top board."""
+
+    __slots__ = ("levels", "board", "board_size", "_min")
+
+    def __init__(self, board_size: int) -> None:
+        self.levels: dict[str, float] = {}
+        self.board: dict[str, float] = {}
+        self.board_size = board_size
+        self._min: tuple[float, str] | None = None
+
+    def add(self, item: str, x: float) -> float:
+        level = _merge(self.levels.get(item), x)
+        self.set_level(item, level)
+        return level
+
+    def set_level(self, item: str, level: float) -> None:
+        """Levels only go up, which keeps the board exact (an item enters by beating its minimum)."""
+        self.levels[item] = level
+        board = self.board
+        if item in board:
+            board[item] = level
+            if self._min is not None and self._min[1] == item:
+                self._min = min((v, k) for k, v in board.items())
+        elif len(board) < self.board_size:
+            board[item] = level
+            if self._min is None or (level, item) < self._min:
+                self._min = (level, item)
+        elif self._min is not None and (level, item) > self._min:
+            del board[self._min[1]]
+            board[item] = level
+            self._min = min((v, k) for k, v in board.items())
+
+    def remove(self, item: str) -> None:
+        if self.levels.pop(item, None) is not None and item in self.board:
+            self.rebuild_board()
+
+    def rebuild_board(self) -> None:
+        best = heapq.nlargest(self.board_size, ((v, k) for k, v in self.levels.items()))
+        self.board = {k: v for v, k in best}
+        self._min = best[-1] if best else None
+
+    def top(self, n: int, exclude: Container[str]) -> list[tuple[str, float]]:
+        ranked = sorted(((v, k) for k, v in self.board.items()), reverse=True)
+        out = [(k, v) for v, k in ranked if k not in exclude][:n]
+        if len(out) < n and len(self.levels) > len(self.board):
+            # The exclusions ate into the board: fall back to a full scan (rare; bounded by the table).
+            ranked = heapq.nlargest(n + len(self.board) + 32, ((v, k) for k, v in self.levels.items()))
+            out = [(k, v) for v, k in ranked if k not in exclude][:n]
+        return out
+
+
+class DecayedPopularity:
+    """Time-decayed item popularity, overall and per named segment.
+
+    ``half_life_ms``: event-time half-life. ``board_size``: how many leaders each table tracks exactly.
+    ``segment_cap``: items kept per segment table (the overall table is bounded by the caller, which
+    removes items it evicts).
+    """
+
+    def __init__(self, half_life_ms: int, board_size: int = 100, segment_cap: int = 1000) -> None:
+        if half_life_ms <= 0:
+            raise ValueError(f"half_life_ms must be > 0, got {half_life_ms}")
+        self.half_life_ms = half_life_ms
+        self.board_size = board_size
+        self.segment_cap = segment_cap
+        self.tables: dict[str, _Table] = {OVERALL: _Table(board_size)}
+        self._dropped: set[str] = set()  # items whose segment levels a trim removed (their state changed)
+
+    def learn_one(self, item_id: str, timestamp: int, weight: float = 1.0, segments: Iterable[str] = ()) -> None:
+        if weight <= 0:
+            return
+        x = math.log2(weight) + timestamp / self.half_life_ms
+        self.tables[OVERALL].add(item_id, x)
+        for segment in segments:
+            table = self.tables.get(segment)
+            if table is None:
+                table = self.tables[segment] = _Table(self.board_size)
+            table.add(item_id, x)
+            if len(table.levels) > self.segment_cap + max(1, self.segment_cap // 8):
+                self._trim(table)
+
+    def _trim(self, table: _Table) -> None:
+        keep = heapq.nlargest(self.segment_cap, ((v, k) for k, v in table.levels.items()))
+        kept = {k for _, k in keep}
+        self._dropped.update(k for k in table.levels if k not in kept)
+        table.levels = {k: v for v, k in keep}
+        table.rebuild_board()
+
+    def take_dropped(self) -> set[str]:
+        """Items whose per-segment levels were trimmed since the last call (to persist them again)."""
+        dropped, self._dropped = self._dropped, set()
+        return dropped
+
+    def top(
+        self, k: int, segment: str | None = None, exclude: Container[str] = (), now: int | None = None
+    ) -> list[tuple[str, float]]:
+        """The ``k`` most popular items as ``(item_id, decayed count at now)``; ``[]`` for an unknown segment.
+
+        ``now`` defaults to the scale of the leader (scores are then relative to it).
+        """
+        table = self.tables.get(OVERALL if segment is None else segment)
+        if table is None:
+            return []
+        ranked = table.top(k, exclude)
+        if not ranked:
+            return []
+        ref = ranked[0][1] if now is None else now / self.half_life_ms
+        return [(item, 2.0 ** (level - ref)) for item, level in ranked]
+
+    def score(self, item_id: str, now: int, segment: str | None = None) -> float:
+        table = self.tables.get(OVERALL if segment is None else segment)
+        level = None if table is None else table.levels.get(item_id)
+        return 0.0 if level is None else 2.0 ** (level - now / self.half_life_ms)
+
+    def level(self, item_id: str) -> float | None:
+        """The item's overall forward-decay level (comparable across items; None = never seen)."""
+        return self.tables[OVERALL].levels.get(item_id)
+
+    # -- persistence: an item's levels live in its own payload -------------------------------------
+    def export_item(self, item_id: str) -> dict[str, float]:
+        """``{segment: level}`` of the item (overall under ``""``)."""
+        return {name: t.levels[item_id] for name, t in self.tables.items() if item_id in t.levels}
+
+    def import_item(self, item_id: str, levels: dict[str, float]) -> None:
+        for name, level in levels.items():
+            table = self.tables.get(name)
+            if table is None:
+                table = self.tables[name] = _Table(self.board_size)
+            if item_id in table.levels:  # replacing a level may lower it: recompute the board
+                table.levels[item_id] = level
+                table.rebuild_board()
+            else:
+                table.set_level(item_id, level)
+
+    def remove_item(self, item_id: str) -> None:
+        for name in list(self.tables):
+            table = self.tables[name]
+            table.remove(item_id)
+            if name != OVERALL and not table.levels:
+                del self.tables[name]

@@ -1,0 +1,70 @@
+"""``tailor.recommendation/1``: a user's new top-K recommendations.
+
+Emitted when a user's list changes (throttled per user in event time); the Redis copy under
+``{prefix}recs:{user_id}`` is always the latest record. Layout (JSON object, one per Kafka record, keyed
+by ``user_id``)::
+
+    schema         "tailor.recommendation/1"
+    user_id        the user key the job tracks (userId, else anonymousId)
+    items          [{item_id, score, source}], best first; source is "mf" | "content" | "popular"
+    model_version  which model produced it, e.g. "mf-biased/river-0.23.0/cfg-1a2b3c4d"
+    message_id     the triggering event's messageId
+    event_time     epoch ms of the triggering event
+    emit_time      epoch ms (wall clock) at which the job emitted it
+
+>>> from operators.recommender import RecommendedItem
+>>> r = Recommendation("u1", (RecommendedItem("p1", 0.9, "mf"),), "mf-biased/x", "m1", 5)
+>>> decode(encode(r, emit_time=7))["items"]
+[{'item_id': 'p1', 'score': 0.9, 'source': 'mf'}]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+
+if TYPE_CHECKING:
+    from operators.recommender import RecommendedItem
+
+SCHEMA: Final = "tailor.recommendation/1"
+SOURCES: Final = frozenset({"mf", "content", "popular"})
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    user_id: str
+    items: Sequence[RecommendedItem]
+    model_version: str
+    message_id: str | None
+    event_time: int
+
+
+def encode(rec: Recommendation, emit_time: int) -> bytes:
+    return orjson.dumps(
+        {
+            "schema": SCHEMA,
+            "user_id": rec.user_id,
+            "items": [{"item_id": i.item_id, "score": round(i.score, 6), "source": i.source} for i in rec.items],
+            "model_version": rec.model_version,
+            "message_id": rec.message_id,
+            "event_time": rec.event_time,
+            "emit_time": emit_time,
+        }
+    )
+
+
+def decode(payload: bytes | str) -> dict[str, Any]:
+    """Parse an emitted record; raises ``ValueError`` for a schema this version does not know.
+
+    >>> decode(b'{"schema": "tailor.recommendation/2"}')
+    Traceback (most recent call last):
+    ...
+    ValueError: expected schema 'tailor.recommendation/1', got 'tailor.recommendation/2'
+    """
+    record = orjson.loads(payload)
+    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
+        raise ValueError(f"expected schema {SCHEMA!r}, got {record.get('schema') if isinstance(record, dict) else record!r}")
+    return record

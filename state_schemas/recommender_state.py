@@ -1,0 +1,142 @@
+"""Versioned payloads of ``operators.recommender.HybridRecommender`` state (version 1).
+
+The model hub persists them in Flink state (``state_schemas.model_hub_state``): one payload per user,
+one per item, one for the globals. Compact JSON arrays, element 0 = version; floats round-trip exactly
+(orjson writes the shortest repr), so a restored model continues bit for bit.
+
+User ``[1, seq, n_events, mf, recent, purchased, last_emit_ms, last_emitted]``::
+
+    seq           LRU clock value of the user's last event (eviction order after a restore)
+    n_events      interactions learned
+    mf            [bias, [latent...]] or null (matrix_factorization.MatrixFactorization.export_user)
+    recent        [[item_id, weight, timestamp], ...], oldest first, capped
+    purchased     [item_id, ...], oldest first, capped (excluded from recommendations)
+    last_emit_ms  event time of the last emitted list, null if none
+    last_emitted  [[item_id, score, source], ...] last emitted list
+
+Item ``[1, seq, pos, n_events, category, mf, popularity, catalog]``::
+
+    seq           LRU clock value of the item's last touch
+    pos           slot in the negative-sampling array of known items
+    n_events      interactions learned
+    category      category seen in events, null if none
+    mf            [bias, [latent...]] or null
+    popularity    {segment: forward-decay level}, overall under ""
+    catalog       [catalog_seq, title, category, [tags...]] or null: the catalog record, with the order
+                  in which it was added (the content index is rebuilt from these in that order)
+
+Globals ``[1, river_version, config_hash, mf, rng, clock, catalog_clock]``::
+
+    river_version ``river.__version__`` that wrote the state
+    config_hash   short hash of the recommender config (its model_version suffix)
+    mf            [n, mean] of the running target mean
+    rng           negative-sampling generator state (64-bit integer)
+    clock         LRU clock; catalog_clock: catalog insertion counter
+
+>>> u = UserState(3, 2, [0.0, [0.1]], [("i1", 1.0, 5)], ["i0"], None, [])
+>>> decode_user(encode_user(u)) == u
+True
+>>> decode_item('[7, 1]')
+Traceback (most recent call last):
+...
+state_schemas.profile_state.StateVersionError: recommender item state version 7 is not readable by this Tailor (knows version 1); restore with the Tailor version that wrote it, or drop the model state
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+
+from state_schemas.profile_state import StateVersionError
+
+CURRENT_VERSION: Final = 1
+
+
+@dataclass(slots=True)
+class UserState:
+    seq: int = 0
+    n_events: int = 0
+    mf: list[Any] | None = None
+    recent: list[tuple[str, float, int]] = field(default_factory=list)
+    purchased: list[str] = field(default_factory=list)
+    last_emit_ms: int | None = None
+    last_emitted: list[tuple[str, float, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ItemState:
+    seq: int = 0
+    pos: int = -1
+    n_events: int = 0
+    category: str | None = None
+    mf: list[Any] | None = None
+    popularity: dict[str, float] = field(default_factory=dict)
+    catalog: tuple[int, str, str | None, tuple[str, ...]] | None = None
+
+
+@dataclass(slots=True)
+class GlobalsState:
+    river_version: str
+    config_hash: str
+    mf: list[float]
+    rng: int
+    clock: int
+    catalog_clock: int
+
+
+def encode_user(u: UserState) -> str:
+    return orjson.dumps(
+        [CURRENT_VERSION, u.seq, u.n_events, u.mf, u.recent, u.purchased, u.last_emit_ms, u.last_emitted]
+    ).decode()
+
+
+def decode_user(payload: str | bytes) -> UserState:
+    row = _versioned(payload, "recommender user", 8)
+    return UserState(
+        row[1], row[2], row[3], [(i, w, t) for i, w, t in row[4]], row[5], row[6],
+        [(i, s, src) for i, s, src in row[7]],
+    )
+
+
+def encode_item(i: ItemState) -> str:
+    return orjson.dumps(
+        [CURRENT_VERSION, i.seq, i.pos, i.n_events, i.category, i.mf, i.popularity, i.catalog]
+    ).decode()
+
+
+def decode_item(payload: str | bytes) -> ItemState:
+    row = _versioned(payload, "recommender item", 8)
+    catalog = row[7]
+    if catalog is not None:
+        catalog = (catalog[0], catalog[1], catalog[2], tuple(catalog[3]))
+    return ItemState(row[1], row[2], row[3], row[4], row[5], row[6], catalog)
+
+
+def encode_globals(g: GlobalsState) -> str:
+    return orjson.dumps(
+        [CURRENT_VERSION, g.river_version, g.config_hash, g.mf, g.rng, g.clock, g.catalog_clock]
+    ).decode()
+
+
+def decode_globals(payload: str | bytes) -> GlobalsState:
+    row = _versioned(payload, "recommender globals", 7)
+    return GlobalsState(*row[1:])
+
+
+def _versioned(payload: str | bytes, what: str, fields: int) -> list[Any]:
+    try:
+        row = orjson.loads(payload)
+    except orjson.JSONDecodeError as e:
+        raise StateVersionError(f"{what} state is not JSON ({e}); the state is corrupted") from e
+    if not isinstance(row, list) or not row:
+        raise StateVersionError(f"{what} state must be a JSON array [version, ...]; got {type(row).__name__}")
+    if row[0] != CURRENT_VERSION:
+        raise StateVersionError(
+            f"{what} state version {row[0]!r} is not readable by this Tailor (knows version {CURRENT_VERSION}); "
+            "restore with the Tailor version that wrote it, or drop the model state"
+        )
+    if len(row) != fields:
+        raise StateVersionError(f"{what} state version 1 must have {fields} fields, got {len(row)}; the state is corrupted")
+    return row
