@@ -1,0 +1,462 @@
+"""Hybrid top-K recommendations, learned one interaction at a time: MF + content + popularity.
+
+``HybridRecommender`` owns three models and the per-user memory that ties them together:
+
+* ``operators.matrix_factorization`` -- River ``BiasedMF`` on implicit feedback (event weights), with
+  optional negative sampling (a few random known items learned with target 0);
+* ``operators.content_similarity`` -- TF-IDF neighbours of the user's recent items (catalog metadata);
+* ``operators.popularity`` -- time-decayed trending items overall, per segment and per category.
+
+**Candidates, then ranking.** Scoring every item per event would not scale, so ``recommend`` builds a
+bounded pool -- the user's recent items, content neighbours of them, items trending in their categories,
+in their segments and overall -- and ranks it by a blend of normalized features::
+
+    score = w_mf * confidence * mf  +  w_content * content  +  w_recent * recent  +  w_popular * popular
+
+``confidence`` grows with the user's interactions (``warm_after``), so cold users lean on content and
+popularity, and a user with no history gets the trending list. Each item's ``source`` is the part that
+contributed most: ``mf``, ``content`` (content similarity or the user's own recent, not purchased,
+items) or ``popular``. Purchased items are excluded; an optional category constrains the list.
+
+**State.** Everything is per user or per item (plus a few globals), exported and imported one id at a
+time (``state_schemas.recommender_state``); ``take_dirty`` says what changed since the last call and
+``take_evicted`` what the LRU caps dropped, so the caller persists incrementally. Restoring all payloads
+into a fresh instance continues exactly like the original.
+
+>>> rec = HybridRecommender(RecommenderConfig(k=3, min_emit_interval_ms=0))
+>>> for user, item in [("a", "x"), ("a", "y"), ("b", "x"), ("b", "y"), ("c", "x")]:
+...     rec.learn_one(user, item, "product_viewed", timestamp=1_000)
+>>> [(r.item_id, r.source) for r in rec.recommend("new-user", now=2_000)]
+[('x', 'popular'), ('y', 'popular')]
+>>> rec.learn_one("c", "x", "order_completed", timestamp=2_000)
+>>> [r.item_id for r in rec.recommend("c", now=3_000)]
+['y']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+import river
+
+from operators.content_similarity import ContentIndex
+from operators.errors import TailorError
+from operators.matrix_factorization import KINDS, MatrixFactorization
+from operators.popularity import DecayedPopularity
+from state_schemas import recommender_state as rs
+from state_schemas.catalog_item import CatalogItem
+from state_schemas.events import ORDER_COMPLETED
+
+FEEDBACK_MODES = ("negative_sampling", "positive_only")
+_MASK = (1 << 64) - 1
+
+
+class RecommenderConfigError(TailorError, ValueError):
+    """A ``recommendations:`` setting is unknown or malformed."""
+
+
+def _default_event_weights() -> dict[str, float]:
+    return {"product_viewed": 1.0, "product_favorited": 2.0, "product_added": 3.0, "order_completed": 4.0}
+
+
+@dataclass(frozen=True)
+class RecommenderConfig:
+    k: int = 10
+    event_weights: Mapping[str, float] = field(default_factory=_default_event_weights)
+    # matrix factorization (YAML section ``mf``)
+    mf_kind: str = "biased"
+    mf_feedback: str = "negative_sampling"
+    mf_negatives: int = 2
+    mf_n_factors: int = 10
+    mf_lr_bias: float = 0.025
+    mf_lr_latent: float = 0.05
+    mf_l2_bias: float = 0.0
+    mf_l2_latent: float = 0.0
+    mf_init_sigma: float = 0.1
+    mf_seed: int = 73
+    # blend weights (YAML section ``blend``)
+    blend_mf: float = 0.5
+    blend_content: float = 1.0
+    blend_recent: float = 1.0
+    blend_popular: float = 0.5
+    warm_after: int = 5
+    half_life_ms: int = 3_600_000
+    # bounds: memory (LRU caps) and work per call (candidate pool)
+    max_users: int = 100_000
+    max_items: int = 100_000
+    max_recent: int = 20
+    max_purchased: int = 50
+    pool_popular: int = 30
+    pool_category: int = 20
+    pool_content: int = 30
+    content_postings: int = 200
+    popular_board: int = 100
+    segment_cap: int = 1000
+    min_emit_interval_ms: int = 60_000
+
+    _SECTIONS = {"mf": "mf_", "blend": "blend_"}
+
+    @classmethod
+    def from_dict(cls, section: Mapping[str, Any]) -> RecommenderConfig:
+        """The ``recommendations:`` section of ``config/models.yaml``; missing keys take the defaults.
+
+        >>> RecommenderConfig.from_dict({"k": 5, "mf": {"n_factors": 4}}).mf_n_factors
+        4
+        >>> RecommenderConfig.from_dict({"mf": {"factors": 4}})
+        Traceback (most recent call last):
+        ...
+        operators.recommender.RecommenderConfigError: recommendations.mf.factors is not a setting; known: mf.feedback, mf.init_sigma, mf.kind, mf.l2_bias, mf.l2_latent, mf.lr_bias, mf.lr_latent, mf.n_factors, mf.negatives, mf.seed
+        """
+        fields = {f.name: f for f in dataclasses.fields(cls) if not f.name.startswith("_")}
+        values: dict[str, Any] = {}
+        for key, value in (section or {}).items():
+            if key in cls._SECTIONS:
+                prefix = cls._SECTIONS[key]
+                if not isinstance(value, Mapping):
+                    raise RecommenderConfigError(f"recommendations.{key} must be a mapping, got {value!r}")
+                for sub, v in value.items():
+                    if prefix + sub not in fields:
+                        known = sorted(key + "." + n[len(prefix):] for n in fields if n.startswith(prefix))
+                        raise RecommenderConfigError(
+                            f"recommendations.{key}.{sub} is not a setting; known: {', '.join(known)}"
+                        )
+                    values[prefix + sub] = v
+            elif key in fields and not any(key.startswith(p) for p in cls._SECTIONS.values()):
+                values[key] = value
+            else:
+                known = sorted({n for n in fields if not any(n.startswith(p) for p in cls._SECTIONS.values())}
+                               | set(cls._SECTIONS))
+                raise RecommenderConfigError(f"recommendations.{key} is not a setting; known: {', '.join(known)}")
+        return cls(**values)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            if f.name.startswith("_") or f.name == "event_weights":
+                continue
+            value, default = getattr(self, f.name), f.default
+            name = f.name.replace("mf_", "mf.", 1).replace("blend_", "blend.", 1)
+            if isinstance(default, str):
+                allowed = KINDS if f.name == "mf_kind" else FEEDBACK_MODES
+                if value not in allowed:
+                    raise RecommenderConfigError(f"recommendations.{name} must be one of {', '.join(allowed)}; got {value!r}")
+            elif isinstance(default, int) and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise RecommenderConfigError(f"recommendations.{name} must be a non-negative integer; got {value!r}")
+            elif isinstance(default, float) and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                raise RecommenderConfigError(f"recommendations.{name} must be a non-negative number; got {value!r}")
+        for name in ("k", "half_life_ms", "max_users", "max_items", "mf_n_factors"):
+            if getattr(self, name) == 0:
+                raise RecommenderConfigError(f"recommendations.{name.replace('mf_', 'mf.')} must be > 0")
+        weights = self.event_weights
+        if not isinstance(weights, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+            for k, v in weights.items()
+        ):
+            raise RecommenderConfigError(
+                f"recommendations.event_weights must map event names to non-negative numbers; got {weights!r}"
+            )
+
+    @property
+    def digest(self) -> str:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if not f.name.startswith("_")}
+        data["event_weights"] = dict(sorted(self.event_weights.items()))
+        return hashlib.blake2b(orjson.dumps(data, option=orjson.OPT_SORT_KEYS), digest_size=4).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class RecommendedItem:
+    item_id: str
+    score: float
+    source: str
+
+
+class HybridRecommender:
+    def __init__(self, config: RecommenderConfig) -> None:
+        c = self.config = config
+        self.model_version = f"mf-{c.mf_kind}/river-{river.__version__}/cfg-{c.digest}"
+        self.mf = MatrixFactorization(
+            c.mf_kind, c.mf_n_factors, c.mf_lr_bias, c.mf_lr_latent, c.mf_l2_bias, c.mf_l2_latent,
+            c.mf_init_sigma, c.mf_seed,
+        )
+        self.popularity = DecayedPopularity(c.half_life_ms, c.popular_board, c.segment_cap)
+        self.content = ContentIndex(max_postings=c.content_postings)
+        self.users: dict[str, rs.UserState] = {}
+        self.items: dict[str, rs.ItemState] = {}
+        self._known: list[str | None] = []  # items by ItemState.pos, for uniform negative sampling
+        self._rng = c.mf_seed & _MASK
+        self._clock = 0
+        self._catalog_clock = 0
+        self._pending_catalog: list[tuple[int, CatalogItem]] = []
+        self._dirty_users: set[str] = set()
+        self._dirty_items: set[str] = set()
+        self._evicted_users: set[str] = set()
+        self._evicted_items: set[str] = set()
+
+    # -- learning ----------------------------------------------------------------------------------
+    def add_catalog_item(self, item: CatalogItem) -> None:
+        self._flush_catalog()
+        state = self._touch_item(item.item_id)
+        self._catalog_clock += 1
+        state.catalog = (self._catalog_clock, item.title, item.category, item.tags)
+        self.content.add(item)
+        self._evict()
+
+    def learn_one(
+        self, user_id: str, item_id: str, event_name: str, timestamp: int, category: str | None = None,
+        segments: Sequence[str] = (), rating: float | None = None,
+    ) -> None:
+        """Learn one interaction; ``rating`` (explicit feedback) overrides the event-type weight."""
+        weight = self.config.event_weights.get(event_name, 0.0) if rating is None else rating
+        if weight <= 0 and rating is None:
+            return
+        user, item = self._touch_user(user_id), self._touch_item(item_id)
+        if category is not None:
+            item.category = category
+        category = item.category or (item.catalog[2] if item.catalog else None)
+        user.n_events += 1
+        item.n_events += 1
+        self.mf.learn_one(user_id, item_id, weight)
+        if rating is None and self.config.mf_feedback == "negative_sampling":
+            self._learn_negatives(user_id, item_id, user)
+        trending_in = (*segments, "category:" + category) if category else segments
+        self.popularity.learn_one(item_id, timestamp, weight, trending_in)
+        self._dirty_items.update(self.popularity.take_dropped() & self.items.keys())
+        user.recent.append((item_id, float(weight), timestamp))
+        del user.recent[: -self.config.max_recent]
+        if event_name == ORDER_COMPLETED and item_id not in user.purchased:
+            user.purchased.append(item_id)
+            del user.purchased[: -self.config.max_purchased]
+        self._evict()
+
+    def _learn_negatives(self, user_id: str, item_id: str, user: rs.UserState) -> None:
+        if len(self._known) < 2:
+            return
+        seen = {i for i, _, _ in user.recent}
+        for _ in range(self.config.mf_negatives):
+            negative = self._known[self._next_random() % len(self._known)]
+            if negative is None or negative == item_id or negative in seen:
+                continue
+            self.mf.learn_one(user_id, negative, 0.0)
+            self._dirty_items.add(negative)
+
+    def _next_random(self) -> int:
+        """splitmix64: one integer of state, so the generator persists in the globals."""
+        self._rng = z = (self._rng + 0x9E3779B97F4A7C15) & _MASK
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+        return z ^ (z >> 31)
+
+    def _touch_user(self, user_id: str) -> rs.UserState:
+        state = self.users.get(user_id)
+        if state is None:
+            state = self.users[user_id] = rs.UserState()
+        self._clock += 1
+        state.seq = self._clock
+        self._dirty_users.add(user_id)
+        return state
+
+    def _touch_item(self, item_id: str) -> rs.ItemState:
+        state = self.items.get(item_id)
+        if state is None:
+            state = self.items[item_id] = rs.ItemState(pos=len(self._known))
+            self._known.append(item_id)
+        self._clock += 1
+        state.seq = self._clock
+        self._dirty_items.add(item_id)
+        return state
+
+    # -- memory bounds -----------------------------------------------------------------------------
+    def _evict(self) -> None:
+        c = self.config
+        if len(self.users) > c.max_users + max(1, c.max_users // 20):  # batched: amortized O(log n)
+            for user_id in sorted(self.users, key=lambda u: self.users[u].seq)[: len(self.users) - c.max_users]:
+                del self.users[user_id]
+                self.mf.remove_user(user_id)
+                self._evicted_users.add(user_id)
+                self._dirty_users.discard(user_id)
+        if len(self.items) > c.max_items + max(1, c.max_items // 20):
+            for item_id in sorted(self.items, key=lambda i: self.items[i].seq)[: len(self.items) - c.max_items]:
+                self._remove_item(item_id)
+
+    def _remove_item(self, item_id: str) -> None:
+        state = self.items.pop(item_id)
+        last = self._known.pop()
+        if last != item_id and last is not None:  # swap-remove: the last item takes the freed slot
+            self._known[state.pos] = last
+            self.items[last].pos = state.pos
+            self._dirty_items.add(last)
+        self.mf.remove_item(item_id)
+        self.popularity.remove_item(item_id)
+        self.content.remove(item_id)
+        self._evicted_items.add(item_id)
+        self._dirty_items.discard(item_id)
+
+    # -- recommending ------------------------------------------------------------------------------
+    def recommend(
+        self, user_id: str, k: int | None = None, now: int | None = None, segments: Sequence[str] = (),
+        category: str | None = None,
+    ) -> list[RecommendedItem]:
+        self._flush_catalog()
+        c = self.config
+        k = c.k if k is None else k
+        user = self.users.get(user_id)
+        exclude = set(user.purchased) if user else set()
+        features: dict[str, list[float]] = {}  # item -> [content, recent, popular]
+
+        def feature(item: str) -> list[float]:
+            f = features.get(item)
+            if f is None:
+                f = features[item] = [0.0, 0.0, 0.0]
+            return f
+
+        def add_popular(ranked: list[tuple[str, float]], scale: float = 1.0) -> None:
+            if ranked:
+                top = ranked[0][1] or 1.0
+                for item, score in ranked:
+                    f = feature(item)
+                    f[2] = max(f[2], scale * score / top)
+
+        categories: dict[str, float] = {}
+        if user and user.recent:
+            profile: dict[str, float] = {}
+            total = 0.0
+            for rank, (item, weight, _) in enumerate(reversed(user.recent)):
+                w = weight * 0.8**rank  # the latest interactions say most about the next one
+                profile[item] = profile.get(item, 0.0) + w
+                total += w
+                cat = self._category(item)
+                if cat:
+                    categories[cat] = categories.get(cat, 0.0) + w
+            top_w = max(profile.values())
+            for item, w in profile.items():
+                if item not in exclude:
+                    feature(item)[1] = w / top_w
+            for item, sim in self.content.similar_to_profile(profile, c.pool_content, exclude):
+                feature(item)[0] = sim
+            for cat, w in categories.items():
+                share = w / total
+                trending = self.popularity.top(c.pool_category, "category:" + cat, exclude, now)
+                for item, _ in trending:  # an item of a category the user keeps coming back to
+                    f = feature(item)
+                    f[0] = max(f[0], share)
+                add_popular(trending, share)
+        if category is not None:
+            add_popular(self.popularity.top(c.pool_category, "category:" + category, exclude, now))
+        for segment in segments:
+            add_popular(self.popularity.top(c.pool_popular, segment, exclude, now))
+        add_popular(self.popularity.top(c.pool_popular, None, exclude, now))
+        if category is not None:
+            features = {i: f for i, f in features.items() if self._category(i) == category}
+        if not features:
+            return []
+        items = list(features)
+        mf_part = [0.0] * len(items)
+        confidence = min(1.0, user.n_events / c.warm_after) if user and c.warm_after else (1.0 if user else 0.0)
+        if confidence > 0 and c.blend_mf > 0 and self.mf.has_user(user_id):
+            raw = self.mf.score_items(user_id, items)
+            known = raw[~np.isnan(raw)]
+            if known.size:
+                lo, hi = float(known.min()), float(known.max())
+                span = hi - lo or 1.0
+                mf_part = [0.0 if math.isnan(s) else c.blend_mf * confidence * (s - lo) / span for s in raw.tolist()]
+        ranked = []
+        for item, mf_score in zip(items, mf_part, strict=True):
+            content, recent, popular = features[item]
+            parts = (mf_score, c.blend_content * content + c.blend_recent * recent, c.blend_popular * popular)
+            best = max(range(3), key=parts.__getitem__)
+            ranked.append((-sum(parts), item, ("mf", "content", "popular")[best]))
+        ranked.sort()
+        return [RecommendedItem(item, -neg, source) for neg, item, source in ranked[:k]]
+
+    def _category(self, item_id: str) -> str | None:
+        state = self.items.get(item_id)
+        if state is None:
+            return None
+        return state.category or (state.catalog[2] if state.catalog else None)
+
+    def recommend_if_due(self, user_id: str, now: int, segments: Sequence[str] = ()) -> list[RecommendedItem] | None:
+        """The user's new list if ``min_emit_interval_ms`` passed since the last one and it changed, else None."""
+        user = self.users.get(user_id)
+        if user is not None and user.last_emit_ms is not None and now - user.last_emit_ms < self.config.min_emit_interval_ms:
+            return None
+        items = self.recommend(user_id, now=now, segments=segments)
+        if not items or user is None:
+            return items or None  # users without interactions keep no state: their list is the trending one
+        if [i.item_id for i in items] == [i for i, _, _ in user.last_emitted]:
+            return None
+        user.last_emit_ms = now
+        user.last_emitted = [(i.item_id, i.score, i.source) for i in items]
+        self._dirty_users.add(user_id)
+        return items
+
+    # -- persistence -------------------------------------------------------------------------------
+    def take_dirty(self) -> tuple[set[str], set[str]]:
+        users, items = self._dirty_users, self._dirty_items
+        self._dirty_users, self._dirty_items = set(), set()
+        return users, items
+
+    def take_evicted(self) -> tuple[set[str], set[str]]:
+        users, items = self._evicted_users, self._evicted_items
+        self._evicted_users, self._evicted_items = set(), set()
+        return users, items
+
+    def export_user(self, user_id: str) -> str:
+        """The user's payload; ``KeyError`` if the recommender does not know the user."""
+        state = self.users[user_id]
+        state.mf = self.mf.export_user(user_id)
+        payload = rs.encode_user(state)
+        state.mf = None  # the model holds the live copy
+        return payload
+
+    def import_user(self, user_id: str, payload: str) -> None:
+        state = rs.decode_user(payload)
+        if state.mf is not None:
+            self.mf.import_user(user_id, state.mf)
+        state.mf = None  # the model holds the live copy
+        self.users[user_id] = state
+
+    def export_item(self, item_id: str) -> str:
+        state = self.items[item_id]
+        state.mf = self.mf.export_item(item_id)
+        state.popularity = self.popularity.export_item(item_id)
+        payload = rs.encode_item(state)
+        state.mf, state.popularity = None, {}
+        return payload
+
+    def import_item(self, item_id: str, payload: str) -> None:
+        state = rs.decode_item(payload)
+        if state.mf is not None:
+            self.mf.import_item(item_id, state.mf)
+        self.popularity.import_item(item_id, state.popularity)
+        state.mf, state.popularity = None, {}
+        if state.pos >= len(self._known):
+            self._known.extend([None] * (state.pos + 1 - len(self._known)))
+        self._known[state.pos] = item_id
+        if state.catalog is not None:
+            seq, title, category, tags = state.catalog
+            self._pending_catalog.append((seq, CatalogItem(item_id, title, category, tags)))
+        self.items[item_id] = state
+
+    def _flush_catalog(self) -> None:
+        if self._pending_catalog:  # re-add restored catalog items in their original order
+            for _, item in sorted(self._pending_catalog, key=lambda p: p[0]):
+                self.content.add(item)
+            self._pending_catalog.clear()
+
+    def export_globals(self) -> str:
+        return rs.encode_globals(rs.GlobalsState(
+            river.__version__, self.config.digest, self.mf.export_globals(), self._rng, self._clock,
+            self._catalog_clock,
+        ))
+
+    def import_globals(self, payload: str) -> None:
+        g = rs.decode_globals(payload)
+        self.mf.import_globals(g.mf)
+        self._rng, self._clock, self._catalog_clock = g.rng, g.clock, g.catalog_clock
+
