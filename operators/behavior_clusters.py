@@ -4,8 +4,10 @@
 feeds the z-scores to a River clusterer (``KMeans`` by default; ``STREAMKMeans`` and ``DBSTREAM`` are
 selectable; ``tailor evaluate clusters`` compares them on Taobao). Three phases:
 
-* **warm-up**: the first ``warmup_events`` only train the scaler, the next ``warmup_events`` also the
-  model; ``predict_one`` returns ``None`` until the first labeling;
+* **warm-up**: the first ``warmup_events`` only train the scaler (and keep up to 256 of them, evenly
+  spaced); then the (STREAM)KMeans centers are seeded by k-means++ on those points (River's random
+  Gaussian centers leave some clusters empty forever), and the next ``warmup_events`` train the model;
+  ``predict_one`` returns ``None`` until the first labeling;
 * **labeling**: each cluster is named after the z-scores that stand out in its centroid ("Cart Fillers":
   cart rate high) by matching centroids to name prototypes (Hungarian assignment, unique names);
 * **relabel** every ``relabel_every_events`` model updates or ``relabel_every`` of event time: the new
@@ -33,6 +35,7 @@ from __future__ import annotations
 import base64
 import math
 import pickle
+import random
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -47,20 +50,27 @@ from operators.segment_rules import RuleError, parse_duration
 from state_schemas import cluster_model
 from state_schemas.cluster_model import ALGORITHMS, ClusterModel, ClusterModelError
 
-# Name -> the z-score direction it stands for. A cluster gets the name whose direction its centroid
-# points along most (cosine), each name used once. More names than clusters, so every cluster finds one.
+# Name -> the z-score direction it stands for. A cluster's score for a name is its centroid's projection
+# on that (unit) direction; names are assigned to maximize the total score, each name used once. The
+# average-looking cluster gets "Casual Visitors", which scores CASUAL_SCORE whatever the centroid.
 NAME_PROTOTYPES: dict[str, dict[str, float]] = {
     "Frequent Shoppers": {"purchases_per_session": 1.0, "events": 0.6, "sessions": 0.3},
     "Cart Fillers": {"cart_rate": 1.0, "purchases_per_session": -0.3},
     "Wishlisters": {"fav_rate": 1.0},
     "Browsers": {"views_per_session": 1.0, "events": 0.5, "cart_rate": -0.3, "purchases_per_session": -0.3},
-    "Loyal Customers": {"sessions": 1.0, "hours_since_previous": 0.5, "purchases_per_session": 0.4},
+    "Loyal Customers": {"sessions": 1.0, "tenure_hours": 0.5, "purchases_per_session": 0.4},
     "Explorers": {"categories": 1.0, "views_per_session": 0.4},
     "Long-Session Visitors": {"session_minutes": 1.0},
-    "Returning Visitors": {"hours_since_previous": 1.0, "sessions": 0.5},
-    "One-off Visitors": {"events": -1.0, "sessions": -0.5, "categories": -0.5, "session_minutes": -0.5},
+    "Returning Visitors": {"tenure_hours": 1.0, "sessions": 0.5},
+    "One-off Visitors": {"events": -1.0, "sessions": -0.5, "categories": -0.5, "session_minutes": -0.5,
+                         "tenure_hours": -0.5},
     "Quick Buyers": {"purchases_per_session": 1.0, "events": -0.6},
+    "Casual Visitors": {},
 }
+CASUAL_SCORE = 0.75
+
+
+SEED_POINTS = 256
 
 
 class ClusteringError(TailorError):
@@ -73,7 +83,7 @@ class ClusteringConfig:
     n_clusters: int = 5
     seed: int = 42
     warmup_events: int = 1_000  # scaler-only events, then as many model updates before the first labels
-    halflife: float = 0.02  # KMeans / STREAMKMeans: how far a center moves toward each point
+    halflife: float = 0.002  # KMeans / STREAMKMeans: how far a center moves toward each point
     sigma: float = 1.0  # KMeans: spread of the random initial centers (z units)
     chunk_size: int = 100  # STREAMKMeans
     clustering_threshold: float = 1.5  # DBSTREAM micro-cluster radius (z units)
@@ -137,6 +147,7 @@ class BehaviorClusterer:
         self._m2 = [0.0] * n
         self._named: list[tuple[str, int, list[float]]] = []  # (name, model cluster id, centroid z)
         self._name_of: dict[int, str] = {}
+        self._seed_points: list[list[float]] = []  # raw warm-up vectors for the k-means++ seeding
         self.model = self._new_model()
 
     # -- verbs -------------------------------------------------------------------------------------
@@ -150,7 +161,11 @@ class BehaviorClusterer:
             self._mean[i] += delta / self._count
             self._m2[i] += delta * (v - self._mean[i])
         if self.events_seen <= self.config.warmup_events:
+            if self.events_seen % max(1, self.config.warmup_events // SEED_POINTS) == 0:
+                self._seed_points.append(x)
             return
+        if self._seed_points:
+            self._seed_centers()
         self.model.learn_one(self._scale(x))
         self.model_updates += 1
         cfg = self.config
@@ -223,9 +238,10 @@ class BehaviorClusterer:
         if fresh:
             free = [n for n in NAME_PROTOTYPES if n not in names.values()]
             proto = np.array([[NAME_PROTOTYPES[n].get(f, 0.0) for f in self.features] for n in free])
-            proto /= np.linalg.norm(proto, axis=1, keepdims=True)
-            z = np.array([centers[i] for i in fresh])
-            score = z @ proto.T / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-9)
+            norms = np.linalg.norm(proto, axis=1, keepdims=True)
+            proto /= np.maximum(norms, 1e-9)
+            score = np.array([centers[i] for i in fresh]) @ proto.T
+            score[:, norms[:, 0] == 0] = CASUAL_SCORE
             rows, cols = linear_sum_assignment(-score)
             for r, c in zip(rows, cols, strict=True):
                 names[fresh[r]] = free[c]
@@ -248,6 +264,8 @@ class BehaviorClusterer:
                      "chunk": chunk}
         else:
             model = {"pickle": base64.b64encode(pickle.dumps(self.model)).decode()}
+        if self._seed_points:
+            model["seed_points"] = self._seed_points
         return cluster_model.encode(ClusterModel(
             river.__version__, algorithm, len(self.features),
             (self.events_seen, self.model_updates, *self._relabeled_at),
@@ -271,6 +289,7 @@ class BehaviorClusterer:
         self._named = [(n, i, list(z)) for n, i, z in m.named]
         self._name_of = {i: n for n, i, _ in m.named}
         self.model = self._new_model()
+        self._seed_points = [list(p) for p in m.model.get("seed_points", ())]
         if "pickle" in m.model:
             self.model = pickle.loads(base64.b64decode(m.model["pickle"]))
             return
@@ -310,6 +329,31 @@ class BehaviorClusterer:
         if cfg.algorithm == "streamkmeans":
             model.centers = kmeans.centers
         return model
+
+    def _seed_centers(self) -> None:
+        """k-means++ over the warm-up points, deterministic given the seed."""
+        points, self._seed_points = [self._vector(self._scale(p)) for p in self._seed_points], []
+        if self.config.algorithm == "dbstream":
+            return
+        kmeans = self.model if self.config.algorithm == "kmeans" else self.model._kmeans
+        # Greedy k-means++ (several D²-sampled candidates per step, keep the one that lowers the potential
+        # most): plain k-means++ often misses one of the small, well-separated groups (cart-only users).
+        rng = random.Random(self.config.seed)
+        x = np.array(points)
+        chosen = [points[rng.randrange(len(points))]]
+        d2 = ((x - np.array(chosen[0])) ** 2).sum(1)
+        trials = 2 + int(math.log(len(kmeans.centers)))
+        while len(chosen) < len(kmeans.centers) and d2.sum() > 0:
+            cumulative = np.cumsum(d2)
+            picks = [int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
+                     for _ in range(trials)]
+            picks = [min(i, len(points) - 1) for i in picks]
+            options = [np.minimum(d2, ((x - x[i]) ** 2).sum(1)) for i in picks]
+            best = min(range(trials), key=lambda t: options[t].sum())
+            chosen.append(points[picks[best]])
+            d2 = options[best]
+        for i, center in enumerate(chosen):
+            kmeans.centers[i].update(zip(self.features, center))
 
     def _scale(self, x: list[float]) -> dict[str, float]:
         n = self._count or 1

@@ -19,7 +19,7 @@ power users do not dominate the standardization)::
     cart_rate              add-to-carts / events                 in [0, 1]
     fav_rate               favorites (wishlist adds) / events    in [0, 1]
     purchases_per_session  log1p(purchases / sessions)
-    hours_since_previous   log1p(hours between this event and the user's previous one): returning users
+    tenure_hours           log1p(hours from the user's first event to the latest): returning users
     categories             log1p(distinct product categories, estimated)
 
 >>> from state_schemas.events import CanonicalEvent
@@ -52,7 +52,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "cart_rate",
     "fav_rate",
     "purchases_per_session",
-    "hours_since_previous",
+    "tenure_hours",
     "categories",
 )
 
@@ -73,8 +73,8 @@ class BehaviorStats:
     cart_adds: int = 0
     favorites: int = 0
     purchases: int = 0
+    first_event: int = 0  # earliest event time, epoch ms
     last_event: int = 0  # latest event time, epoch ms
-    previous_event: int = 0  # the latest event time before ``last_event``'s event (0 = none)
     open_start: int = 0  # the profile's open session as last seen here, to notice when it closed
     open_last: int = 0
     closed_session_ms: int = 0  # summed duration of sessions that have closed
@@ -83,7 +83,7 @@ class BehaviorStats:
     def to_list(self) -> list[int]:
         return [
             STATS_VERSION, self.events, self.views, self.cart_adds, self.favorites, self.purchases,
-            self.last_event, self.previous_event, self.open_start, self.open_last, self.closed_session_ms,
+            self.first_event, self.last_event, self.open_start, self.open_last, self.closed_session_ms,
             self.category_bits,
         ]
 
@@ -140,10 +140,8 @@ def update_stats(stats: BehaviorStats | None, event: CanonicalEvent, profile: Pr
     elif name == ev.ORDER_COMPLETED:
         s.purchases += 1
     ts = event.timestamp
-    if ts >= s.last_event:
-        s.previous_event, s.last_event = s.last_event, ts
-    elif ts > s.previous_event:  # a late event between the two latest ones
-        s.previous_event = ts
+    s.last_event = max(s.last_event, ts)
+    s.first_event = min(s.first_event, ts) if s.first_event else ts
     if profile.session_start:
         if s.open_start and profile.session_start > s.open_last:  # the session we knew has closed
             s.closed_session_ms += s.open_last - s.open_start
@@ -159,7 +157,6 @@ def behavior_features(stats: BehaviorStats, profile: ProfileState, now: int) -> 
     events = max(stats.events, 1)
     sessions = max(profile.sessions_total, 1)
     session_ms = stats.closed_session_ms + (stats.open_last - stats.open_start)
-    since_previous = now - stats.previous_event if stats.previous_event else 0
     return {
         "events": log1p(stats.events),
         "sessions": log1p(profile.sessions_total),
@@ -168,6 +165,6 @@ def behavior_features(stats: BehaviorStats, profile: ProfileState, now: int) -> 
         "cart_rate": stats.cart_adds / events,
         "fav_rate": stats.favorites / events,
         "purchases_per_session": log1p(stats.purchases / sessions),
-        "hours_since_previous": log1p(max(since_previous, 0) / _HOUR_MS),
+        "tenure_hours": log1p((max(now, stats.last_event) - stats.first_event) / _HOUR_MS),
         "categories": log1p(stats.distinct_categories),
     }

@@ -14,6 +14,8 @@ Compact JSON, written into Flink state by the model hub after every event, so it
                             kmeans        {"centers": [[...], ...]}
                             streamkmeans  {"centers": [[...]], "time_stamp": int, "chunk": [[...], ...]}
                             dbstream      {"pickle": base64 of the River object}
+                          plus "seed_points": [[raw feature values], ...] while still warming up
+                          (the k-means++ seeding input; gone once the model starts learning)
 
 River objects are only ever pickled for DBSTREAM (no stable public state). A payload with a pickle is
 refused under another River major.minor: River has broken old pickles before (0.25).

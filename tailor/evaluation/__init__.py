@@ -14,7 +14,7 @@ from tailor.settings import PROJECT_ROOT
 
 RESULTS_DIR = PROJECT_ROOT / "evaluation-results"
 
-EVALUATIONS: tuple[str, ...] = ()
+EVALUATIONS: tuple[str, ...] = ("clusters",)
 
 
 def modules() -> list[tuple[str, ModuleType]]:

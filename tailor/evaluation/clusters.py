@@ -1,0 +1,319 @@
+"""``tailor evaluate clusters``: compare KMeans, STREAMKMeans and DBSTREAM as ML segments on Taobao.
+
+The replay runs the job's own code: Taobao rows -> ``operators.normalize`` -> ``ProfileTracker`` (the
+rules in config/segments.yaml, so features see the same sessions) -> ``update_stats`` /
+``behavior_features`` -> ``BehaviorClusterer.learn_one`` then ``predict_one`` -> ``cluster_changes``,
+event by event. For each algorithm (the ``clustering:`` settings of config/models.yaml, algorithm swapped):
+
+* **silhouette** of the final model's assignment of every user's latest feature vector (z-scaled), on a
+  seeded sample of users (exact silhouette is quadratic);
+* **µs per learn / predict** (``learn_one`` / ``predict_one`` of the clusterer, scaling included);
+* **ARI run vs run**: adjusted Rand index of the final assignments of two runs with different seeds
+  (DBSTREAM has no seed: it is deterministic, so 1.0 by construction);
+* **ARI p1 vs p2**: parallelism 2 simulated: users hashed into 2 partitions, each partition's events in
+  order, the two streams merged in a different (seeded, random block) interleaving, as the single model
+  hub would receive them from two upstream subtasks;
+* cluster sizes, cluster changes per event (with hysteresis), and each cluster's name and z-scores.
+
+Writes ``clusters-<time>.json``, ``.md`` and ``.png`` into evaluation-results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import random
+import sys
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import yaml
+
+from operators.behavior_clusters import BehaviorClusterer, ClusteringConfig
+from operators.behavior_features import FEATURE_NAMES, BehaviorStats, behavior_features, update_stats
+from operators.cluster_segments import cluster_changes
+from operators.normalize import InvalidEvent, normalize
+from operators.profile_tracker import ProfileTracker
+from operators.segment_rules import SegmentRules
+from tailor.settings import PROJECT_ROOT
+
+HELP = "ML segments on Taobao: KMeans vs STREAMKMeans vs DBSTREAM (silhouette, speed, stability)"
+TAOBAO = PROJECT_ROOT.parent / "shared" / "data" / "taobao" / "user_behavior_sample.csv"
+ALGORITHMS = ("kmeans", "streamkmeans", "dbstream")
+
+# (user_id, event time, feature vector) in the order the model hub sees them
+FeatureEvent = tuple[str, int, dict[str, float]]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, default=TAOBAO, help="Taobao UserBehavior CSV")
+    parser.add_argument("--limit", type=int, default=0, help="use only the first N rows (0 = all)")
+    parser.add_argument("--algorithms", default=",".join(ALGORITHMS), help="comma-separated algorithms to compare")
+    parser.add_argument("--sample", type=int, default=4_000, help="users sampled for the silhouette")
+    parser.add_argument("--out", type=Path, default=None, help="results folder (default evaluation-results/)")
+
+
+def run(args: argparse.Namespace, settings: Any) -> int:
+    from tailor.evaluation import RESULTS_DIR
+
+    models = yaml.safe_load(Path(settings.models_file).read_text()) or {}
+    base = ClusteringConfig.from_dict(models.get("clustering") or {})
+    rules = SegmentRules.from_yaml(settings.segments_file)
+    algorithms = [a.strip() for a in args.algorithms.split(",") if a.strip()]
+    if unknown := set(algorithms) - set(ALGORITHMS):
+        print(f"error: unknown algorithm(s) {sorted(unknown)}; expected some of {ALGORITHMS}", file=sys.stderr)
+        return 2
+    if not args.data.exists():
+        print(f"error: {args.data} does not exist (see ../shared/data/README.md)", file=sys.stderr)
+        return 2
+    print(f"replaying {args.data} through the profile tracker ...", file=sys.stderr)
+    stream, rejected = feature_stream(args.data, rules, args.limit, progress=_progress("features"))
+    print(f"{len(stream):,} events, {len({u for u, _, _ in stream}):,} users, {rejected} rows rejected",
+          file=sys.stderr)
+    results = [evaluate(dataclasses.replace(base, algorithm=a), stream, args.sample, progress=_progress(a))
+               for a in algorithms]
+    report = {"data": str(args.data), "events": len(stream), "rejected_rows": rejected,
+              "config": dataclasses.asdict(base), "results": results}
+    table = markdown(report)
+    print(table)
+    out = args.out or RESULTS_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"clusters-{time.strftime('%Y%m%dT%H%M%S')}"
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    stem.with_suffix(".md").write_text(table)
+    plot(report, stem.with_suffix(".png"))
+    print(f"wrote {stem}.json, .md, .png", file=sys.stderr)
+    return 0
+
+
+# -- replay --------------------------------------------------------------------------------------------
+def feature_stream(
+    path: Path, rules: SegmentRules, limit: int = 0, progress: Callable[[int, int], None] | None = None
+) -> tuple[list[FeatureEvent], int]:
+    """Every good row as (user, time, features), exactly as the rule operator computes them; + rejects."""
+    from connectors.taobao_csv import TaobaoEvent, read_taobao
+
+    tracker = ProfileTracker(rules)
+    states: dict[str, Any] = {}
+    stats: dict[str, BehaviorStats] = {}
+    stream: list[FeatureEvent] = []
+    rejected = 0
+    for n, row in enumerate(read_taobao(path), start=1):
+        if limit and n > limit:
+            break
+        if not isinstance(row, TaobaoEvent):
+            rejected += 1
+            continue
+        try:
+            event = normalize(orjson.dumps(row.event))
+        except InvalidEvent:
+            rejected += 1
+            continue
+        user = event.user_key
+        if tracker.is_duplicate(states.get(user), event):
+            continue
+        state, _ = tracker.process_one(states.get(user), event)
+        states[user] = state
+        stats[user] = update_stats(stats.get(user), event, state)
+        stream.append((user, event.timestamp, behavior_features(stats[user], state, event.timestamp)))
+        if progress and n % 5_000 == 0:
+            progress(n, limit)
+    return stream, rejected
+
+
+def parallelism_2(stream: Sequence[FeatureEvent], seed: int = 1) -> list[FeatureEvent]:
+    """The stream as a hub behind 2 upstream subtasks sees it: per-partition order, other interleaving.
+
+    >>> s = [(u, t, {}) for t, u in enumerate("abcdabcd")]
+    >>> sorted(parallelism_2(s)) == sorted(s), len(parallelism_2(s))
+    (True, 8)
+    """
+    parts: list[list[FeatureEvent]] = [[], []]
+    for e in stream:
+        parts[zlib.crc32(e[0].encode()) % 2].append(e)
+    rng = random.Random(seed)
+    merged: list[FeatureEvent] = []
+    pos = [0, 0]
+    while pos[0] < len(parts[0]) or pos[1] < len(parts[1]):
+        p = rng.randrange(2) if pos[0] < len(parts[0]) and pos[1] < len(parts[1]) else int(pos[0] >= len(parts[0]))
+        block = rng.randint(1, 500)  # one subtask's network buffer at a time
+        merged.extend(parts[p][pos[p]:pos[p] + block])
+        pos[p] += block
+    return merged
+
+
+def replay(config: ClusteringConfig, stream: Sequence[FeatureEvent], timed: bool = False,
+           progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Test-then-learn the stream through the clusterer and the segment changes, as the model hub does."""
+    clusterer = BehaviorClusterer(config)
+    current: dict[str, str | None] = {}
+    learn_ns = predict_ns = predictions = changes = 0
+    clock = time.perf_counter_ns
+    for n, (user, ts, features) in enumerate(stream, start=1):
+        t0 = clock()
+        clusterer.learn_one(features, now=ts)
+        t1 = clock()
+        predicted = clusterer.predict_one(features)
+        t2 = clock()
+        learn_ns += t1 - t0
+        if predicted is not None:
+            predict_ns += t2 - t1
+            predictions += 1
+        current[user], emitted = cluster_changes(user, current.get(user), predicted, clusterer, ts, None,
+                                                 features=features)
+        changes += sum(1 for c in emitted if c.change == "exit")
+        if progress and n % 5_000 == 0:
+            progress(n, len(stream))
+    return {"clusterer": clusterer, "us_learn": learn_ns / 1e3 / max(len(stream), 1),
+            "us_predict": predict_ns / 1e3 / max(predictions, 1), "switches": changes}
+
+
+def evaluate(config: ClusteringConfig, stream: Sequence[FeatureEvent], sample: int = 4_000,
+             progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """One algorithm: base run, a second seed, and the parallelism-2 interleaving."""
+    latest: dict[str, dict[str, float]] = {}
+    for user, _, features in stream:
+        latest[user] = features
+    users = sorted(latest)
+    base = replay(config, stream, progress=progress)
+    clusterer = base["clusterer"]
+    labels = [clusterer.predict_one(latest[u]) for u in users]
+    other = replay(dataclasses.replace(config, seed=config.seed + 1000), stream)["clusterer"]
+    p2 = replay(config, parallelism_2(stream))["clusterer"]
+    rng = random.Random(0)
+    picked = sorted(rng.sample(range(len(users)), min(sample, len(users))))
+    z = np.array([[clusterer._scale([latest[users[i]][f] for f in FEATURE_NAMES])[f] for f in FEATURE_NAMES]
+                  for i in picked])
+    sizes: dict[str, int] = {}
+    for label in labels:
+        sizes[str(label)] = sizes.get(str(label), 0) + 1
+    return {
+        "algorithm": config.algorithm,
+        "clusters": len(clusterer.names()),
+        "silhouette": silhouette(z, [labels[i] for i in picked]),
+        "us_learn": base["us_learn"],
+        "us_predict": base["us_predict"],
+        "ari_run_vs_run": adjusted_rand_index(labels, [other.predict_one(latest[u]) for u in users]),
+        "ari_p1_vs_p2": adjusted_rand_index(labels, [p2.predict_one(latest[u]) for u in users]),
+        "switches_per_1k_events": 1000 * base["switches"] / max(len(stream), 1),
+        "sizes": dict(sorted(sizes.items(), key=lambda kv: -kv[1])),
+        "explanations": {n: {f: round(v, 2) for f, v in clusterer.explain(n).items()} for n in clusterer.names()},
+        "descriptions": [clusterer.describe(n) for n in clusterer.names()],
+        "p2_names_agree": sorted(clusterer.names()) == sorted(p2.names()),
+    }
+
+
+# -- metrics ---------------------------------------------------------------------------------------------
+def silhouette(x: np.ndarray, labels: Sequence[Any]) -> float:
+    """Mean silhouette (Euclidean); NaN with fewer than 2 clusters.
+
+    >>> round(silhouette(np.array([[0.0], [0.1], [5.0], [5.1]]), [0, 0, 1, 1]), 3)
+    0.98
+    """
+    ids = {label: i for i, label in enumerate(dict.fromkeys(labels))}
+    if len(ids) < 2:
+        return math.nan
+    y = np.array([ids[label] for label in labels])
+    sq = (x * x).sum(1)
+    d = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0))
+    k = len(ids)
+    sums = np.stack([d[:, y == c].sum(1) for c in range(k)], axis=1)
+    counts = np.bincount(y, minlength=k).astype(float)
+    own = counts[y]
+    a = sums[np.arange(len(y)), y] / np.maximum(own - 1, 1)
+    mean_other = sums / counts[None, :]
+    mean_other[np.arange(len(y)), y] = np.inf
+    b = mean_other.min(1)
+    s = np.where(own > 1, (b - a) / np.maximum(np.maximum(a, b), 1e-12), 0.0)
+    return float(s.mean())
+
+
+def adjusted_rand_index(a: Sequence[Any], b: Sequence[Any]) -> float:
+    """Adjusted Rand index of two labelings (1 = identical partitions, ~0 = chance).
+
+    >>> adjusted_rand_index(["x", "x", "y", "y"], [1, 1, 0, 0]), adjusted_rand_index([1, 1, 2], [1, 2, 3])
+    (1.0, 0.0)
+    """
+    _, ia = np.unique(np.array(a, dtype=str), return_inverse=True)
+    _, ib = np.unique(np.array(b, dtype=str), return_inverse=True)
+    table = np.zeros((ia.max() + 1, ib.max() + 1))
+    np.add.at(table, (ia, ib), 1)
+
+    def pairs(v: np.ndarray) -> float:
+        return float((v * (v - 1) / 2).sum())
+
+    index, rows, cols, total = pairs(table), pairs(table.sum(1)), pairs(table.sum(0)), pairs(np.array([len(a)]))
+    expected = rows * cols / total if total else 0.0
+    top = (rows + cols) / 2
+    return 1.0 if top == expected else float((index - expected) / (top - expected))
+
+
+# -- output ----------------------------------------------------------------------------------------------
+def markdown(report: dict[str, Any]) -> str:
+    lines = [
+        f"Taobao clustering: {report['events']:,} events ({report['rejected_rows']} rows rejected)",
+        "",
+        "| algorithm | clusters | silhouette | µs/learn | µs/predict | ARI run vs run | ARI p1 vs p2 "
+        "| switches / 1k events | cluster sizes |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["results"]:
+        sizes = ", ".join(f"{n} {c:,}" for n, c in r["sizes"].items())
+        lines.append(
+            f"| {r['algorithm']} | {r['clusters']} | {r['silhouette']:.3f} | {r['us_learn']:.1f} | "
+            f"{r['us_predict']:.1f} | {r['ari_run_vs_run']:.3f} | {r['ari_p1_vs_p2']:.3f} | "
+            f"{r['switches_per_1k_events']:.1f} | {sizes} |"
+        )
+    for r in report["results"]:
+        lines += ["", f"{r['algorithm']} clusters (centroid z-scores):"]
+        lines += [f"- {d}" for d in r["descriptions"]]
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = report["results"]
+    fig, axes = plt.subplots(1, 1 + len(results), figsize=(5 + 5 * len(results), 4.5))
+    names = [r["algorithm"] for r in results]
+    width = 0.25
+    for k, (metric, label) in enumerate([("silhouette", "silhouette"), ("ari_run_vs_run", "ARI run/run"),
+                                         ("ari_p1_vs_p2", "ARI p1/p2")]):
+        axes[0].bar(np.arange(len(names)) + (k - 1) * width, [r[metric] for r in results], width, label=label)
+    axes[0].set_xticks(np.arange(len(names)), names)
+    axes[0].axhline(0.9, color="grey", linestyle=":", linewidth=1)
+    axes[0].set_title("quality and stability")
+    axes[0].legend(fontsize=8)
+    for ax, r in zip(axes[1:], results, strict=True):
+        clusters = list(r["explanations"])
+        if clusters:
+            grid = np.array([[r["explanations"][c][f] for f in FEATURE_NAMES] for c in clusters])
+            lim = max(float(np.abs(grid).max()), 0.5)
+            ax.imshow(grid, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+            ax.set_yticks(range(len(clusters)), [f"{c} ({r['sizes'].get(c, 0):,})" for c in clusters], fontsize=8)
+            ax.set_xticks(range(len(FEATURE_NAMES)), FEATURE_NAMES, rotation=60, ha="right", fontsize=7)
+        ax.set_title(f"{r['algorithm']}: centroid z-scores", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _progress(label: str) -> Callable[[int, int], None]:
+    start = time.monotonic()
+
+    def show(done: int, total: int) -> None:
+        of = f"/{total:,}" if total else ""
+        print(f"\r  {label}: {done:,}{of} ({time.monotonic() - start:.0f}s)", end="", file=sys.stderr, flush=True)
+
+    return show
+
