@@ -14,7 +14,7 @@ from tailor.settings import PROJECT_ROOT
 
 RESULTS_DIR = PROJECT_ROOT / "evaluation-results"
 
-EVALUATIONS: tuple[str, ...] = ("clusters",)
+EVALUATIONS: tuple[str, ...] = ("clusters", "movielens", "taobao", "tune")
 
 
 def modules() -> list[tuple[str, ModuleType]]:
