@@ -256,6 +256,7 @@ class HybridRecommender:
         state = self.users.get(user_id)
         if state is None:
             state = self.users[user_id] = rs.UserState()
+            self._evicted_users.discard(user_id)  # back before the caller saw it go: it is live again
         self._clock += 1
         state.seq = self._clock
         self._dirty_users.add(user_id)
@@ -266,6 +267,7 @@ class HybridRecommender:
         if state is None:
             state = self.items[item_id] = rs.ItemState(pos=len(self._known))
             self._known.append(item_id)
+            self._evicted_items.discard(item_id)
         self._clock += 1
         state.seq = self._clock
         self._dirty_items.add(item_id)
