@@ -6,8 +6,8 @@ come from the profile tracker, so the features see the same sessions the rules d
 
 Stats are lifetime counters plus a few timestamps and a 64-bit category sketch: 13 small numbers, about
 100 bytes of JSON per user. The sketch is a linear-counting bitmap (each category sets one of 64 bits;
-distinct count ~= -64 ln(zero bits / 64)), accurate to a few percent up to ~100 categories and saturating
-at 266, which is all a "how diverse is this user" feature needs.
+distinct count ~= -64 ln(zero bits / 64)), within ~10-15% up to ~100 categories and saturating
+at 310, which is all a "how diverse is this user" feature needs.
 
 Features (``FEATURE_NAMES``, in this order; heavy-tailed counts are ``log1p``-compressed so a handful of
 power users do not dominate the standardization)::
