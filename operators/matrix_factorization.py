@@ -28,6 +28,7 @@ False
 from __future__ import annotations
 
 import hashlib
+import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -81,8 +82,8 @@ class MatrixFactorization:
     # -- learning ----------------------------------------------------------------------------------
     def _new_latent(self, role: bytes, key: str) -> np.ndarray:
         digest = hashlib.blake2b(role + key.encode(), digest_size=8, key=str(self.seed).encode()).digest()
-        rng = np.random.default_rng(int.from_bytes(digest, "little"))
-        return rng.normal(0.0, self.init_sigma, self.n_factors)
+        rng = random.Random(int.from_bytes(digest, "little"))  # ~10x cheaper to seed than numpy's generators
+        return np.array([rng.gauss(0.0, self.init_sigma) for _ in range(self.n_factors)])
 
     def learn_one(self, user: str, item: str, y: float) -> None:
         m = self.model

@@ -24,11 +24,11 @@ HELP = "hyper-parameter search by replay (MovieLens RMSE or Taobao Recall@10); p
 
 GRIDS: dict[str, dict[str, list[Any]]] = {
     "movielens": {
-        "mf.n_factors": [10, 20, 40],
-        "mf.lr_bias": [0.01, 0.025],
-        "mf.lr_latent": [0.02, 0.05],
-        "mf.l2_bias": [0.0, 0.02],
-        "mf.l2_latent": [0.0, 0.02, 0.05],
+        "mf.n_factors": [10, 20, 40, 80],
+        "mf.lr_bias": [0.01, 0.025, 0.05],
+        "mf.lr_latent": [0.02, 0.05, 0.07, 0.1],
+        "mf.l2_bias": [0.0, 0.01, 0.02],
+        "mf.l2_latent": [0.0, 0.02, 0.05, 0.1, 0.15],
         "mf.init_sigma": [0.05, 0.1],
     },
     "taobao": {
