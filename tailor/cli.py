@@ -108,11 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
         module.add_arguments(parser_)
         parser_.set_defaults(handler=module.run)
 
-    bench = nouns.add_parser("bench", help="quick benchmark: sustained events/s and event -> Redis latency", formatter_class=fmt)
-    bench.add_argument("--events", type=int, default=200_000, help="events in the throughput run")
-    bench.add_argument("--users", type=int, default=20_000, help="simulated users")
-    bench.add_argument("--latency-rate", type=float, default=5_000, help="events/s during the latency run")
-    bench.add_argument("--latency-seconds", type=float, default=30, help="length of the latency run")
+    from bench import command as bench_command
+
+    bench = nouns.add_parser("bench", help="benchmark the job side by side with the alternatives (or profile it)",
+                             formatter_class=fmt)
+    bench_command.add_arguments(bench)
     bench.set_defaults(handler=cmd_bench)
     return parser
 
@@ -221,10 +221,6 @@ def cmd_test(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from bench.quick import run_quick_bench
+    from bench import command as bench_command
 
-    run_quick_bench(
-        settings, events=args.events, users=args.users,
-        latency_rate=args.latency_rate, latency_seconds=args.latency_seconds,
-    )
-    return 0
+    return bench_command.run(args, settings)

@@ -1,0 +1,200 @@
+"""The real segmentation job as a benchmark contender: embedded mini-cluster or standalone cluster.
+
+* **Embedded** (``start_local``): a child process (``python -m bench.flink_runs``) builds the job exactly
+  like ``tailor job run`` (``tailor.local_job.run``) plus :data:`BENCH_FLINK_CONFIG`, and runs it
+  unbounded on the mini-cluster, REST on ``settings.rest_port``. Its own session, so the gateway
+  JVM (and process-mode Python workers) go with it.
+* **Standalone** (:class:`BenchCluster`): ``tailor.stack.flink_cluster`` with a home of its own
+  (``<home>/bench-cluster``, so it never touches the cluster another user runs from ``.tailor``),
+  its own JobManager RPC port, and 1 TaskManager x 2 slots or 2 TaskManagers x 1 slot.
+
+Progress is Flink's own count of records into ``track_segments`` (``read-records`` of its vertex, summed
+over subtasks) from the REST API; :data:`BENCH_FLINK_CONFIG` makes the REST metrics fresh every 500 ms
+(Flink's default is 10 s, too coarse to time a run).
+
+>>> sorted(BENCH_FLINK_CONFIG)
+['metrics.fetcher.update-interval']
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tailor import local_job
+from tailor.settings import PROJECT_ROOT, Settings
+from tailor.stack import flink_cluster, maven
+
+BENCH_FLINK_CONFIG = {"metrics.fetcher.update-interval": "500"}
+KEYED_OPERATOR = "track_segments"
+
+
+class FlinkRest:
+    """The few REST calls the harness needs, against an explicit URL (never a conf dir's guess)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def get(self, path: str, timeout: float = 3.0):  # type: ignore[no-untyped-def]
+        with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
+            return json.loads(response.read())
+
+    def running_job(self) -> str | None:
+        try:
+            jobs = self.get("/jobs/overview")["jobs"]
+        except (OSError, ValueError):
+            return None
+        running = [j["jid"] for j in jobs if j["state"] == "RUNNING"]
+        return running[0] if running else None
+
+    def job_state(self, job_id: str) -> str | None:
+        try:
+            return self.get(f"/jobs/{job_id}")["state"]
+        except (OSError, ValueError):
+            return None
+
+    def records_into(self, job_id: str, operator: str = KEYED_OPERATOR) -> int | None:
+        try:
+            vertices = self.get(f"/jobs/{job_id}")["vertices"]
+        except (OSError, ValueError, KeyError):
+            return None
+        for vertex in vertices:
+            if vertex["name"].startswith(operator):
+                metrics = vertex.get("metrics", {})
+                return int(metrics["read-records"]) if metrics.get("read-records-complete", True) else None
+        return None
+
+    def cancel(self, job_id: str) -> None:
+        request = urllib.request.Request(f"{self.url}/jobs/{job_id}?mode=cancel", method="PATCH")
+        try:
+            urllib.request.urlopen(request, timeout=5).read()
+        except OSError:
+            pass
+
+    def wait_for_checkpoint_after(self, job_id: str, wall_ms: int, timeout_s: float) -> dict | None:
+        """The first completed checkpoint triggered after ``wall_ms`` (so it holds all processed state)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                latest = (self.get(f"/jobs/{job_id}/checkpoints").get("latest") or {}).get("completed")
+            except (OSError, ValueError):
+                latest = None
+            if latest and latest.get("trigger_timestamp", 0) >= wall_ms:
+                return {
+                    "checkpoint_id": latest["id"],
+                    "state_size": latest.get("state_size", 0),
+                    "checkpointed_size": latest.get("checkpointed_size", latest.get("state_size", 0)),
+                    "duration_ms": latest.get("end_to_end_duration"),
+                }
+            time.sleep(0.5)
+        return None
+
+
+# -- embedded mini-cluster ---------------------------------------------------------------------------
+def start_local(settings: Settings, log_file: Path) -> subprocess.Popen[bytes]:
+    """Start the job unbounded on an embedded mini-cluster in a child process (its own session)."""
+    env = {**os.environ, **settings.to_environ(), **local_job.python_path_env(settings)}
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bench.flink_runs"], stdout=log, stderr=subprocess.STDOUT, env=env,
+            cwd=PROJECT_ROOT, start_new_session=True,
+        )
+
+
+def stop_local(child: subprocess.Popen[bytes], rest: FlinkRest, job_id: str | None) -> None:
+    if job_id is not None and child.poll() is None:
+        rest.cancel(job_id)
+    try:
+        child.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(child.pid, signal.SIGKILL)  # the gateway JVM and any Python workers
+    except ProcessLookupError:
+        pass
+    child.wait()
+
+
+def _run_local() -> int:
+    """Child-process entry: exactly ``tailor job run`` (``tailor.local_job.run``, unbounded), with the
+    bench's extra keys added to the job's Flink configuration."""
+    from pipelines import segmentation_job as job
+
+    plain = job.flink_configuration
+
+    def with_bench_keys(settings: Settings, local: bool):  # type: ignore[no-untyped-def]
+        config = plain(settings, local)
+        for key, value in BENCH_FLINK_CONFIG.items():
+            config.set_string(key, value)
+        return config
+
+    job.flink_configuration = with_bench_keys
+    settings = Settings.load()
+    local_job.run(settings, settings.segments_file)
+    return 0
+
+
+# -- standalone cluster ------------------------------------------------------------------------------
+class BenchCluster:
+    """A standalone cluster of the bench's own (home, REST port, RPC port); one layout at a time."""
+
+    def __init__(self, settings: Settings, progress=print) -> None:  # type: ignore[no-untyped-def]
+        self.base = settings
+        self.settings = settings.replace(home=settings.home / "bench-cluster")
+        self.progress = progress
+        self.taskmanagers: int | None = None
+        self.rest = FlinkRest(f"http://127.0.0.1:{settings.rest_port}")
+        self._link_connector()
+
+    def ensure(self, taskmanagers: int, execution_mode: str) -> None:
+        if self.taskmanagers == taskmanagers and self.settings.execution_mode == execution_mode:
+            return
+        self.stop()
+        self.settings = self.settings.replace(execution_mode=execution_mode)
+        extra = {**BENCH_FLINK_CONFIG, "jobmanager.rpc.port": _free_port()}
+        flink_cluster.start(self.settings, taskmanagers, progress=self.progress, extra_config=extra)
+        self.taskmanagers = taskmanagers
+
+    def submit(self, job_settings: Settings) -> str:
+        """Submit the job with ``job_settings`` (topics, group, prefix, parallelism, ...) unbounded."""
+        run_settings = job_settings.replace(home=self.settings.home, rest_port=self.base.rest_port,
+                                            execution_mode=self.settings.execution_mode)
+        return flink_cluster.submit(run_settings, rules_file=job_settings.segments_file)
+
+    def pids(self) -> list[int]:
+        st = flink_cluster.status(self.settings)
+        return ([st.jobmanager_pid] if st.jobmanager_pid else []) + list(st.taskmanager_pids)
+
+    def stop(self) -> None:
+        if self.taskmanagers is not None:
+            flink_cluster.stop(self.settings, progress=self.progress)
+            self.taskmanagers = None
+
+    def _link_connector(self) -> None:
+        """The verified connector jar (and its recorded checksum) from the main home: no download."""
+        source = maven.connector_path(self.base)
+        target = maven.connector_path(self.settings)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for src, dst in ((source, target), (source.with_name(source.name + ".sha256"),
+                                             target.with_name(target.name + ".sha256"))):
+            if src.exists() and not dst.exists():
+                dst.symlink_to(src.resolve())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+if __name__ == "__main__":
+    raise SystemExit(_run_local())
