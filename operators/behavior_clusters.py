@@ -83,7 +83,7 @@ class ClusteringConfig:
     n_clusters: int = 5
     seed: int = 42
     warmup_events: int = 1_000  # scaler-only events, then as many model updates before the first labels
-    halflife: float = 0.002  # KMeans / STREAMKMeans: how far a center moves toward each point
+    halflife: float = 0.0005  # KMeans / STREAMKMeans: how far a center moves toward each point
     sigma: float = 1.0  # KMeans: spread of the random initial centers (z units)
     chunk_size: int = 100  # STREAMKMeans
     clustering_threshold: float = 1.5  # DBSTREAM micro-cluster radius (z units)
