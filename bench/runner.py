@@ -16,7 +16,7 @@ a segment-changes topic and a Redis prefix of its own:
    Redis bytes per user from ``MEMORY USAGE``; then the contender is stopped and its keys and topics
    deleted (unless ``keep``).
 
-**Latency sweep** (contenders that write, after all throughput runs): a fresh events topic, the
+**Latency sweep** (contenders that write, right after their throughput runs): a fresh events topic, the
 contender started and warmed up, then a paced simulator (event time = send time) at 25/50/75/100 % of
 the contender's measured sustained rate, ``latency_seconds`` per step, draining between steps; every
 event-triggered change is timed to Redis pub/sub and to a ``read_committed`` Kafka consumer
@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import os
 import platform
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -89,6 +91,10 @@ class _Bench:
 
 def run_bench(settings: Settings, options: BenchOptions, out=print) -> dict:  # type: ignore[no-untyped-def]
     chosen = contenders_mod.select(options.only)
+    if threading.current_thread() is threading.main_thread():
+        # Contenders run in sessions of their own (a Ctrl-C must not half-kill a JVM): on SIGTERM unwind
+        # through the `finally` blocks that stop them, like on Ctrl-C.
+        signal.signal(signal.SIGTERM, _raise_interrupt)
     stack.up(settings, progress=lambda _line: None)
     tag = f"bench-{time.strftime('%m%d%H%M%S')}"
     scratch = settings.home / "bench" / tag
@@ -116,17 +122,16 @@ def run_bench(settings: Settings, options: BenchOptions, out=print) -> dict:  # 
     try:
         if any(c.kind == "cluster" for c in chosen):
             b.cluster = BenchCluster(settings, progress=lambda line: out(f"bench:   {line}"))
-        for kind in options.workloads:
-            workload = _load(b, kind)
-            results["workloads"][kind] = workload.to_dict()
-            for contender in _cluster_last(chosen):
-                results["throughput"].append(_throughput_run(b, contender, workload))
-        if options.latency:
-            rates = {r["contender"]: r["events_per_s"] for r in results["throughput"]
-                     if r["workload"] == options.workloads[0] and r.get("events_per_s")}
-            for contender in _cluster_last(chosen):
-                if contender.writes and contender.id in rates:
-                    results["latency"].append(_latency_run(b, contender, rates[contender.id]))
+        loaded = [_load(b, kind) for kind in options.workloads]
+        results["workloads"] = {w.kind: w.to_dict() for w in loaded}
+        # Contender by contender (its latency sweep right after its throughput runs): the embedded
+        # mini-cluster and the standalone cluster share the bench's REST port, so never overlap.
+        for contender in _cluster_last(chosen):
+            runs = [_throughput_run(b, contender, workload) for workload in loaded]
+            results["throughput"] += runs
+            rate = runs[0].get("events_per_s") if "error" not in runs[0] else None
+            if options.latency and contender.writes and rate:
+                results["latency"].append(_latency_run(b, contender, rate))
     finally:
         if b.cluster is not None:
             b.cluster.stop()
@@ -310,7 +315,7 @@ def _latency_run(b: _Bench, contender: Contender, max_rate: float) -> dict:
             child = workloads.paced_simulation(s, events_topic, max(rate, 1.0), seconds, o.users, seed=1000 + i)
             output, _ = child.communicate(timeout=seconds + 120)
             end_ms = int(time.time() * 1000)
-            sent = workloads.sent_count(output) or 0
+            sent, send_s = workloads.sent_report(output) or (0, seconds)
             sent_total += sent
             drained = _drain(running, sent_total, timeout_s=max(30.0, seconds * 3))
             time.sleep(max(0.5, 1.5 * s.checkpoint_interval_ms / 1000))  # last changes + a checkpoint
@@ -319,7 +324,7 @@ def _latency_run(b: _Bench, contender: Contender, max_rate: float) -> dict:
             redis_stats = latency.percentiles(listeners[0].window(start_ms, end_ms))
             kafka_stats = latency.percentiles(listeners[1].window(start_ms, end_ms))
             step = {"fraction": fraction, "target_rate": round(rate), "sent": sent,
-                    "achieved_rate": round(sent / max((end_ms - start_ms) / 1000, 1e-6)),
+                    "achieved_rate": round(sent / max(send_s, 1e-6)),
                     "drained": drained, "redis": redis_stats, "kafka_read_committed": kafka_stats}
             result["steps"].append(step)
             b.out(f"bench:   [{contender.id}] {fraction:.0%} ({step['achieved_rate']:,}/s): event -> Redis p99 "
@@ -347,6 +352,10 @@ def _drain(running: Running, total: int, timeout_s: float) -> bool:
 
 
 # -- helpers -----------------------------------------------------------------------------------------
+def _raise_interrupt(*_args) -> None:  # type: ignore[no-untyped-def]
+    raise KeyboardInterrupt("SIGTERM")
+
+
 def _cluster_last(chosen: list[Contender]) -> list[Contender]:
     """Standalone-cluster contenders last and grouped by layout, so the cluster restarts at most once."""
     return sorted(chosen, key=lambda c: (c.kind == "cluster", c.taskmanagers))

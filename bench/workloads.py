@@ -124,13 +124,14 @@ def paced_simulation(
     return subprocess.Popen(argv, env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def sent_count(simulate_output: bytes) -> int | None:
-    """The count in ``tailor simulate``'s last line ("sent 1,234 simulated events ...").
+def sent_report(simulate_output: bytes) -> tuple[int, float] | None:
+    """(events sent, seconds) from ``tailor simulate``'s last line.
 
-    >>> sent_count(b"sent 1,234 simulated events to t in 1.0 s")
-    1234
+    >>> sent_report(b"sent 1,234 simulated events to t in 2.5 s (494/s), event time ...")
+    (1234, 2.5)
     """
     for line in reversed(simulate_output.decode(errors="replace").splitlines()):
         if line.startswith("sent "):
-            return int(line.split()[1].replace(",", ""))
+            words = line.split()
+            return int(words[1].replace(",", "")), float(words[words.index("in") + 1])
     return None

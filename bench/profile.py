@@ -1,0 +1,94 @@
+"""``tailor bench profile``: where the per-event Python time goes, without Kafka, Flink or Redis.
+
+Replays seeded simulator events (already serialized, as they arrive from Kafka) through one of two
+paths under pyinstrument and prints µs per event and the hot spots:
+
+* ``job`` -- what the Flink job's Python does per event: ``NormalizeEvents`` (normalize + wire
+  encode) and ``TrackSegments`` (wire decode, profile-state decode, ``ProfileTracker``, next deadline,
+  state encode, change encode), with a dict standing in for Flink's ValueState and no Redis. The
+  JVM <-> Python crossings of thread mode (PEMJA) are *not* in here: compare µs/event with the job's
+  measured rate to see how much of the time is crossings.
+* ``baseline`` -- the plain consumer's :class:`bench.baselines.segmenter.Segmenter` (objects kept in
+  a dict, no state codec), no Redis.
+
+>>> from tailor.settings import Settings
+>>> us = replay_job_path(_events(200), Settings.load(environ={}))
+>>> us > 0
+True
+"""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+import yaml
+
+from bench.baselines.segmenter import Segmenter
+from operators.normalize import InvalidEvent, normalize
+from operators.profile_tracker import ProfileTracker
+from operators.segment_rules import SegmentRules
+from state_schemas import events, profile_state, segment_change
+from tailor.settings import Settings
+from tailor.simulator import ShopperSimulator
+
+
+def profile_per_event_path(settings: Settings, events: int = 100_000, path: str = "job", out=print) -> float:  # type: ignore[no-untyped-def]
+    from pyinstrument import Profiler
+
+    payloads = _events(events)
+    replay = replay_job_path if path == "job" else replay_baseline_path
+    plain_us = replay(payloads, settings)
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    us = replay(payloads, settings)
+    profiler.stop()
+    out(profiler.output_text(unicode=True, color=False, show_all=False, time="percent_of_total"))
+    out(f"profile: {path} path, {len(payloads):,} events: {plain_us:.1f} µs per event in Python without the "
+        f"profiler (~{1e6 / plain_us:,.0f} events/s on one core), {us:.1f} µs under it")
+    return plain_us
+
+
+def replay_job_path(payloads: list[bytes], settings: Settings) -> float:
+    """The job's per-event Python work (see module doc); returns µs per event."""
+    tracker = ProfileTracker(_rules(settings))
+    store: dict[str, str] = {}
+    t0 = time.perf_counter()
+    for raw in payloads:
+        try:  # NormalizeEvents.process_element
+            event = normalize(raw)
+        except InvalidEvent:
+            continue
+        wire = events.to_wire(event).decode()
+        # TrackSegments.process_element
+        event = events.from_wire(wire)
+        stored = store.get(event.user_key)
+        state = None if stored is None else profile_state.decode(stored)
+        if tracker.is_duplicate(state, event):
+            continue
+        state, changes = tracker.process_one(state, event)
+        deadline = tracker.next_deadline(state)
+        if deadline is not None and (not state.timer_at or deadline < state.timer_at):
+            state.timer_at = deadline
+        store[event.user_key] = profile_state.encode(state).decode()
+        now = int(time.time() * 1000)
+        [segment_change.encode(c, now).decode() for c in changes]
+    return (time.perf_counter() - t0) / max(len(payloads), 1) * 1e6
+
+
+def replay_baseline_path(payloads: list[bytes], settings: Settings) -> float:
+    segmenter = Segmenter(_rules(settings), redis_writer=None, out_of_orderness_ms=settings.out_of_orderness_ms)
+    t0 = time.perf_counter()
+    for raw in payloads:
+        segmenter.process(raw)
+    return (time.perf_counter() - t0) / max(len(payloads), 1) * 1e6
+
+
+def _rules(settings: Settings) -> SegmentRules:
+    return SegmentRules.from_dict(yaml.safe_load(settings.segments_file.read_text()))
+
+
+def _events(count: int, users: int = 50_000, seed: int = 11) -> list[bytes]:
+    sim = ShopperSimulator(seed=seed, users=min(users, max(count // 20, 10)))
+    start = int(time.time() * 1000) - count
+    return [orjson.dumps(e) for e in sim.events(start, rate=1_000, count=count)]
