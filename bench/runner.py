@@ -177,6 +177,8 @@ def _contender_settings(b: _Bench, contender: Contender, run: str, events_topic:
     fresh = [s.segment_changes_topic, s.dead_letters_topic]
     topics.ensure_topics(s, fresh)
     b.created_topics.extend(fresh)
+    if contender.id == "faust":  # the topics Faust creates for itself (app id = consumer group)
+        b.created_topics += [f"{s.consumer_group}-user_to_profile-changelog", f"{s.consumer_group}-__assignor-__leader"]
     return s
 
 
