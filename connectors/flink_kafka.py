@@ -42,8 +42,31 @@ def event_source(bootstrap: str, topic: str, group_id: str, bounded: bool = Fals
     return builder.build()
 
 
-def keyed_changes_sink_ddl(table_name: str, bootstrap: str, topic: str, transactional_id_prefix: str) -> str:
-    """Flink SQL DDL of an exactly-once Kafka table ``(user_id STRING, change STRING)``.
+def catalog_source(bootstrap: str, topic: str, group_id: str, bounded: bool = False) -> KafkaSource:
+    """Catalog records (``tailor.catalog_item/1`` JSON strings) from the compacted catalog topic.
+
+    A new job reads the whole topic (compaction keeps the latest record per item); a restored job
+    resumes from its checkpointed offsets, its catalog being in the model state.
+    """
+    builder = (
+        KafkaSource.builder()
+        .set_bootstrap_servers(bootstrap)
+        .set_topics(topic)
+        .set_group_id(group_id)
+        .set_starting_offsets(KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST))
+        .set_value_only_deserializer(SimpleStringSchema())
+        .set_property("partition.discovery.interval.ms", "30000")
+        .set_property("commit.offsets.on.checkpoint", "true")
+    )
+    if bounded:
+        builder = builder.set_bounded(KafkaOffsetsInitializer.latest())
+    return builder.build()
+
+
+def keyed_changes_sink_ddl(
+    table_name: str, bootstrap: str, topic: str, transactional_id_prefix: str, value_column: str = "change"
+) -> str:
+    """Flink SQL DDL of an exactly-once Kafka table ``(user_id STRING, <value_column> STRING)``.
 
     The DataStream ``KafkaSink`` can only serialize a whole record into the key, so keyed records go
     through the SQL connector: ``user_id`` becomes the raw record key (downstream consumers get per-user
@@ -63,7 +86,10 @@ def keyed_changes_sink_ddl(table_name: str, bootstrap: str, topic: str, transact
         "properties.transaction.timeout.ms": str(TRANSACTION_TIMEOUT_MS),
     }
     with_clause = ",\n".join(f"  '{k}' = '{v}'" for k, v in options.items())
-    return f"CREATE TEMPORARY TABLE `{table_name}` (user_id STRING, change STRING) WITH (\n{with_clause}\n)"
+    return (
+        f"CREATE TEMPORARY TABLE `{table_name}` (user_id STRING, `{value_column}` STRING) "
+        f"WITH (\n{with_clause}\n)"
+    )
 
 
 def string_sink(bootstrap: str, topic: str, transactional_id_prefix: str) -> KafkaSink:

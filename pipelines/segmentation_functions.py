@@ -15,12 +15,16 @@ from pyflink.common.typeinfo import Types
 
 from connectors.redis_audiences import RedisAudienceWriter
 from pipelines.flink_metrics import BatchedCounter
+from operators import model_hub
 from operators.normalize import InvalidEvent, normalize
 from operators.profile_tracker import ProfileTracker
 from operators.segment_rules import SegmentRules
-from state_schemas import dead_letter, events, profile_state, segment_change
+from pipelines.model_functions import MODEL_EVENT, MODEL_RECORD_TYPE
+from state_schemas import dead_letter, events, model_input, profile_state, segment_change
 
 DEAD_LETTERS = OutputTag("dead_letters", Types.STRING())
+# Every event, with the user's segments and behavior features, for the model hub (when models are on).
+MODEL_INPUTS = OutputTag("model_inputs", MODEL_RECORD_TYPE)
 
 # (user_key, normalized event in wire form). Strings, never byte arrays, on every Python -> Java edge:
 # PEMJA copies a Python bytes object into a Java byte[] element by element (~100 us per record here).
@@ -60,9 +64,11 @@ class TrackSegments(KeyedProcessFunction):
     """Per-user profile state -> rule segment changes, to Kafka (main output) and Redis."""
 
     def __init__(
-        self, rules_yaml: str, redis_host: str, redis_port: int, redis_prefix: str, out_of_orderness_ms: int
+        self, rules_yaml: str, redis_host: str, redis_port: int, redis_prefix: str, out_of_orderness_ms: int,
+        models_enabled: bool = False,
     ) -> None:
         self.rules_yaml = rules_yaml
+        self.models_enabled = models_enabled
         self.out_of_orderness_ms = out_of_orderness_ms
         self.redis_host, self.redis_port, self.redis_prefix = redis_host, redis_port, redis_prefix
 
@@ -105,6 +111,8 @@ class TrackSegments(KeyedProcessFunction):
         elif event.timestamp > self.max_event_time:
             self.max_event_time = event.timestamp
         state, changes = self.tracker.process_one(state, event)
+        if self.models_enabled:
+            yield MODEL_INPUTS, Row(MODEL_EVENT, model_input.to_wire(model_hub.model_input(state, event)))
         now = int(time.time() * 1000)
         self.lag_samples += 1
         if self.lag_samples % 256 == 1:

@@ -5,9 +5,16 @@
     normalize_events        validate + canonicalize          -> dead letters (side output)
       |  (user_key, event)
     key_by user_key
-    track_segments          sessions, counters, rule segments, timers; writes Redis
-      |  (user_id, tailor.segment_change/1 JSON)
-    segment_changes_sink    Kafka, exactly-once, keyed by user id
+    track_segments          sessions, counters, rule segments, timers, behavior features; writes Redis
+      |  (user_id, tailor.segment_change/1 JSON)          -> model inputs (side output, models on)
+      |                                                      + catalog_items (KafkaSource, compacted topic)
+      |                                                      key_by the single model key
+      |                                                      learn_models: clustering + recommendations;
+      |                                                      writes Redis
+      |                                                        -> cluster changes (side output) -+
+      |  <------------------------------------------------------------------------------------- +
+    segment_changes_sink    Kafka, exactly-once, keyed by user id (rule and cluster changes)
+    recommendations_sink    Kafka, exactly-once, keyed by user id (tailor.recommendation/1)
     dead_letters_sink       Kafka, exactly-once
 
 Run it with ``tailor job run`` (embedded mini-cluster, or ``--cluster`` for a standalone cluster); on any
@@ -26,10 +33,19 @@ from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
 from connectors import flink_kafka
+from pipelines.model_functions import (
+    CLUSTER_CHANGES,
+    MODEL_RECORD_TYPE,
+    RECOMMENDATION_RECORD_TYPE,
+    LearnModels,
+    catalog_record,
+    model_key_of,
+)
 from pipelines.segmentation_functions import (
     CHANGE_RECORD_TYPE,
     DEAD_LETTERS,
     KEYED_EVENT_TYPE,
+    MODEL_INPUTS,
     NormalizeEvents,
     TrackSegments,
 )
@@ -42,8 +58,11 @@ def user_key_of(row):  # type: ignore[no-untyped-def]
     return row[0]
 
 
-def build(env: StreamExecutionEnvironment, settings: Settings, rules_yaml: str, bounded: bool = False) -> None:
-    """Add the segmentation graph to ``env``."""
+def build(
+    env: StreamExecutionEnvironment, settings: Settings, rules_yaml: str, models_yaml: str | None = None,
+    bounded: bool = False,
+) -> None:
+    """Add the segmentation graph to ``env``; the models (clustering, recommendations) with ``models_yaml``."""
     watermarks = WatermarkStrategy.for_bounded_out_of_orderness(
         Duration.of_millis(settings.out_of_orderness_ms)
     ).with_idleness(Duration.of_seconds(30))
@@ -69,6 +88,7 @@ def build(env: StreamExecutionEnvironment, settings: Settings, rules_yaml: str, 
                 settings.redis_port,
                 settings.redis_prefix,
                 settings.out_of_orderness_ms,
+                models_enabled=models_yaml is not None,
             ),
             output_type=CHANGE_RECORD_TYPE,
         )
@@ -88,6 +108,20 @@ def build(env: StreamExecutionEnvironment, settings: Settings, rules_yaml: str, 
     )
 
     t_env = StreamTableEnvironment.create(env)
+    sinks = t_env.create_statement_set()
+    if models_yaml is not None:
+        recommendations, cluster_changes = _add_models(env, settings, models_yaml, changes, bounded)
+        changes = changes.union(cluster_changes)
+        t_env.execute_sql(
+            flink_kafka.keyed_changes_sink_ddl(
+                "recommendations_sink",
+                settings.kafka_bootstrap,
+                settings.recommendations_topic,
+                f"{settings.consumer_group}-recommendations",
+                value_column="recommendation",
+            )
+        )
+        sinks.add_insert("recommendations_sink", t_env.from_data_stream(recommendations))
     t_env.execute_sql(
         flink_kafka.keyed_changes_sink_ddl(
             "segment_changes_sink",
@@ -96,9 +130,37 @@ def build(env: StreamExecutionEnvironment, settings: Settings, rules_yaml: str, 
             f"{settings.consumer_group}-segment-changes",
         )
     )
-    sinks = t_env.create_statement_set()
     sinks.add_insert("segment_changes_sink", t_env.from_data_stream(changes))
     sinks.attach_as_datastream()
+
+
+def _add_models(env, settings: Settings, models_yaml: str, changes, bounded: bool):  # type: ignore[no-untyped-def]
+    """The model branch: (recommendations, cluster changes) streams."""
+    catalog = (
+        env.from_source(
+            flink_kafka.catalog_source(
+                settings.kafka_bootstrap, settings.catalog_topic, f"{settings.consumer_group}-catalog", bounded=bounded
+            ),
+            WatermarkStrategy.no_watermarks(),
+            "catalog_items",
+        )
+        .uid("catalog_items")
+        .map(catalog_record, output_type=MODEL_RECORD_TYPE)
+        .name("catalog_records")
+        .uid("catalog_records")
+    )
+    recommendations = (
+        changes.get_side_output(MODEL_INPUTS)
+        .union(catalog)
+        .key_by(model_key_of, key_type=Types.STRING())
+        .process(
+            LearnModels(models_yaml, settings.redis_host, settings.redis_port, settings.redis_prefix),
+            output_type=RECOMMENDATION_RECORD_TYPE,
+        )
+        .name("learn_models")
+        .uid("learn_models")
+    )
+    return recommendations, recommendations.get_side_output(CLUSTER_CHANGES)
 
 
 def configure(env: StreamExecutionEnvironment, settings: Settings) -> None:
@@ -135,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.jar:
         env.add_jars(*args.jar)
     configure(env, settings)
-    build(env, settings, (args.rules or settings.segments_file).read_text(), bounded=args.bounded)
+    models_yaml = settings.models_file.read_text() if settings.models_enabled else None
+    build(env, settings, (args.rules or settings.segments_file).read_text(), models_yaml, bounded=args.bounded)
     env.execute(JOB_NAME)
     return 0
 

@@ -42,7 +42,8 @@ def run(settings: Settings, rules_file: Path, bounded: bool = False) -> None:
     env = StreamExecutionEnvironment.get_execution_environment(job.flink_configuration(settings, local=True))
     env.add_jars(jar.resolve().as_uri())
     job.configure(env, settings)
-    job.build(env, settings, rules_file.read_text(), bounded=bounded)
+    models_yaml = settings.models_file.read_text() if settings.models_enabled else None
+    job.build(env, settings, rules_file.read_text(), models_yaml, bounded=bounded)
     env.execute(job.JOB_NAME)
 
 

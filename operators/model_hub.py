@@ -1,0 +1,153 @@
+"""The model hub: ML segments and recommendations for every user, learned one event at a time.
+
+One ``ModelHub`` holds the global models: the behavior clusterer (``operators.behavior_clusters``) and
+the hybrid recommender (``operators.recommender``), plus each user's current cluster. ``process_one``
+is test-then-learn for one event:
+
+1. the clusterer learns the user's feature vector and predicts the user's cluster; a cluster change
+   becomes ``SegmentChange`` events of kind ``cluster`` (``operators.cluster_segments``);
+2. the recommender learns the interaction (if the event is about an item) and, when the user's top-K is
+   due and differs from the last one emitted, returns it.
+
+Persistence is incremental, for Flink state: ``take_changes`` hands back the payloads of the users and
+items touched since the last call (``None`` = delete) and the global payload, and ``restore`` rebuilds a
+hub from them. The Flink adapter (``pipelines.model_functions``) writes them after every event, so a
+checkpoint holds the models exactly as of the events it covers; the evaluation replays call the same
+``process_one``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import river
+
+from operators.behavior_clusters import BehaviorClusterer, ClusteringConfig
+from operators.behavior_features import FEATURE_NAMES, BehaviorStats, behavior_features, update_stats
+from operators.cluster_segments import cluster_changes
+from operators.recommender import HybridRecommender, RecommendedItem, RecommenderConfig
+from state_schemas import model_hub_state
+from state_schemas.catalog_item import CatalogItem
+from state_schemas.events import CanonicalEvent
+from state_schemas.model_input import ModelInput
+from state_schemas.profile_state import ProfileState
+from state_schemas.segment_change import SegmentChange
+
+# Users whose cluster the hub remembers; the least recently seen are forgotten first (they re-enter a
+# cluster on their next event). Bounds memory and state together with the recommender's own caps.
+DEFAULT_MAX_USERS = 200_000
+
+
+def model_input(profile: ProfileState, event: CanonicalEvent) -> ModelInput:
+    """The hub's input for ``event``; updates the behavior stats kept in ``profile`` (call it right after
+    ``ProfileTracker.process_one`` returned ``profile``)."""
+    stats = update_stats(BehaviorStats.from_list(profile.behavior) if profile.behavior else None, event, profile)
+    profile.behavior = stats.to_list()
+    features = behavior_features(stats, profile, event.timestamp)
+    return ModelInput(
+        event.user_key, event.item_id, event.name, event.timestamp, event.category,
+        tuple(profile.segments), tuple(features[name] for name in FEATURE_NAMES), event.message_id,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelChanges:
+    """What one ``take_changes`` call hands to the state backend."""
+
+    users: dict[str, str | None]  # user id -> hub user payload, None = delete
+    items: dict[str, str | None]  # item id -> recommender item payload, None = delete
+    globals: str
+
+
+class ModelHub:
+    def __init__(self, models: Mapping[str, Any]) -> None:
+        """``models``: the parsed ``config/models.yaml`` (sections ``clustering`` and ``recommendations``)."""
+        self.clusterer = BehaviorClusterer(ClusteringConfig.from_dict(models.get("clustering") or {}))
+        self.recommender = HybridRecommender(RecommenderConfig.from_dict(models.get("recommendations") or {}))
+        self.max_users = int(models.get("max_users", DEFAULT_MAX_USERS))
+        self.clusters: OrderedDict[str, str | None] = OrderedDict()
+        self._dirty_users: set[str] = set()
+        self._forgotten: set[str] = set()
+
+    @property
+    def model_version(self) -> str:
+        return self.recommender.model_version
+
+    def add_catalog_item(self, item: CatalogItem) -> None:
+        self.recommender.add_catalog_item(item)
+
+    def process_one(self, m: ModelInput) -> tuple[list[SegmentChange], list[RecommendedItem] | None]:
+        """Test-then-learn one event; returns (cluster changes, new top-K or None)."""
+        features = dict(zip(FEATURE_NAMES, m.features))
+        self.clusterer.learn_one(features, now=m.timestamp)
+        predicted = self.clusterer.predict_one(features)
+        previous = self.clusters.get(m.user_id)
+        current, changes = cluster_changes(
+            m.user_id, previous, predicted, self.clusterer, m.timestamp, m.message_id, features
+        )
+        self._remember(m.user_id, current)
+        segments = (*m.segments, current) if current else m.segments
+        if m.item_id is not None:
+            self.recommender.learn_one(m.user_id, m.item_id, m.event_name, m.timestamp, m.category, segments)
+        recommendations = self.recommender.recommend_if_due(m.user_id, now=m.timestamp, segments=segments)
+        return changes, recommendations
+
+    def _remember(self, user_id: str, cluster: str | None) -> None:
+        self.clusters[user_id] = cluster
+        self.clusters.move_to_end(user_id)
+        self._dirty_users.add(user_id)
+        while len(self.clusters) > self.max_users:
+            forgotten, _ = self.clusters.popitem(last=False)
+            self._forgotten.add(forgotten)
+
+    # -- persistence -------------------------------------------------------------------------------
+    def take_changes(self) -> ModelChanges:
+        rec_users, rec_items = self.recommender.take_dirty()
+        evicted_users, evicted_items = self.recommender.take_evicted()
+        users: dict[str, str | None] = {}
+        for user in self._dirty_users | rec_users | evicted_users | self._forgotten:
+            cluster = self.clusters.get(user)
+            rec = None if user in evicted_users else self._export_user(user)
+            users[user] = None if cluster is None and rec is None else model_hub_state.encode_user(cluster, rec)
+        items: dict[str, str | None] = {i: self.recommender.export_item(i) for i in rec_items - evicted_items}
+        items.update(dict.fromkeys(evicted_items))
+        self._dirty_users.clear()
+        self._forgotten.clear()
+        globals_ = model_hub_state.encode_globals(
+            river.__version__, self.recommender.export_globals(), self.clusterer.export_state()
+        )
+        return ModelChanges(users, items, globals_)
+
+    def _export_user(self, user: str) -> str | None:
+        try:
+            return self.recommender.export_user(user)
+        except KeyError:
+            return None
+
+    @classmethod
+    def restore(
+        cls,
+        models: Mapping[str, Any],
+        globals_: str | None,
+        users: Iterable[tuple[str, str]],
+        items: Iterable[tuple[str, str]],
+    ) -> ModelHub:
+        """A hub as persisted: the payloads ``take_changes`` produced, as read back from state."""
+        hub = cls(models)
+        if globals_ is not None:
+            recommender, clusterer = model_hub_state.decode_globals(globals_, river_version=river.__version__)
+            hub.recommender.import_globals(recommender)
+            hub.clusterer.import_state(clusterer)
+        for item, payload in items:
+            hub.recommender.import_item(item, payload)
+        for user, payload in users:
+            cluster, rec = model_hub_state.decode_user(payload)
+            if cluster is not None:
+                hub.clusters[user] = cluster
+            if rec is not None:
+                hub.recommender.import_user(user, rec)
+        hub.recommender.take_dirty()  # a restore changes nothing that needs writing back
+        return hub

@@ -1,0 +1,131 @@
+"""Thin Flink adapter around ``operators.model_hub.ModelHub``: the online models of the job.
+
+Where global model state lives: the clusterer and the recommender are one model shared by all users, and
+Python functions have no checkpointed operator state in PyFlink (only broadcast state). So the hub runs
+as a keyed operator with a single key (``MODEL_KEY``): its state is ordinary keyed state of that key --
+MapStates of per-user and per-item payloads and one ValueState of globals -- written incrementally after
+every event and therefore exactly as of each checkpoint. On restore the hub is rebuilt from that state
+before its first event.
+
+Scaling: with one key, the hub runs on one subtask at any job parallelism; the per-user rule operator
+before it scales out, and the hub's quality is the same at parallelism 1 and 2 (one model, same input).
+Past one subtask's CPU, shard the item side (key = item id hash) and exchange user factors by a second
+shuffle -- not built; see the README.
+"""
+
+from __future__ import annotations
+
+import time
+
+from pyflink.common import Row
+from pyflink.common.typeinfo import Types
+from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext, TimeDomain
+from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
+
+from connectors.redis_audiences import RedisAudienceWriter
+from operators.model_hub import ModelHub
+from pipelines.flink_metrics import BatchedCounter
+from state_schemas import catalog_item, model_input, recommendation, segment_change
+
+MODEL_KEY = "models"
+MODEL_EVENT = "event"
+CATALOG_ITEM = "catalog"
+
+# (kind, payload): kind MODEL_EVENT -> state_schemas.model_input wire form; CATALOG_ITEM -> tailor.catalog_item/1
+MODEL_RECORD_TYPE = Types.ROW_NAMED(["kind", "payload"], [Types.STRING(), Types.STRING()])
+# (user_id, tailor.segment_change/1 JSON) for kind "cluster", merged into the segment-changes sink
+CLUSTER_CHANGES = OutputTag("cluster_changes", Types.ROW_NAMED(["user_id", "change"], [Types.STRING(), Types.STRING()]))
+# (user_id, tailor.recommendation/1 JSON)
+RECOMMENDATION_RECORD_TYPE = Types.ROW_NAMED(["user_id", "recommendation"], [Types.STRING(), Types.STRING()])
+
+
+def model_key_of(row):  # type: ignore[no-untyped-def]
+    return MODEL_KEY
+
+
+def catalog_record(value: str) -> Row:
+    return Row(CATALOG_ITEM, value)
+
+
+class LearnModels(KeyedProcessFunction):
+    """Model inputs and catalog items in; cluster changes (side output) and recommendations out."""
+
+    def __init__(self, models_yaml: str, redis_host: str, redis_port: int, redis_prefix: str) -> None:
+        self.models_yaml = models_yaml
+        self.redis_host, self.redis_port, self.redis_prefix = redis_host, redis_port, redis_prefix
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        import yaml
+
+        self.models = yaml.safe_load(self.models_yaml) or {}
+        self.users = runtime_context.get_map_state(MapStateDescriptor("model_users", Types.STRING(), Types.STRING()))
+        self.items = runtime_context.get_map_state(MapStateDescriptor("model_items", Types.STRING(), Types.STRING()))
+        self.globals = runtime_context.get_state(ValueStateDescriptor("model_globals", Types.STRING()))
+        self.hub: ModelHub | None = None  # restored from state on the first record: open() has no key yet
+        self.redis = RedisAudienceWriter(self.redis_host, self.redis_port, self.redis_prefix)
+        self.flush_timer_at = 0
+        group = runtime_context.get_metrics_group().add_group("tailor")
+        self.model_events = BatchedCounter(group.counter("model_events_in"))
+        self.catalog_items = BatchedCounter(group.counter("catalog_items_in"), every=64)
+        self.cluster_changes_out = BatchedCounter(group.counter("cluster_changes_out"), every=16)
+        self.recommendations_out = BatchedCounter(group.counter("recommendations_out"), every=16)
+
+    def close(self) -> None:
+        for counter in (self.model_events, self.catalog_items, self.cluster_changes_out, self.recommendations_out):
+            counter.flush()
+        self.redis.close()
+
+    def process_element(self, value, ctx):  # type: ignore[no-untyped-def]
+        hub = self.hub or self._restore()
+        if value[0] == CATALOG_ITEM:
+            self.catalog_items.inc()
+            hub.add_catalog_item(catalog_item.decode(value[1]))
+            self._persist(hub)
+            return
+        self.model_events.inc()
+        event = model_input.from_wire(value[1])
+        changes, items = hub.process_one(event)
+        self._persist(hub)
+        now = int(time.time() * 1000)
+        if changes:
+            self.cluster_changes_out.inc(len(changes))
+            encoded = [segment_change.encode(c, now) for c in changes]
+            self.redis.write_cluster_changes(event.user_id, hub.clusters.get(event.user_id), changes, encoded)
+            for payload in encoded:
+                yield CLUSTER_CHANGES, Row(event.user_id, payload.decode())
+        if items is not None:
+            self.recommendations_out.inc()
+            payload = recommendation.encode(
+                recommendation.Recommendation(event.user_id, tuple(items), hub.model_version, event.message_id, event.timestamp),
+                emit_time=now,
+            )
+            self.redis.write_recommendations(event.user_id, payload)
+            yield Row(event.user_id, payload.decode())
+        if self.redis.pending and not self.flush_timer_at:
+            self.flush_timer_at = ctx.timer_service().current_processing_time() + self.redis.max_delay_ms
+            ctx.timer_service().register_processing_time_timer(self.flush_timer_at)
+
+    def on_timer(self, timestamp, ctx):  # type: ignore[no-untyped-def]
+        if ctx.time_domain() == TimeDomain.PROCESSING_TIME:
+            self.flush_timer_at = 0
+            self.redis.flush()
+        return iter(())
+
+    def _restore(self) -> ModelHub:
+        self.hub = ModelHub.restore(self.models, self.globals.value(), self.users.items(), self.items.items())
+        return self.hub
+
+    def _persist(self, hub: ModelHub) -> None:
+        changes = hub.take_changes()
+        _apply(self.users, changes.users)
+        _apply(self.items, changes.items)
+        self.globals.update(changes.globals)
+
+
+def _apply(map_state, entries: dict[str, str | None]) -> None:  # type: ignore[no-untyped-def]
+    puts = {k: v for k, v in entries.items() if v is not None}
+    if puts:
+        map_state.put_all(puts)
+    for key, value in entries.items():
+        if value is None:
+            map_state.remove(key)

@@ -1,0 +1,150 @@
+"""The model hub on simulated shoppers: ML segment changes, recommendations, and exact restore from the
+incremental payloads it hands to Flink state."""
+
+from __future__ import annotations
+
+import itertools
+
+import orjson
+import pytest
+import yaml
+
+from operators.model_hub import ModelHub, model_input
+from operators.normalize import normalize
+from operators.profile_tracker import ProfileTracker
+from operators.segment_rules import SegmentRules
+from state_schemas import model_input as model_input_wire
+from state_schemas.catalog_item import CatalogItem
+from tailor.settings import PROJECT_ROOT
+from tailor.simulator import ShopperSimulator
+
+MODELS = yaml.safe_load((PROJECT_ROOT / "config" / "models.yaml").read_text())
+# A short warm-up so a few thousand events reach the clustering phase.
+SMALL = {**MODELS, "clustering": {**MODELS["clustering"], "warmup_events": 200}}
+T0 = 1_795_000_000_000
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    """Model inputs of 4,000 simulated events, as the rule operator would send them."""
+    sim = ShopperSimulator(seed=3, users=300, items=400, categories=8)
+    tracker = ProfileTracker(SegmentRules.from_yaml(PROJECT_ROOT / "config" / "segments.yaml"))
+    profiles: dict = {}
+    out = []
+    for raw in sim.events(T0, rate=50, count=4_000):
+        event = normalize(orjson.dumps(raw))
+        state, _ = tracker.process_one(profiles.get(event.user_key), event)
+        profiles[event.user_key] = state
+        out.append(model_input(state, event))
+    return out
+
+
+def catalog(n: int = 400):
+    return [CatalogItem(f"p{i}", f"Product {i}", f"c{i % 8}", ()) for i in range(n)]
+
+
+def run(hub: ModelHub, inputs, state: dict | None = None) -> list:
+    """Feed ``inputs``; returns the outputs; ``state`` collects take_changes like Flink's MapStates."""
+    outputs = []
+    for m in inputs:
+        changes, recs = hub.process_one(m)
+        outputs.append(([(c.segment, c.change) for c in changes], recs))
+        if state is not None:
+            persist(hub, state)
+    return outputs
+
+
+def persist(hub: ModelHub, state: dict) -> None:
+    changes = hub.take_changes()
+    for name, entries in (("users", changes.users), ("items", changes.items)):
+        for key, payload in entries.items():
+            if payload is None:
+                state[name].pop(key, None)
+            else:
+                state[name][key] = payload
+    state["globals"] = changes.globals
+
+
+def fresh_state() -> dict:
+    return {"users": {}, "items": {}, "globals": None}
+
+
+def test_model_input_round_trips_the_wire_and_keeps_behavior_in_the_profile(inputs) -> None:
+    m = inputs[-1]
+    assert model_input_wire.from_wire(model_input_wire.to_wire(m)) == m
+    assert len(m.features) == 9 and m.item_id is not None
+
+
+def test_hub_emits_cluster_changes_after_warm_up(inputs) -> None:
+    hub = ModelHub(SMALL)
+    outputs = run(hub, inputs)
+
+    changes = [c for cs, _ in outputs for c in cs]
+    assert changes, "no ML segment change in 4,000 events"
+    assert {change for _, change in changes} <= {"enter", "exit"}
+    assert set(hub.clusterer.names()) >= {segment for segment, _ in changes if segment in hub.clusterer.names()}
+    first = next(i for i, (cs, _) in enumerate(outputs) if cs)
+    assert first >= 399  # nothing before the warm-up: 200 scaler-only + 200 model updates (0-based)
+
+
+def test_hub_recommends_with_known_sources_and_never_a_purchased_item(inputs) -> None:
+    hub = ModelHub(SMALL)
+    for item in catalog():
+        hub.add_catalog_item(item)
+    outputs = run(hub, inputs)
+
+    lists = [(m.user_id, recs) for m, (_, recs) in zip(inputs, outputs) if recs]
+    assert len(lists) > 100
+    assert all(r.source in {"mf", "content", "popular"} for _, recs in lists for r in recs)
+    bought: dict[str, set] = {}
+    for m, (_, recs) in zip(inputs, outputs):
+        if recs:
+            assert not {r.item_id for r in recs} & bought.get(m.user_id, set())
+        if m.event_name == "order_completed" and m.item_id:
+            bought.setdefault(m.user_id, set()).add(m.item_id)
+
+
+def test_restore_from_persisted_state_continues_exactly(inputs) -> None:
+    uninterrupted = ModelHub(SMALL)
+    for item in catalog():
+        uninterrupted.add_catalog_item(item)
+    expected = run(uninterrupted, inputs)
+
+    first = ModelHub(SMALL)
+    state = fresh_state()
+    for item in catalog():
+        first.add_catalog_item(item)
+    persist(first, state)
+    half = len(inputs) // 2
+    got = run(first, inputs[:half], state)
+    restored = ModelHub.restore(SMALL, state["globals"], state["users"].items(), state["items"].items())
+    got += run(restored, inputs[half:], state)
+
+    assert got == expected
+
+
+def test_user_cap_forgets_the_least_recent_users_in_state_too(inputs) -> None:
+    hub = ModelHub({**SMALL, "max_users": 50})
+    state = fresh_state()
+    run(hub, inputs, state)
+
+    assert len(hub.clusters) == 50
+    clustered = {u for u, p in state["users"].items() if orjson.loads(p)[1] is not None}
+    assert clustered <= set(hub.clusters)
+
+
+def test_restore_refuses_models_of_another_river_version(inputs) -> None:
+    hub = ModelHub(SMALL)
+    run(hub, inputs[:10])
+    globals_ = orjson.loads(hub.take_changes().globals)
+    globals_[1] = "0.1.0"
+
+    with pytest.raises(ValueError, match="River 0.1.0"):
+        ModelHub.restore(SMALL, orjson.dumps(globals_).decode(), [], [])
+
+
+def test_every_input_is_processed_in_bounded_time(inputs) -> None:
+    hub = ModelHub(SMALL)
+    for m in itertools.islice(inputs, 500):
+        hub.process_one(m)
+    assert hub.take_changes().globals
