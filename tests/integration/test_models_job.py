@@ -1,0 +1,138 @@
+"""The online models through the real job: Kafka (events + catalog) -> PyFlink (rules, then the model
+hub) -> Kafka (segment changes incl. ML segments, recommendations; exactly-once) + Redis.
+
+One bounded run over seeded simulated shoppers serves every test in this module. The clustering warm-up
+is shortened so ML segments appear within the input.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import orjson
+import pytest
+import redis
+import yaml
+
+from connectors.kafka_events import event_producer, publish_event, read_topic
+from operators.normalize import epoch_ms
+from state_schemas import catalog_item, recommendation, segment_change
+from state_schemas.catalog_item import CatalogItem
+from tailor.settings import PROJECT_ROOT
+from tailor.simulator import ShopperSimulator
+
+from tests.integration.harness import isolated_settings, run_bounded_job
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_795_000_000_000
+ITEMS, CATEGORIES = 300, 6
+
+
+@pytest.fixture(scope="module")
+def job_output(stack_settings, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("models")
+    models = yaml.safe_load((PROJECT_ROOT / "config" / "models.yaml").read_text())
+    models["clustering"]["warmup_events"] = 150
+    models["recommendations"]["min_emit_interval_ms"] = 0
+    models_file = workdir / "models.yaml"
+    models_file.write_text(yaml.safe_dump(models))
+    settings = isolated_settings(stack_settings, "models", models_enabled=True, models_file=models_file)
+
+    sim = ShopperSimulator(seed=5, users=120, items=ITEMS, categories=CATEGORIES)
+    producer = event_producer(settings.kafka_bootstrap)
+    for i in range(ITEMS):
+        item = CatalogItem(f"p{i}", f"Product {i}", None, ("demo",))
+        producer.send(settings.catalog_topic, catalog_item.encode(item).encode(), key=item.item_id.encode())
+    events = list(sim.events(T0, rate=20, count=1_500))
+    for event in events:
+        publish_event(producer, settings.events_topic, event)
+    producer.flush()
+    producer.close()
+
+    run_bounded_job(settings, PROJECT_ROOT / "config" / "segments.yaml", workdir)
+
+    changes = [(r.key, segment_change.decode(r.value)) for r in read_topic(settings.kafka_bootstrap, settings.segment_changes_topic)]
+    recs = [(r.key, recommendation.decode(r.value)) for r in read_topic(settings.kafka_bootstrap, settings.recommendations_topic)]
+    return settings, events, changes, recs
+
+
+def test_recommendation_events_follow_the_schema_and_are_keyed_by_user(job_output) -> None:
+    _, events, _, recs = job_output
+    users = {e.get("userId") or e.get("anonymousId") for e in events}
+
+    assert len(recs) > 50
+    for key, rec in recs:
+        assert rec["schema"] == "tailor.recommendation/1"
+        assert key.decode() == rec["user_id"] and rec["user_id"] in users
+        assert 1 <= len(rec["items"]) <= 10
+        assert {i["source"] for i in rec["items"]} <= {"mf", "content", "popular"}
+        assert rec["model_version"].startswith("mf-")
+        assert rec["emit_time"] >= rec["event_time"]
+
+
+def test_recommendations_never_include_an_item_the_user_already_bought(job_output) -> None:
+    _, events, _, recs = job_output
+    # An order event is about its first product (the event's item); the model excludes it from then on.
+    bought_at = {}
+    for e in events:
+        if e.get("event") == "Order Completed":
+            key = (e.get("userId") or e.get("anonymousId"), e["properties"]["product_id"])
+            bought_at.setdefault(key, epoch_ms(e["timestamp"]))
+    checked = 0
+    for _, rec in recs:
+        for item in rec["items"]:
+            at = bought_at.get((rec["user_id"], item["item_id"]))
+            if at is not None:
+                checked += 1
+                assert rec["event_time"] < at, f"{item['item_id']} recommended to {rec['user_id']} after buying it"
+    assert bought_at, "the input has no purchase: the test would check nothing"
+
+
+def test_redis_holds_each_users_latest_recommendation_list(job_output) -> None:
+    settings, _, _, recs = job_output
+    client = redis.Redis(host=settings.redis_host, port=settings.redis_port)
+    latest = {}
+    for _, rec in recs:
+        latest[rec["user_id"]] = rec
+    for user, rec in latest.items():
+        stored = orjson.loads(client.get(f"{settings.redis_prefix}recs:{user}"))
+        assert stored["items"] == rec["items"] and stored["message_id"] == rec["message_id"]
+
+
+def test_ml_segment_changes_go_to_the_segment_changes_topic_with_an_explanation(job_output) -> None:
+    _, _, changes, _ = job_output
+    clusters = [c for _, c in changes if c["kind"] == "cluster"]
+    rules = [c for _, c in changes if c["kind"] == "rule"]
+
+    assert rules and clusters
+    for c in clusters:
+        assert c["change"] in ("enter", "exit") and c["trigger"] == "event"
+        assert c["reason"].startswith(c["segment"])
+        assert any(k.startswith("z.") for k in c["facts"])
+    # per user, ML segment changes alternate enter / exit, starting with an enter
+    by_user = defaultdict(list)
+    for c in clusters:
+        by_user[c["user_id"]].append(c["change"])
+    for sequence in by_user.values():
+        assert sequence[0] == "enter"
+        assert all(a != b for a, b in zip(sequence, sequence[1:]))
+
+
+def test_redis_cluster_audiences_and_profile_field_match_the_change_log(job_output) -> None:
+    settings, _, changes, _ = job_output
+    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, decode_responses=True)
+    current: dict[str, str] = {}
+    for _, c in changes:
+        if c["kind"] == "cluster":
+            if c["change"] == "enter":
+                current[c["user_id"]] = c["segment"]
+            elif current.get(c["user_id"]) == c["segment"]:
+                del current[c["user_id"]]
+    audiences = defaultdict(set)
+    for user, cluster in current.items():
+        audiences[cluster].add(user)
+    for cluster, members in audiences.items():
+        assert client.smembers(f"{settings.redis_prefix}segment:{cluster}") == members
+    for user, cluster in current.items():
+        assert client.hget(f"{settings.redis_prefix}profile:{user}", "cluster") == cluster
