@@ -47,11 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="YAML file with settings (see tailor/settings.py)")
     nouns = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    demo = nouns.add_parser("demo", help="stack + job + simulated shoppers, printing live segment changes", formatter_class=fmt)
+    demo = nouns.add_parser("demo", help="stack + job + simulated shoppers, printing live segment changes and recommendations", formatter_class=fmt)
     demo.add_argument("--rate", type=float, default=100, help="simulated events per second")
     demo.add_argument("--duration", type=float, default=0, help="seconds to run (0 = until Ctrl-C)")
     demo.add_argument("--users", type=int, default=300, help="simulated shoppers")
     demo.add_argument("--rules", type=Path, default=DEMO_RULES, help="segment rules (demo: minutes instead of days)")
+    demo.add_argument("--show", default="rules,clusters,recs",
+                      help="what to print, comma-separated: rules, clusters (ML segments), recs (recommendations)")
     demo.set_defaults(handler=cmd_demo)
 
     test = nouns.add_parser("test", help="start the stack and run the test suite (args go to pytest)", formatter_class=fmt)
@@ -91,9 +93,66 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=7, help="random seed (same seed, same traffic)")
     simulate.set_defaults(handler=cmd_simulate)
 
-    watch = nouns.add_parser("watch", help="print segment changes live, as Redis publishes them", formatter_class=fmt)
+    watch = nouns.add_parser(
+        "watch", help="print segment changes and recommendations live, as Redis publishes them",
+        description="One line per rule segment change, ML segment (cluster) change and new recommendation "
+        "list, from the job's Redis pub/sub channels <prefix>segment-changes and <prefix>recommendations. "
+        "The demo's live under TAILOR_REDIS_PREFIX=tailor-demo: .",
+        formatter_class=fmt,
+    )
     watch.add_argument("--duration", type=float, default=0, help="seconds (0 = until Ctrl-C)")
+    watch.add_argument("--show", default="rules,clusters,recs",
+                       help="what to print, comma-separated: rules, clusters (ML segments), recs (recommendations)")
     watch.set_defaults(handler=cmd_watch)
+
+    show = nouns.add_parser(
+        "show", help="what the job knows now: a user's profile and recommendations, or the ML segments",
+        description="Reads what the job wrote (Redis; for clusters also the segment-changes topic). "
+        "The demo's data lives under TAILOR_REDIS_PREFIX=tailor-demo: "
+        "(and TAILOR_SEGMENT_CHANGES_TOPIC=tailor-demo.segment-changes).",
+    )
+    show_nouns = show.add_subparsers(title="what", metavar="WHAT")
+    show_user = show_nouns.add_parser(
+        "user", help="profile hash (rule segments, ML segment, counters) and latest recommendations",
+        formatter_class=fmt,
+    )
+    show_user.add_argument("user_id", help="the user key the job tracks: userId, else anonymousId")
+    show_user.set_defaults(handler=cmd_show_user)
+    show_clusters = show_nouns.add_parser(
+        "clusters", help="current ML segments: audience size and explanation", formatter_class=fmt,
+        description="Lists every ML segment entered within the tail of the segment-changes topic, with its "
+        "live audience size (Redis set) and the reason of its most recent enter as the explanation (the "
+        "cluster's description as of that change; the model hub keeps no other cluster catalog).",
+    )
+    show_clusters.add_argument("--tail", type=int, default=5000,
+                               help="segment-change records read per partition, from the end")
+    show_clusters.set_defaults(handler=cmd_show_clusters)
+
+    catalog = nouns.add_parser("catalog", help="item metadata for the recommender (the compacted catalog topic)")
+    catalog_verbs = catalog.add_subparsers(title="verbs", metavar="VERB")
+    from tailor import catalog as catalog_module
+
+    load = catalog_verbs.add_parser(
+        "load", help="publish a catalog (movielens, taobao or simulated) to the catalog topic",
+        description="Publish item metadata (title, category, tags) as tailor.catalog_item/1 records keyed by\n"
+        "item id to the compacted catalog topic (settings catalog_topic), where the job's recommender reads\n"
+        "it, live. Loading again replaces each item's record. Sources:\n\n"
+        "  movielens  the 1,682 movies of MovieLens-100K (u.item, u.genre): title, genres as tags\n"
+        "  taobao     the distinct items of the Taobao sample CSV: category only (the data has no titles)\n"
+        "  simulated  the products `tailor simulate` shops for: same ids (p<i>) and categories (c<k>) as its\n"
+        "             events when --users and --seed match the simulation's",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    load.add_argument("source", choices=catalog_module.SOURCES, help="which catalog (see above)")
+    load.add_argument("--path", type=Path,
+                      help="movielens: the ml-100k directory, taobao: the CSV file (default: "
+                      f"{catalog_module.DEFAULT_PATHS['movielens']}, {catalog_module.DEFAULT_PATHS['taobao']})")
+    load.add_argument("--users", type=int, default=catalog_module.SIMULATED_USERS,
+                      help="simulated: the simulation's --users; product categories depend on it "
+                      f"(default: {catalog_module.SIMULATED_USERS}, as `tailor simulate`)")
+    load.add_argument("--seed", type=int, default=catalog_module.SIMULATED_SEED,
+                      help=f"simulated: the simulation's --seed (default: {catalog_module.SIMULATED_SEED})")
+    load.set_defaults(handler=cmd_catalog_load)
 
     evaluate = nouns.add_parser(
         "evaluate", help="replay a dataset test-then-learn through the models; table + plot",
@@ -195,17 +254,62 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
-    from tailor.watch import watch_changes
+    from tailor.watch import HEADER, parse_show, watch
 
-    watch_changes(settings, duration_s=args.duration)
+    show = parse_show(args.show)
+    print(HEADER, flush=True)
+    watch(settings, duration_s=args.duration, show=show, out=lambda line: print(line, flush=True))
+    return 0
+
+
+# -- show, catalog -----------------------------------------------------------------------------------
+def cmd_show_user(args: argparse.Namespace, settings: Settings) -> int:
+    from tailor.show import format_user, user_view
+
+    print("\n".join(format_user(user_view(settings, args.user_id))))
+    return 0
+
+
+def cmd_show_clusters(args: argparse.Namespace, settings: Settings) -> int:
+    from tailor.show import cluster_rows, format_clusters
+
+    if args.tail < 1:
+        print("tailor: error: --tail must be at least 1", file=sys.stderr)
+        return 2
+    rows = cluster_rows(settings, tail=args.tail)
+    if not rows:
+        print(f"no ML segment changes in the last {args.tail} records per partition of "
+              f"{settings.segment_changes_topic}: is the job running with models on, past its warm-up?")
+        return 1
+    print("\n".join(format_clusters(rows)))
+    return 0
+
+
+def cmd_catalog_load(args: argparse.Namespace, settings: Settings) -> int:
+    from tailor.catalog import catalog_items, load_catalog
+
+    if args.path is not None and args.source == "simulated":
+        print("tailor: error: --path is for movielens and taobao; the simulated catalog is generated", file=sys.stderr)
+        return 2
+    if args.source == "simulated" and args.users < 1:
+        print("tailor: error: --users must be at least 1", file=sys.stderr)
+        return 2
+    items = catalog_items(args.source, path=args.path, users=args.users, seed=args.seed)
+    print(f"publishing {len(items):,} {args.source} items to {settings.catalog_topic} on {settings.kafka_bootstrap} ...",
+          flush=True)
+    report = load_catalog(settings, items, source=args.source)
+    print(f"published {report.sent:,} catalog items to {report.topic} in {report.elapsed_s:.1f} s "
+          "(keyed by item id; the latest record per item wins)")
     return 0
 
 
 # -- demo, test, bench -------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from tailor.demo import run_demo
+    from tailor.watch import parse_show
 
-    return run_demo(settings, rules=args.rules, rate=args.rate, duration_s=args.duration, users=args.users)
+    show = parse_show(args.show)
+    return run_demo(settings, rules=args.rules, rate=args.rate, duration_s=args.duration, users=args.users, show=show)
 
 
 def cmd_test(args: argparse.Namespace, settings: Settings) -> int:

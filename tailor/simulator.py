@@ -41,6 +41,7 @@ from typing import Any
 
 from connectors import kafka_bulk, kafka_events
 from operators.errors import TailorError
+from state_schemas.catalog_item import CatalogItem
 from tailor.produce import ProgressBar
 from tailor.settings import Settings
 
@@ -205,6 +206,29 @@ class ShopperSimulator:
         category, price = self._category_of[item], self._price_of[item]
         return {"product_id": f"p{item}", "category": f"c{category}", "price": price}
 
+    # -- catalog -----------------------------------------------------------------------------------
+    def catalog(self) -> list[CatalogItem]:
+        """The catalog the events are about, for the catalog topic: one ``CatalogItem`` per product.
+
+        Ids and categories are exactly those of the events (``p<i>``, ``c<k>``), so they depend on the
+        same settings as the events (``seed``, ``users``, ``items``, ``categories``). Titles give the
+        content index something to match: every category sells one kind of thing ("Lamp"), each item
+        adds a made-up adjective; the tag is the price band.
+
+        >>> sim = ShopperSimulator(seed=1, users=50, items=100, categories=5)
+        >>> sim.catalog()[0]
+        CatalogItem(item_id='p0', title='Bright Teapot', category='c4', tags=('price:25-50',))
+        """
+        rng = random.Random(f"titles-{self.seed}")  # its own stream: the events stay as they were
+        kinds = [_PRODUCT_KINDS[k % len(_PRODUCT_KINDS)] for k in range(self.categories)]
+        items = []
+        for item in range(self.items):
+            product = self._product(item)
+            title = f"{rng.choice(_ADJECTIVES)} {kinds[self._category_of[item]]}"
+            tags = (price_band(product["price"]),)
+            items.append(CatalogItem(product["product_id"], title, product["category"], tags))
+        return items
+
 
 @dataclass(slots=True)
 class _Run:
@@ -235,6 +259,30 @@ _VIEWS: dict[str, Callable[[random.Random], int]] = {
     "buyer": lambda rng: rng.randint(2, 6),
     "loyal": lambda rng: rng.randint(1, 5),
 }
+
+
+_PRODUCT_KINDS = (
+    "Backpack", "Lamp", "Sneakers", "Headphones", "Teapot", "Jacket", "Blender", "Novel", "Watch", "Tent",
+    "Guitar", "Scarf", "Keyboard", "Candle", "Skillet", "Yoga Mat", "Sunglasses", "Board Game", "Pillow",
+    "Camera", "Bicycle Helmet", "Coffee Grinder", "Puzzle", "Raincoat", "Speaker",
+)
+_ADJECTIVES = (
+    "Classic", "Compact", "Deluxe", "Everyday", "Vintage", "Sturdy", "Bright", "Quiet", "Travel", "Modern",
+    "Cozy", "Pro", "Eco", "Mini", "Urban", "Rustic",
+)
+PRICE_BANDS = ((10.0, "price:under-10"), (25.0, "price:10-25"), (50.0, "price:25-50"), (100.0, "price:50-100"))
+
+
+def price_band(price: float) -> str:
+    """The catalog tag of a price.
+
+    >>> price_band(9.99), price_band(10.0), price_band(250.0)
+    ('price:under-10', 'price:10-25', 'price:100-plus')
+    """
+    for upper, band in PRICE_BANDS:
+        if price < upper:
+            return band
+    return "price:100-plus"
 
 
 def uuid4_from(bits: int) -> str:

@@ -1,49 +1,173 @@
-"""Print segment changes as they happen, from the Redis channel the job publishes to."""
+"""Print segment changes and recommendations as they happen, from the Redis channels the job publishes to.
+
+Two channels (``connectors.redis_audiences``): ``{prefix}segment-changes`` carries rule changes and ML
+segment (cluster) changes, ``{prefix}recommendations`` every new top-K list. One aligned line each::
+
+    time(UTC)     kind    +/- segment / list             user               detail
+    19:45:01.618  rule    + active                       anon-682d329ff0f5  idle_ms=0  (event, emitted 245 ms after)
+    19:45:01.618  ML seg  + One-off Visitors             anon-682d329ff0f5  categories -1.0σ, views per session -0.9σ, events -0.9σ  (emitted 609 ms after)
+    19:45:01.618  recs      top 3 of 10                  anon-682d329ff0f5  p0 popular · p1 popular · p2 popular  (emitted 609 ms after)
+
+A cluster change's detail is the cluster's explanation as of that change (its reason without the
+cluster name and the "vs all users" tail), shortened to fit one line. What to show is a subset of
+``rules``, ``clusters``, ``recs`` (``tailor watch --show clusters,recs``).
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 import orjson
 import redis
 
+from operators.errors import TailorError
 from tailor.settings import Settings
 
+KINDS = ("rules", "clusters", "recs")
 _ARROWS = {"enter": "+", "exit": "-"}
+_LABELS = {"rule": "rule", "cluster": "ML seg"}
+DETAIL_WIDTH = 60
+HEADER = f"{'time(UTC)':<12}  {'kind':<6}  {'+/- segment / list':<29}  {'user':<17}  detail"
 
 
-def format_change(change: dict) -> str:
-    """One line per change: when, +/- segment, user, why (and how far behind the event it was emitted).
+class WatchError(TailorError, ValueError):
+    """Bad ``--show`` selection or Redis out of reach; the message says what to do."""
+
+
+def parse_show(text: str) -> tuple[str, ...]:
+    """``"clusters,recs"`` -> ``("clusters", "recs")``, in display order; unknown names are an error.
+
+    >>> parse_show("recs, rules")
+    ('rules', 'recs')
+    >>> parse_show("rules,ml")
+    Traceback (most recent call last):
+    ...
+    tailor.watch.WatchError: --show: unknown 'ml'; choose from rules, clusters, recs (comma-separated)
+    """
+    wanted = {part.strip() for part in text.split(",") if part.strip()}
+    unknown = sorted(wanted - set(KINDS))
+    if unknown or not wanted:
+        got = ", ".join(repr(u) for u in unknown) or "nothing"
+        raise WatchError(f"--show: unknown {got}; choose from {', '.join(KINDS)} (comma-separated)")
+    return tuple(k for k in KINDS if k in wanted)
+
+
+def shorten(text: str, width: int = DETAIL_WIDTH) -> str:
+    """
+    >>> shorten("cart rate +2.3σ, purchases per session -0.6σ", 20)
+    'cart rate +2.3σ, pu…'
+    """
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _clock(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+
+
+def cluster_explanation(change: dict[str, Any]) -> str:
+    """The reason of a cluster change without the cluster's name and the "vs all users" tail.
+
+    >>> cluster_explanation({"segment": "Cart Fillers",
+    ...     "reason": "Cart Fillers: cart rate +2.3σ, views per session -0.2σ vs all users"})
+    'cart rate +2.3σ, views per session -0.2σ'
+    """
+    reason = str(change.get("reason", ""))
+    return reason.removeprefix(f"{change.get('segment')}: ").removesuffix(" vs all users")
+
+
+def format_change(change: dict[str, Any]) -> str:
+    """One line per segment change: when, kind, +/- segment, user, why (and how far behind the event).
 
     >>> print(format_change({"event_time": 0, "emit_time": 12, "change": "enter", "segment": "vip",
-    ...     "user_id": "u1", "trigger": "event", "facts": {"purchases_total": 3}}))
-    00:00:00.000  + vip                       u1            purchases_total=3  (event, emitted 12 ms after)
+    ...     "kind": "rule", "user_id": "u1", "trigger": "event", "facts": {"purchases_total": 3}}))
+    00:00:00.000  rule    + vip                          u1                 purchases_total=3  (event, emitted 12 ms after)
+    >>> print(format_change({"event_time": 0, "emit_time": 30, "change": "exit", "segment": "Browsers",
+    ...     "kind": "cluster", "user_id": "u1", "trigger": "event", "reason": "Browsers: views +1.2σ vs all users"}))
+    00:00:00.000  ML seg  - Browsers                     u1                 views +1.2σ  (emitted 30 ms after)
     """
-    at = datetime.fromtimestamp(change["event_time"] / 1000, timezone.utc).strftime("%H:%M:%S.%f")[:-3]
-    facts = " ".join(f"{k}={v}" for k, v in change.get("facts", {}).items())
+    kind = change.get("kind", "rule")
     lag = change["emit_time"] - change["event_time"]
+    if kind == "cluster":
+        detail, why = shorten(cluster_explanation(change)), f"emitted {lag} ms after"
+    else:
+        detail = shorten(" ".join(f"{k}={v}" for k, v in change.get("facts", {}).items()))
+        why = f"{change['trigger']}, emitted {lag} ms after"
     return (
-        f"{at}  {_ARROWS.get(change['change'], '?')} {change['segment']:<25} {change['user_id']:<13} {facts}"
-        f"  ({change['trigger']}, emitted {lag} ms after)"
+        f"{_clock(change['event_time'])}  {_LABELS.get(kind, kind):<6}  {_ARROWS.get(change['change'], '?')} "
+        f"{change['segment']:<27.27}  {change['user_id']:<17}  {detail}  ({why})"
     )
 
 
-def watch_changes(settings: Settings, duration_s: float = 0, out=print) -> int:
-    """Subscribe to ``{prefix}segment-changes`` and print every change; returns how many were seen."""
-    client = redis.Redis(host=settings.redis_host, port=settings.redis_port)
+def format_recommendation(rec: dict[str, Any], top: int = 3) -> str:
+    """One line per new top-K: when, user, the first ``top`` items with the part that chose them.
+
+    >>> print(format_recommendation({"event_time": 0, "emit_time": 40, "user_id": "u1", "items": [
+    ...     {"item_id": "p12", "score": 0.9, "source": "mf"}, {"item_id": "p7", "score": 0.5, "source": "content"}]}))
+    00:00:00.000  recs      top 2 of 2                   u1                 p12 mf · p7 content  (emitted 40 ms after)
+    """
+    items = rec.get("items", [])
+    shown = " · ".join(f"{i['item_id']} {i['source']}" for i in items[:top])
+    head = f"top {min(top, len(items))} of {len(items)}"
+    lag = rec["emit_time"] - rec["event_time"]
+    return (
+        f"{_clock(rec['event_time'])}  {'recs':<6}    {head:<27}  {rec['user_id']:<17}  {shorten(shown)}"
+        f"  (emitted {lag} ms after)"
+    )
+
+
+@dataclass
+class WatchCounts:
+    """How many of each the watch printed."""
+
+    rules: int = 0
+    clusters: int = 0
+    recs: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.rules + self.clusters + self.recs
+
+
+def watch(
+    settings: Settings,
+    duration_s: float = 0,
+    show: Iterable[str] = KINDS,
+    out: Callable[[str], Any] = print,
+) -> WatchCounts:
+    """Subscribe to the job's Redis channels and print what ``show`` selects, for ``duration_s`` (0 = forever)."""
+    show = set(show)
+    changes_channel = f"{settings.redis_prefix}segment-changes"
+    recs_channel = f"{settings.redis_prefix}recommendations"
+    channels = ([changes_channel] if show & {"rules", "clusters"} else []) + ([recs_channel] if "recs" in show else [])
+    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, socket_connect_timeout=5)
     pubsub = client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(f"{settings.redis_prefix}segment-changes")
+    counts = WatchCounts()
     deadline = time.monotonic() + duration_s if duration_s else None
-    seen = 0
     try:
+        pubsub.subscribe(*channels)
         while deadline is None or time.monotonic() < deadline:
             message = pubsub.get_message(timeout=0.5)
             if message is None:
                 continue
-            out(format_change(orjson.loads(message["data"])))
-            seen += 1
+            record = orjson.loads(message["data"])
+            if message["channel"].decode() == recs_channel:
+                counts.recs += 1
+                out(format_recommendation(record))
+                continue
+            kind = "clusters" if record.get("kind") == "cluster" else "rules"
+            if kind in show:
+                setattr(counts, kind, getattr(counts, kind) + 1)
+                out(format_change(record))
+    except redis.ConnectionError as exc:
+        raise WatchError(
+            f"cannot reach Redis on {settings.redis_host}:{settings.redis_port} ({exc}): "
+            "start the local stack with `bin/tailor stack up`"
+        ) from None
     finally:
         pubsub.close()
         client.close()
-    return seen
+    return counts
