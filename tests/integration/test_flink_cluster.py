@@ -194,7 +194,7 @@ def test_custom_metrics_are_visible(settings, job):
         return metrics if metrics.get("normalize_events", {}).get("events_in", 0) > 0 else None
 
     metrics = eventually(counted, 30, "a non-zero normalize_events.events_in")
-    assert set(metrics) == {"normalize_events", "track_segments"}
+    assert set(metrics) == {"normalize_events", "track_segments", "learn_models"}
     assert set(metrics["normalize_events"]) == {"events_in", "dead_letters"}
     assert set(metrics["track_segments"]) == {
         "segment_changes_out", "duplicate_events", "late_events", "event_time_lag_ms"
@@ -202,3 +202,4 @@ def test_custom_metrics_are_visible(settings, job):
     assert 0 < metrics["normalize_events"]["events_in"] <= produced
     assert metrics["normalize_events"]["dead_letters"] <= 1
     assert metrics["track_segments"]["event_time_lag_ms"] > 0  # a gauge: live, not batched
+    assert set(metrics["learn_models"]) >= {"model_events_in", "recommendations_out", "cluster_changes_out"}
