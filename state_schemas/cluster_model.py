@@ -11,7 +11,9 @@ Compact JSON, written into Flink state by the model hub after every event, so it
     5  scaler             [count, [means], [sums of squared deviations]]   (Welford)
     6  named              [[name, model_cluster_id, [centroid z-scores]], ...] as of the last relabel
     7  model              algorithm-specific:
-                            kmeans        {"centers": [[...], ...]}
+                            kmeans        {"centers": [[...], ...], "absorbed": [points per center]}
+                                          ("absorbed" drives the sequential 1/n steps; a payload without
+                                          it is read as settled centers, stepping at ``halflife``)
                             streamkmeans  {"centers": [[...]], "time_stamp": int, "chunk": [[...], ...]}
                             dbstream      {"pickle": base64 of the River object}
                           plus "seed_points": [[raw feature values], ...] while still warming up

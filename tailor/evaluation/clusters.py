@@ -187,6 +187,8 @@ def evaluate(config: ClusteringConfig, stream: Sequence[FeatureEvent], sample: i
     labels = [clusterer.predict_one(latest[u]) for u in users]
     other = replay(dataclasses.replace(config, seed=config.seed + 1000), stream)["clusterer"]
     p2 = replay(config, parallelism_2(stream))["clusterer"]
+    # The same stream without the hysteresis margin: every change of nearest cluster is a switch.
+    no_margin = replay(dataclasses.replace(config, hysteresis=0.0), stream)
     rng = random.Random(0)
     picked = sorted(rng.sample(range(len(users)), min(sample, len(users))))
     z = np.array([[clusterer._scale([latest[users[i]][f] for f in FEATURE_NAMES])[f] for f in FEATURE_NAMES]
@@ -203,6 +205,7 @@ def evaluate(config: ClusteringConfig, stream: Sequence[FeatureEvent], sample: i
         "ari_run_vs_run": adjusted_rand_index(labels, [other.predict_one(latest[u]) for u in users]),
         "ari_p1_vs_p2": adjusted_rand_index(labels, [p2.predict_one(latest[u]) for u in users]),
         "switches_per_1k_events": 1000 * base["switches"] / max(len(stream), 1),
+        "switches_per_1k_events_no_hysteresis": 1000 * no_margin["switches"] / max(len(stream), 1),
         "sizes": dict(sorted(sizes.items(), key=lambda kv: -kv[1])),
         "explanations": {n: {f: round(v, 2) for f, v in clusterer.explain(n).items()} for n in clusterer.names()},
         "descriptions": [clusterer.describe(n) for n in clusterer.names()],
