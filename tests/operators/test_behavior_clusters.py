@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import orjson
 import pytest
 
 from operators.behavior_clusters import BehaviorClusterer, ClusteringConfig, ClusteringError
@@ -33,7 +34,7 @@ def stream(n: int, seed: int = 0) -> list[tuple[str, dict[str, float]]]:
 
 
 def config(**kw: object) -> ClusteringConfig:
-    return ClusteringConfig(n_clusters=4, warmup_events=200, halflife=0.01, **kw)  # type: ignore[arg-type]
+    return ClusteringConfig(**({"n_clusters": 4, "warmup_events": 200, "halflife": 0.01} | kw))  # type: ignore[arg-type]
 
 
 def trained(cfg: ClusteringConfig, n: int = 1_500) -> BehaviorClusterer:
@@ -129,6 +130,66 @@ def test_behavior_clusterer_export_import_continues_identically(algorithm: str, 
     assert a.names() and a.export_state() == b.export_state()
 
 
+def test_behavior_clusterer_seeding_finds_the_same_clusters_whatever_the_seed() -> None:
+    found = [names_by_kind(trained(config(seed=seed))) for seed in (1, 2, 3, 4)]
+    assert all(names == found[0] for names in found)
+    assert len(set(found[0].values())) == 4  # one cluster per behavior
+
+
+def test_behavior_clusterer_sequential_step_is_the_running_mean() -> None:
+    c = BehaviorClusterer(config(seed_weight=0.0, halflife=0.0))
+    for t, (_, x) in enumerate(stream(200)):  # warm-up; the next event seeds the centers
+        c.learn_one(x, now=t)
+    absorbed: dict[int, list[list[float]]] = {}
+    for t, (_, x) in enumerate(stream(300, seed=5), start=200):
+        c.learn_one(x, now=t)
+        z = c._scale([x[f] for f in FEATURE_NAMES])  # as learn_one scaled it
+        absorbed.setdefault(c._closest(z), []).append(c._vector(z))
+    assert sorted(absorbed) == [0, 1, 2, 3]
+    for cid, points in absorbed.items():
+        # seed weight 0: the first point replaced the seed, each next one moved the center 1/n
+        assert c._absorbed[cid] == len(points)
+        mean = [sum(v) / len(points) for v in zip(*points)]
+        assert c._vector(c.model.centers[cid]) == pytest.approx(mean, abs=1e-9)
+
+
+def test_behavior_clusterer_step_never_drops_below_halflife() -> None:
+    c = trained(config(halflife=0.25))
+    cid = 0
+    c._absorbed[cid] = 1_000.0
+    z = {f: 10.0 for f in FEATURE_NAMES}
+    c.model.centers[cid].update(dict.fromkeys(FEATURE_NAMES, 0.0))
+    c._closest = lambda _: cid  # type: ignore[method-assign]
+    c._step_closest(z)
+    assert c._vector(c.model.centers[cid]) == [2.5] * len(FEATURE_NAMES)
+
+
+def test_behavior_clusterer_reads_a_payload_without_counts_as_settled_centers() -> None:
+    a = trained(config(halflife=0.01))
+    row = orjson.loads(a.export_state())
+    assert len(row[7]["absorbed"]) == 4 and sum(row[7]["absorbed"]) > 1_000
+    del row[7]["absorbed"]  # as written before sequential steps
+    b = BehaviorClusterer(config(halflife=0.01))
+    b.import_state(orjson.dumps(row).decode())
+    assert b._absorbed == [100.0] * 4  # 1 / 100 = halflife: the old constant step
+
+
+@pytest.mark.parametrize(("z", "name"), [
+    # high tenure and sessions (long visits too, as returning users have): Taobao's engaged users
+    ({"tenure_hours": 2.7, "sessions": 2.1, "events": 1.8, "session_minutes": 1.5, "categories": 1.4},
+     "Returning Visitors"),
+    # minutes per session standing out beyond tenure: one long visit
+    ({"session_minutes": 3.0, "tenure_hours": 0.8, "views_per_session": 0.5}, "Long-Session Visitors"),
+])
+def test_behavior_clusterer_names_time_features_by_their_standout(z: dict[str, float], name: str) -> None:
+    c = BehaviorClusterer(ClusteringConfig(n_clusters=2))
+    average = [0.0] * len(FEATURE_NAMES)
+    for i, vector in enumerate([average, [z.get(f, 0.0) for f in FEATURE_NAMES]]):
+        c.model.centers[i].update(zip(FEATURE_NAMES, vector))
+    c.relabel(now=0)
+    assert c.names() == ["Casual Visitors", name]
+
+
 def test_behavior_clusterer_refuses_a_payload_of_another_algorithm() -> None:
     payload = trained(config()).export_state()
     with pytest.raises(ClusterModelError, match="stored clusterer is kmeans .* asks for streamkmeans"):
@@ -141,6 +202,7 @@ def test_clustering_config_defaults_and_errors() -> None:
     assert ClusteringConfig.from_dict({}) == ClusteringConfig()
     assert ClusteringConfig.from_dict({"relabel_every": "never"}).relabel_every_ms == 0
     assert ClusteringConfig.from_dict({"n_clusters": 6.0}).n_clusters == 6
+    assert ClusteringConfig.from_dict({"sequential": False}).sequential is False
     for bad, message in [
         ({"algorithm": "dbscan"}, "algorithm must be one of kmeans, streamkmeans, dbstream; got 'dbscan'"),
         ({"halflife": "fast"}, "halflife must be a non-negative number; got 'fast'"),
@@ -148,6 +210,8 @@ def test_clustering_config_defaults_and_errors() -> None:
         ({"n_clusters": 0}, "must be at least 1"),
         ({"relabel_every": "weekly"}, "relabel_every must be a duration"),
         ({"n_cluster": 3}, "clustering.n_cluster is not a setting"),
+        ({"sequential": 1}, "sequential must be true or false; got 1"),
+        ({"seed_points": 0}, "seed_points must be at least 1"),
     ]:
         with pytest.raises(ClusteringError, match=message):
             ClusteringConfig.from_dict(bad)
