@@ -53,11 +53,13 @@ def settings() -> Settings:
         events_topic=f"tailor.test.flink.{tag}.events",
         segment_changes_topic=f"tailor.test.flink.{tag}.segment-changes",
         dead_letters_topic=f"tailor.test.flink.{tag}.dead-letters",
+        recommendations_topic=f"tailor.test.flink.{tag}.recommendations",
+        catalog_topic=f"tailor.test.flink.{tag}.catalog",
         consumer_group=f"tailor-test-flink-{tag}",
         redis_prefix=f"tailor:test:flink:{tag}:",
     )
     stack.up(settings, progress=lambda _line: None)
-    topics.recreate_topics(settings)
+    topics.recreate_topics(settings, topics.tailor_topics(settings))
     yield settings
     topics.delete_topics(settings, topics.tailor_topics(settings))
     client = redis.Redis(host=settings.redis_host, port=settings.redis_port)
@@ -203,3 +205,38 @@ def test_custom_metrics_are_visible(settings, job):
     assert metrics["normalize_events"]["dead_letters"] <= 1
     assert metrics["track_segments"]["event_time_lag_ms"] > 0  # a gauge: live, not batched
     assert set(metrics["learn_models"]) >= {"model_events_in", "recommendations_out", "cluster_changes_out"}
+
+
+def test_models_continue_from_a_savepoint(settings, job, tmp_path):
+    """Stop with a savepoint, restore: the model hub's state (here, user-1's recent items) survives.
+
+    user-1 viewed products 0-5 before the savepoint. After the restore, one more view (product 42), a
+    minute of event time later so a new list is due, gives a list that still knows the earlier
+    products: a hub without its state would only know product 42 and the trending items."""
+    job_id, _ = job
+    eventually(lambda: read_committed(settings, settings.recommendations_topic), 30, "a first recommendation")
+    savepoint = flink_cluster.stop_with_savepoint(settings, job_id, target_dir=tmp_path)
+
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    ts = int(time.time() * 1000) + 60_000
+    message = {
+        "type": "track", "event": "Product Viewed", "messageId": uuid.uuid4().hex, "userId": USER_1,
+        "timestamp": ts, "properties": {"product_id": 42, "category": "hats"},
+    }
+    producer.send(settings.events_topic, key=USER_1.encode(), value=orjson.dumps(message), timestamp_ms=ts)
+    producer.flush()
+    producer.close()
+    restored = flink_cluster.submit(settings, from_savepoint=savepoint)
+    try:
+        def list_after_restore():
+            for record in read_committed(settings, settings.recommendations_topic):
+                rec = orjson.loads(record.value)
+                if rec["user_id"] == USER_1 and rec["message_id"] == message["messageId"]:
+                    return rec
+            return None
+
+        rec = eventually(list_after_restore, 60, "user-1's list after the restore")
+        items = {item["item_id"] for item in rec["items"]}
+        assert items & {str(p) for p in range(6)}, rec
+    finally:
+        flink_cluster.cancel(settings, restored)
