@@ -27,19 +27,7 @@ def event_source(bootstrap: str, topic: str, group_id: str, bounded: bool = Fals
     ``bounded`` stops at the offsets that are latest when the job starts (replays and tests); the
     final watermark then fires every pending timer.
     """
-    builder = (
-        KafkaSource.builder()
-        .set_bootstrap_servers(bootstrap)
-        .set_topics(topic)
-        .set_group_id(group_id)
-        .set_starting_offsets(KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST))
-        .set_value_only_deserializer(ByteArraySchema())
-        .set_property("partition.discovery.interval.ms", "30000")
-        .set_property("commit.offsets.on.checkpoint", "true")
-    )
-    if bounded:
-        builder = builder.set_bounded(KafkaOffsetsInitializer.latest())
-    return builder.build()
+    return _source(bootstrap, topic, group_id, ByteArraySchema(), bounded)
 
 
 def catalog_source(bootstrap: str, topic: str, group_id: str, bounded: bool = False) -> KafkaSource:
@@ -48,13 +36,17 @@ def catalog_source(bootstrap: str, topic: str, group_id: str, bounded: bool = Fa
     A new job reads the whole topic (compaction keeps the latest record per item); a restored job
     resumes from its checkpointed offsets, its catalog being in the model state.
     """
+    return _source(bootstrap, topic, group_id, SimpleStringSchema(), bounded)
+
+
+def _source(bootstrap: str, topic: str, group_id: str, values, bounded: bool) -> KafkaSource:  # type: ignore[no-untyped-def]
     builder = (
         KafkaSource.builder()
         .set_bootstrap_servers(bootstrap)
         .set_topics(topic)
         .set_group_id(group_id)
         .set_starting_offsets(KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST))
-        .set_value_only_deserializer(SimpleStringSchema())
+        .set_value_only_deserializer(values)
         .set_property("partition.discovery.interval.ms", "30000")
         .set_property("commit.offsets.on.checkpoint", "true")
     )
