@@ -169,8 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from bench import command as bench_command
 
+    # Plain formatter: the bench's help texts state their defaults (which depend on --smoke) themselves.
     bench = nouns.add_parser("bench", help="benchmark the job side by side with the alternatives (or profile it)",
-                             formatter_class=fmt)
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
     bench_command.add_arguments(bench)
     bench.set_defaults(handler=cmd_bench)
     return parser
