@@ -58,6 +58,10 @@ class ContentIndex:
         self.items: dict[str, CatalogItem] = {}
         self._terms: dict[str, dict[str, int]] = {}
         self._postings: dict[str, dict[str, None]] = {}  # term -> items in insertion order
+        # Weights depend on every item (idf), so the caches below hold until the next add / remove: the
+        # catalog changes rarely, queries come with every event.
+        self._idf_cache: dict[str, float] = {}
+        self._unit_cache: dict[str, dict[str, float]] = {}
 
     def __contains__(self, item_id: object) -> bool:
         return item_id in self.items
@@ -68,6 +72,8 @@ class ContentIndex:
     def add(self, item: CatalogItem) -> None:
         """Add or replace an item (a replaced item counts as the most recently added)."""
         self.remove(item.item_id)
+        self._idf_cache.clear()
+        self._unit_cache.clear()
         terms = item_terms(item)
         self.items[item.item_id] = item
         self._terms[item.item_id] = terms
@@ -79,6 +85,8 @@ class ContentIndex:
         if terms is None:
             return
         del self.items[item_id]
+        self._idf_cache.clear()
+        self._unit_cache.clear()
         for term in terms:
             posting = self._postings[term]
             del posting[item_id]
@@ -93,7 +101,12 @@ class ContentIndex:
     def _idf(self, term: str) -> float:
         return math.log((1 + len(self.items)) / (1 + len(self._postings.get(term, ()))))
 
-    def _vector(self, item_id: str, idf: dict[str, float]) -> dict[str, float]:
+    def _unit(self, item_id: str) -> dict[str, float]:
+        """The item's TF-IDF vector divided by its norm (cached until the catalog changes)."""
+        out = self._unit_cache.get(item_id)
+        if out is not None:
+            return out
+        idf = self._idf_cache
         out = {}
         for term, count in self._terms.get(item_id, {}).items():
             w = idf.get(term)
@@ -101,6 +114,8 @@ class ContentIndex:
                 w = idf[term] = self._idf(term)
             if w > 0:
                 out[term] = (1.0 + math.log(count)) * w
+        norm = math.sqrt(sum(v * v for v in out.values())) or 1.0
+        out = self._unit_cache[item_id] = {term: v / norm for term, v in out.items()}
         return out
 
     def similar(self, item_id: str, k: int = 10, exclude: Container[str] = ()) -> list[tuple[str, float]]:
@@ -114,28 +129,21 @@ class ContentIndex:
 
         The profile vector is the weighted sum of the items' normalized TF-IDF vectors.
         """
-        idf: dict[str, float] = {}
         query: dict[str, float] = {}
         for item_id, weight in profile.items():
-            vec = self._vector(item_id, idf)
-            norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
-            for term, v in vec.items():
-                query[term] = query.get(term, 0.0) + weight * v / norm
+            for term, v in self._unit(item_id).items():
+                query[term] = query.get(term, 0.0) + weight * v
         if not query:
             return []
         terms = sorted(query.items(), key=lambda tv: (-tv[1], tv[0]))[: self.max_query_terms]
         q_norm = math.sqrt(sum(v * v for v in query.values()))
         dots: dict[str, float] = {}
+        unit = self._unit
         for term, qv in terms:
-            w = idf[term]
+            qv /= q_norm
             for cand in islice(reversed(self._postings.get(term, {})), self.max_postings):
                 if cand in profile or cand in exclude:
                     continue
-                dots[cand] = dots.get(cand, 0.0) + qv * (1.0 + math.log(self._terms[cand][term])) * w
-        scored = []
-        for cand, dot in dots.items():
-            vec = self._vector(cand, idf)
-            norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
-            scored.append((cand, dot / (norm * q_norm)))
-        scored.sort(key=lambda cs: (-cs[1], cs[0]))
+                dots[cand] = dots.get(cand, 0.0) + qv * unit(cand)[term]
+        scored = sorted(dots.items(), key=lambda cs: (-cs[1], cs[0]))
         return scored[:k]

@@ -107,6 +107,8 @@ class DecayedPopularity:
         self.board_size = board_size
         self.segment_cap = segment_cap
         self.tables: dict[str, _Table] = {OVERALL: _Table(board_size)}
+        # item -> names of the tables holding it: export and removal touch only those, not every table
+        self._tables_of: dict[str, dict[str, None]] = {}
         self._dropped: set[str] = set()  # items whose segment levels a trim removed (their state changed)
 
     def learn_one(self, item_id: str, timestamp: int, weight: float = 1.0, segments: Iterable[str] = ()) -> None:
@@ -114,18 +116,25 @@ class DecayedPopularity:
             return
         x = math.log2(weight) + timestamp / self.half_life_ms
         self.tables[OVERALL].add(item_id, x)
+        names = self._tables_of.get(item_id)
+        if names is None:
+            names = self._tables_of[item_id] = {OVERALL: None}
         for segment in segments:
             table = self.tables.get(segment)
             if table is None:
                 table = self.tables[segment] = _Table(self.board_size)
             table.add(item_id, x)
+            names[segment] = None
             if len(table.levels) > self.segment_cap + max(1, self.segment_cap // 8):
-                self._trim(table)
+                self._trim(segment, table)
 
-    def _trim(self, table: _Table) -> None:
+    def _trim(self, name: str, table: _Table) -> None:
         keep = heapq.nlargest(self.segment_cap, ((v, k) for k, v in table.levels.items()))
         kept = {k for _, k in keep}
-        self._dropped.update(k for k in table.levels if k not in kept)
+        dropped = [k for k in table.levels if k not in kept]
+        for item_id in dropped:
+            self._tables_of[item_id].pop(name, None)
+        self._dropped.update(dropped)
         table.levels = {k: v for v, k in keep}
         table.rebuild_board()
 
@@ -162,10 +171,13 @@ class DecayedPopularity:
     # -- persistence: an item's levels live in its own payload -------------------------------------
     def export_item(self, item_id: str) -> dict[str, float]:
         """``{segment: level}`` of the item (overall under ``""``)."""
-        return {name: t.levels[item_id] for name, t in self.tables.items() if item_id in t.levels}
+        tables = self.tables
+        return {name: tables[name].levels[item_id] for name in self._tables_of.get(item_id, ())}
 
     def import_item(self, item_id: str, levels: dict[str, float]) -> None:
+        names = self._tables_of.setdefault(item_id, {})
         for name, level in levels.items():
+            names[name] = None
             table = self.tables.get(name)
             if table is None:
                 table = self.tables[name] = _Table(self.board_size)
@@ -176,7 +188,7 @@ class DecayedPopularity:
                 table.set_level(item_id, level)
 
     def remove_item(self, item_id: str) -> None:
-        for name in list(self.tables):
+        for name in self._tables_of.pop(item_id, ()):
             table = self.tables[name]
             table.remove(item_id)
             if name != OVERALL and not table.levels:

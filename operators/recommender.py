@@ -81,6 +81,8 @@ class RecommenderConfig:
     mf_l2_latent: float = 0.0
     mf_init_sigma: float = 0.1
     mf_seed: int = 73
+    mf_steps: int = 1
+    mf_lr_decay: float = 0.0
     # blend weights (YAML section ``blend``)
     blend_mf: float = 0.5
     blend_content: float = 1.0
@@ -112,7 +114,7 @@ class RecommenderConfig:
         >>> RecommenderConfig.from_dict({"mf": {"factors": 4}})
         Traceback (most recent call last):
         ...
-        operators.recommender.RecommenderConfigError: recommendations.mf.factors is not a setting; known: mf.feedback, mf.init_sigma, mf.kind, mf.l2_bias, mf.l2_latent, mf.lr_bias, mf.lr_latent, mf.n_factors, mf.negatives, mf.seed
+        operators.recommender.RecommenderConfigError: recommendations.mf.factors is not a setting; known: mf.feedback, mf.init_sigma, mf.kind, mf.l2_bias, mf.l2_latent, mf.lr_bias, mf.lr_decay, mf.lr_latent, mf.n_factors, mf.negatives, mf.seed, mf.steps
         """
         fields = {f.name: f for f in dataclasses.fields(cls) if not f.name.startswith("_")}
         values: dict[str, Any] = {}
@@ -150,7 +152,7 @@ class RecommenderConfig:
                 raise RecommenderConfigError(f"recommendations.{name} must be a non-negative integer; got {value!r}")
             elif isinstance(default, float) and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
                 raise RecommenderConfigError(f"recommendations.{name} must be a non-negative number; got {value!r}")
-        for name in ("k", "half_life_ms", "max_users", "max_items", "mf_n_factors"):
+        for name in ("k", "half_life_ms", "max_users", "max_items", "mf_n_factors", "mf_steps"):
             if getattr(self, name) == 0:
                 raise RecommenderConfigError(f"recommendations.{name.replace('mf_', 'mf.')} must be > 0")
         weights = self.event_weights
@@ -179,10 +181,11 @@ class RecommendedItem:
 class HybridRecommender:
     def __init__(self, config: RecommenderConfig) -> None:
         c = self.config = config
-        self.model_version = f"mf-{c.mf_kind}/river-{river.__version__}/cfg-{c.digest}"
+        self._config_hash = c.digest
+        self.model_version = f"mf-{c.mf_kind}/river-{river.__version__}/cfg-{self._config_hash}"
         self.mf = MatrixFactorization(
             c.mf_kind, c.mf_n_factors, c.mf_lr_bias, c.mf_lr_latent, c.mf_l2_bias, c.mf_l2_latent,
-            c.mf_init_sigma, c.mf_seed,
+            c.mf_init_sigma, c.mf_seed, steps=c.mf_steps, lr_decay=c.mf_lr_decay,
         )
         self.popularity = DecayedPopularity(c.half_life_ms, c.popular_board, c.segment_cap)
         self.content = ContentIndex(max_postings=c.content_postings)
@@ -453,7 +456,7 @@ class HybridRecommender:
 
     def export_globals(self) -> str:
         return rs.encode_globals(rs.GlobalsState(
-            river.__version__, self.config.digest, self.mf.export_globals(), self._rng, self._clock,
+            river.__version__, self._config_hash, self.mf.export_globals(), self._rng, self._clock,
             self._catalog_clock,
         ))
 

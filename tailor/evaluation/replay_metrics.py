@@ -93,6 +93,42 @@ class Stopwatch:
         return {n: 1e6 * self.total[n] / self.calls[n] for n in self.total}
 
 
+class PersistedState:
+    """What the model hub writes to Flink state after each event: every dirty user and item payload (and
+    the globals), evicted ones deleted. Keeps the latest payload size per id, to report bytes per user/item.
+
+    >>> from operators.recommender import HybridRecommender, RecommenderConfig
+    >>> rec = HybridRecommender(RecommenderConfig()); rec.learn_one("u", "i", "product_viewed", 0)
+    >>> state = PersistedState(); state.add(rec); sorted(state.sizes())
+    ['globals', 'items', 'mean_item', 'mean_user', 'max_user', 'users']
+    """
+
+    def __init__(self) -> None:
+        self.users: dict[str, int] = {}
+        self.items: dict[str, int] = {}
+        self.globals = 0
+
+    def add(self, rec: Any) -> None:
+        dirty_users, dirty_items = rec.take_dirty()
+        evicted_users, evicted_items = rec.take_evicted()
+        for user in dirty_users - evicted_users:
+            self.users[user] = len(rec.export_user(user))
+        for item in dirty_items - evicted_items:
+            self.items[item] = len(rec.export_item(item))
+        for user in evicted_users:
+            self.users.pop(user, None)
+        for item in evicted_items:
+            self.items.pop(item, None)
+        self.globals = len(rec.export_globals())
+
+    def sizes(self) -> dict[str, float]:
+        users, items = self.users.values(), self.items.values()
+        return {
+            "users": len(users), "mean_user": sum(users) / max(1, len(users)), "max_user": max(users, default=0),
+            "items": len(items), "mean_item": sum(items) / max(1, len(items)), "globals": self.globals,
+        }
+
+
 class Progress:
     """A one-line progress report on stderr, at most every ``every_s`` seconds."""
 

@@ -28,7 +28,9 @@ from operators.segment_rules import SegmentRules
 from state_schemas.segment_change import ENTER
 from tailor.evaluation import RESULTS_DIR
 from tailor.evaluation.plots import bar_plot
-from tailor.evaluation.replay_metrics import NextItemHits, Progress, Stopwatch, markdown_table, print_table, write_results
+from tailor.evaluation.replay_metrics import (
+    NextItemHits, PersistedState, Progress, Stopwatch, markdown_table, print_table, write_results,
+)
 from tailor.settings import PROJECT_ROOT, Settings
 
 HELP = "Taobao sample: Precision/Recall@10/20 of next interaction, hybrid vs popularity, per segment"
@@ -83,6 +85,7 @@ def replay(
     hybrid, popular = NextItemHits(KS), NextItemHits(KS)
     sources: dict[str, int] = {}
     clock = Stopwatch()
+    persisted = PersistedState()
     rejected: list[str] = []
     total = limit or 96_168
     progress = Progress("taobao replay", total, quiet=quiet)
@@ -99,19 +102,23 @@ def replay(
         assert item is not None
         segs = tuple(sorted(user_segments.get(user, ())))
         groups = ("all", *segs) if segs else ("all", "(no segment)")
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         recs = rec.recommend(user, k=max(KS), now=event.timestamp, segments=segs)
-        t1 = time.perf_counter()
+        t1 = time.thread_time()
         clock.add("recommend", t1 - t0)
         hybrid.update([r.item_id for r in recs], item, groups)
         for r in recs[:10]:
             sources[r.source] = sources.get(r.source, 0) + 1
         popular.update([i for i, _ in baseline.top(max(KS))], item, groups)
-        t2 = time.perf_counter()
+        t2 = time.thread_time()
         rec.learn_one(user, item, event.name, event.timestamp, event.category, segs)
-        rec.take_dirty()
-        rec.take_evicted()
-        clock.add("learn_one", time.perf_counter() - t2)
+        t3 = time.thread_time()
+        clock.add("learn_one", t3 - t2)
+        rec.recommend_if_due(user, now=event.timestamp, segments=segs)
+        t4 = time.thread_time()
+        clock.add("recommend_if_due", t4 - t3)
+        persisted.add(rec)  # what the model hub writes to Flink state after every event
+        clock.add("export", time.thread_time() - t4)
         baseline.learn_one(item, event.timestamp, config.event_weights.get(event.name, 0.0))
         if tracker is not None:
             state, changes = tracker.process_one(profiles.get(user), event)
@@ -128,6 +135,7 @@ def replay(
         "popular": {g: popular.row(g) for g in popular.groups()},
         "sources_in_top10": sources,
         "us_per_call": clock.us_per_call(),
+        "state_bytes": persisted.sizes(),
         "model_version": rec.model_version,
         "users_kept": len(rec.users),
         "items_kept": len(rec.items),
@@ -146,14 +154,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                      *(p[f"recall@{k}"] for k in KS), lift])
     print_table(headers, rows)
     timing = result["us_per_call"]
-    print(f"\nµs per call: learn_one {timing['learn_one']:.0f}, recommend {timing['recommend']:.0f}  "
-          f"(model {result['model_version']})")
+    size = result["state_bytes"]
+    cost = (f"µs per call: learn_one {timing['learn_one']:.0f}, recommend {timing['recommend']:.0f}, "
+            f"recommend_if_due {timing['recommend_if_due']:.0f}, export per event {timing['export']:.0f}; "
+            f"state bytes: user mean {size['mean_user']:.0f} / max {size['max_user']}, item mean {size['mean_item']:.0f}")
+    print(f"\n{cost}  (model {result['model_version']})")
     print(f"top-10 sources: {result['sources_in_top10']}")
     for line in result["rejected_rows"]:
         print(f"skipped {line}")
     result["config"] = {k: v for k, v in vars(config).items()}
     markdown = markdown_table(headers, rows) + (
-        f"\n\nµs per call: learn_one {timing['learn_one']:.0f}, recommend {timing['recommend']:.0f}; "
+        f"\n\n{cost}; "
         f"{result['events']:,} events; skipped rows: {len(result['rejected_rows'])}; model {result['model_version']}"
     )
     paths = write_results("taobao-recommendations", result, markdown)

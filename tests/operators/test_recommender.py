@@ -80,7 +80,7 @@ def test_recommender_caps_memory_and_reports_evictions():
     assert len(rec.users) <= 30 * 1.05 + 1 and len(rec.items) <= 45 * 1.05 + 1
     assert users and items
     assert not users & rec.users.keys() and not items & rec.items.keys()
-    assert len(rec.mf.model.i_latents) <= len(rec.items)
+    assert len(rec.mf.item_rows) <= len(rec.items)
 
 
 def _persist(rec, users, items):
