@@ -24,6 +24,7 @@ catalog size. Memory is bounded by the number of items, which the caller caps.
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 from collections.abc import Container, Mapping
@@ -62,6 +63,7 @@ class ContentIndex:
         # catalog changes rarely, queries come with every event.
         self._idf_cache: dict[str, float] = {}
         self._unit_cache: dict[str, dict[str, float]] = {}
+        self._heads: dict[str, list[tuple[str, float]]] = {}  # term -> scanned postings with their weights
 
     def __contains__(self, item_id: object) -> bool:
         return item_id in self.items
@@ -74,6 +76,7 @@ class ContentIndex:
         self.remove(item.item_id)
         self._idf_cache.clear()
         self._unit_cache.clear()
+        self._heads.clear()
         terms = item_terms(item)
         self.items[item.item_id] = item
         self._terms[item.item_id] = terms
@@ -87,6 +90,7 @@ class ContentIndex:
         del self.items[item_id]
         self._idf_cache.clear()
         self._unit_cache.clear()
+        self._heads.clear()
         for term in terms:
             posting = self._postings[term]
             del posting[item_id]
@@ -138,12 +142,20 @@ class ContentIndex:
         terms = sorted(query.items(), key=lambda tv: (-tv[1], tv[0]))[: self.max_query_terms]
         q_norm = math.sqrt(sum(v * v for v in query.values()))
         dots: dict[str, float] = {}
-        unit = self._unit
         for term, qv in terms:
             qv /= q_norm
-            for cand in islice(reversed(self._postings.get(term, {})), self.max_postings):
+            for cand, weight in self._head(term):
                 if cand in profile or cand in exclude:
                     continue
-                dots[cand] = dots.get(cand, 0.0) + qv * unit(cand)[term]
-        scored = sorted(dots.items(), key=lambda cs: (-cs[1], cs[0]))
-        return scored[:k]
+                dots[cand] = dots.get(cand, 0.0) + qv * weight
+        return heapq.nsmallest(k, dots.items(), key=lambda cs: (-cs[1], cs[0]))
+
+    def _head(self, term: str) -> list[tuple[str, float]]:
+        """The ``max_postings`` most recently added items with ``term`` and its unit weight in each."""
+        head = self._heads.get(term)
+        if head is None:
+            unit = self._unit
+            head = self._heads[term] = [
+                (cand, unit(cand)[term]) for cand in islice(reversed(self._postings.get(term, {})), self.max_postings)
+            ]
+        return head

@@ -43,13 +43,14 @@ def _merge(level: float | None, x: float) -> float:
 class _Table:
     """Levels of the items of one segment plus the exact top board."""
 
-    __slots__ = ("levels", "board", "board_size", "_min")
+    __slots__ = ("levels", "board", "board_size", "_min", "_ranked")
 
     def __init__(self, board_size: int) -> None:
         self.levels: dict[str, float] = {}
         self.board: dict[str, float] = {}
         self.board_size = board_size
         self._min: tuple[float, str] | None = None
+        self._ranked: list[tuple[float, str]] | None = None  # the board, best first (None: board changed)
 
     def add(self, item: str, x: float) -> float:
         level = _merge(self.levels.get(item), x)
@@ -62,15 +63,18 @@ class _Table:
         board = self.board
         if item in board:
             board[item] = level
+            self._ranked = None
             if self._min is not None and self._min[1] == item:
                 self._min = min((v, k) for k, v in board.items())
         elif len(board) < self.board_size:
             board[item] = level
+            self._ranked = None
             if self._min is None or (level, item) < self._min:
                 self._min = (level, item)
         elif self._min is not None and (level, item) > self._min:
             del board[self._min[1]]
             board[item] = level
+            self._ranked = None
             self._min = min((v, k) for k, v in board.items())
 
     def remove(self, item: str) -> None:
@@ -81,10 +85,18 @@ class _Table:
         best = heapq.nlargest(self.board_size, ((v, k) for k, v in self.levels.items()))
         self.board = {k: v for v, k in best}
         self._min = best[-1] if best else None
+        self._ranked = None
 
     def top(self, n: int, exclude: Container[str]) -> list[tuple[str, float]]:
-        ranked = sorted(((v, k) for k, v in self.board.items()), reverse=True)
-        out = [(k, v) for v, k in ranked if k not in exclude][:n]
+        ranked = self._ranked
+        if ranked is None:
+            ranked = self._ranked = sorted(((v, k) for k, v in self.board.items()), reverse=True)
+        out = []
+        for v, k in ranked:
+            if k not in exclude:
+                out.append((k, v))
+                if len(out) == n:
+                    break
         if len(out) < n and len(self.levels) > len(self.board):
             # The exclusions ate into the board: fall back to a full scan (rare; bounded by the table).
             ranked = heapq.nlargest(n + len(self.board) + 32, ((v, k) for k, v in self.levels.items()))

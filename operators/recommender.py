@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +54,7 @@ from state_schemas.catalog_item import CatalogItem
 from state_schemas.events import ORDER_COMPLETED
 
 FEEDBACK_MODES = ("negative_sampling", "positive_only")
+_SOURCES = ("mf", "content", "popular")
 _MASK = (1 << 64) - 1
 
 
@@ -230,7 +230,7 @@ class HybridRecommender:
         trending_in = (*segments, "category:" + category) if category else segments
         self.popularity.learn_one(item_id, timestamp, weight, trending_in)
         self._dirty_items.update(self.popularity.take_dropped() & self.items.keys())
-        user.recent.append((item_id, float(weight), timestamp))
+        user.recent.append((item_id, float(weight)))
         del user.recent[: -self.config.max_recent]
         if event_name == ORDER_COMPLETED and item_id not in user.purchased:
             user.purchased.append(item_id)
@@ -240,7 +240,7 @@ class HybridRecommender:
     def _learn_negatives(self, user_id: str, item_id: str, user: rs.UserState) -> None:
         if len(self._known) < 2:
             return
-        seen = {i for i, _, _ in user.recent}
+        seen = {i for i, _ in user.recent}
         for _ in range(self.config.mf_negatives):
             negative = self._known[self._next_random() % len(self._known)]
             if negative is None or negative == item_id or negative in seen:
@@ -331,7 +331,7 @@ class HybridRecommender:
         if user and user.recent:
             profile: dict[str, float] = {}
             total = 0.0
-            for rank, (item, weight, _) in enumerate(reversed(user.recent)):
+            for rank, (item, weight) in enumerate(reversed(user.recent)):
                 w = weight * 0.8**rank  # the latest interactions say most about the next one
                 profile[item] = profile.get(item, 0.0) + w
                 total += w
@@ -361,23 +361,28 @@ class HybridRecommender:
         if not features:
             return []
         items = list(features)
-        mf_part = [0.0] * len(items)
+        f = np.array(list(features.values()))  # columns: content, recent, popular
+        parts = np.empty((3, len(items)))  # per item: mf, content (+ recent), popular; argmax = source
+        parts[0] = 0.0
         confidence = min(1.0, user.n_events / c.warm_after) if user and c.warm_after else (1.0 if user else 0.0)
         if confidence > 0 and c.blend_mf > 0 and self.mf.has_user(user_id):
             raw = self.mf.score_items(user_id, items)
-            known = raw[~np.isnan(raw)]
-            if known.size:
-                lo, hi = float(known.min()), float(known.max())
+            known = ~np.isnan(raw)
+            if known.any():
+                lo, hi = float(raw[known].min()), float(raw[known].max())
                 span = hi - lo or 1.0
-                mf_part = [0.0 if math.isnan(s) else c.blend_mf * confidence * (s - lo) / span for s in raw.tolist()]
-        ranked = []
-        for item, mf_score in zip(items, mf_part, strict=True):
-            content, recent, popular = features[item]
-            parts = (mf_score, c.blend_content * content + c.blend_recent * recent, c.blend_popular * popular)
-            best = max(range(3), key=parts.__getitem__)
-            ranked.append((-sum(parts), item, ("mf", "content", "popular")[best]))
-        ranked.sort()
-        return [RecommendedItem(item, -neg, source) for neg, item, source in ranked[:k]]
+                parts[0, known] = c.blend_mf * confidence * (raw[known] - lo) / span
+        parts[1] = c.blend_content * f[:, 0] + c.blend_recent * f[:, 1]
+        parts[2] = c.blend_popular * f[:, 2]
+        total = parts[0] + parts[1] + parts[2]
+        if len(items) > k:  # the k best (and any tied with the k-th), then an exact sort with id tie-breaks
+            kth = np.partition(total, len(items) - k)[len(items) - k]
+            rows = np.flatnonzero(total >= kth).tolist()
+        else:
+            rows = list(range(len(items)))
+        totals, best = total.tolist(), parts.argmax(axis=0).tolist()
+        rows.sort(key=lambda r: (-totals[r], items[r]))
+        return [RecommendedItem(items[r], totals[r], _SOURCES[best[r]]) for r in rows[:k]]
 
     def _category(self, item_id: str) -> str | None:
         state = self.items.get(item_id)
@@ -393,10 +398,11 @@ class HybridRecommender:
         items = self.recommend(user_id, now=now, segments=segments)
         if not items or user is None:
             return items or None  # users without interactions keep no state: their list is the trending one
-        if [i.item_id for i in items] == [i for i, _, _ in user.last_emitted]:
+        ids = [i.item_id for i in items]
+        if ids == user.last_emitted:
             return None
         user.last_emit_ms = now
-        user.last_emitted = [(i.item_id, i.score, i.source) for i in items]
+        user.last_emitted = ids
         self._dirty_users.add(user_id)
         return items
 

@@ -1,18 +1,23 @@
-"""Versioned payloads of ``operators.recommender.HybridRecommender`` state (version 1).
+"""Versioned payloads of ``operators.recommender.HybridRecommender`` state (users: version 2; items, globals: 1).
 
 The model hub persists them in Flink state (``state_schemas.model_hub_state``): one payload per user,
 one per item, one for the globals. Compact JSON arrays, element 0 = version; floats round-trip exactly
 (orjson writes the shortest repr), so a restored model continues bit for bit.
 
-User ``[1, seq, n_events, mf, recent, purchased, last_emit_ms, last_emitted]``::
+User ``[2, seq, n_events, mf, recent, purchased, last_emit_ms, last_emitted]`` (bytes per user count: the
+job writes it after every event of the user, so it holds only what the recommender reads)::
 
     seq           LRU clock value of the user's last event (eviction order after a restore)
     n_events      interactions learned
-    mf            [bias, [latent...]] or null (matrix_factorization.MatrixFactorization.export_user)
-    recent        [[item_id, weight, timestamp], ...], oldest first, capped
+    mf            [bias, [latent...]] or null (matrix_factorization.MatrixFactorization.export_user;
+                  [bias, [latent...], updates] with per-id learning-rate decay)
+    recent        [[item_id, weight], ...], oldest first, capped
     purchased     [item_id, ...], oldest first, capped (excluded from recommendations)
     last_emit_ms  event time of the last emitted list, null if none
-    last_emitted  [[item_id, score, source], ...] last emitted list
+    last_emitted  [item_id, ...] of the last emitted list (to emit only lists that changed)
+
+Version 1 users (``recent`` entries with a timestamp, ``last_emitted`` as ``[item_id, score, source]``)
+are upgraded on read.
 
 Item ``[1, seq, pos, n_events, category, mf, popularity, catalog]``::
 
@@ -33,9 +38,11 @@ Globals ``[1, river_version, config_hash, mf, rng, clock, catalog_clock]``::
     rng           negative-sampling generator state (64-bit integer)
     clock         LRU clock; catalog_clock: catalog insertion counter
 
->>> u = UserState(3, 2, [0.0, [0.1]], [("i1", 1.0, 5)], ["i0"], None, [])
+>>> u = UserState(3, 2, [0.0, [0.1]], [("i1", 1.0)], ["i0"], 7, ["i1"])
 >>> decode_user(encode_user(u)) == u
 True
+>>> decode_user('[1, 3, 2, null, [["i1", 1.0, 5]], [], 7, [["i1", 0.5, "mf"]]]').last_emitted
+['i1']
 >>> decode_item('[7, 1]')
 Traceback (most recent call last):
 ...
@@ -51,7 +58,8 @@ import orjson
 
 from state_schemas.profile_state import StateVersionError
 
-CURRENT_VERSION: Final = 1
+CURRENT_VERSION: Final = 1  # items and globals
+USER_VERSION: Final = 2
 
 
 @dataclass(slots=True)
@@ -59,10 +67,10 @@ class UserState:
     seq: int = 0
     n_events: int = 0
     mf: list[Any] | None = None
-    recent: list[tuple[str, float, int]] = field(default_factory=list)
+    recent: list[tuple[str, float]] = field(default_factory=list)
     purchased: list[str] = field(default_factory=list)
     last_emit_ms: int | None = None
-    last_emitted: list[tuple[str, float, str]] = field(default_factory=list)
+    last_emitted: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -88,16 +96,16 @@ class GlobalsState:
 
 def encode_user(u: UserState) -> str:
     return orjson.dumps(
-        [CURRENT_VERSION, u.seq, u.n_events, u.mf, u.recent, u.purchased, u.last_emit_ms, u.last_emitted]
+        [USER_VERSION, u.seq, u.n_events, u.mf, u.recent, u.purchased, u.last_emit_ms, u.last_emitted]
     ).decode()
 
 
 def decode_user(payload: str | bytes) -> UserState:
-    row = _versioned(payload, "recommender user", 8)
-    return UserState(
-        row[1], row[2], row[3], [(i, w, t) for i, w, t in row[4]], row[5], row[6],
-        [(i, s, src) for i, s, src in row[7]],
-    )
+    row = _versioned(payload, "recommender user", 8, known=(1, USER_VERSION))
+    if row[0] == 1:
+        return UserState(row[1], row[2], row[3], [(e[0], e[1]) for e in row[4]], row[5], row[6],
+                         [e[0] for e in row[7]])
+    return UserState(row[1], row[2], row[3], [(i, w) for i, w in row[4]], row[5], row[6], row[7])
 
 
 def encode_item(i: ItemState) -> str:
@@ -125,18 +133,21 @@ def decode_globals(payload: str | bytes) -> GlobalsState:
     return GlobalsState(*row[1:])
 
 
-def _versioned(payload: str | bytes, what: str, fields: int) -> list[Any]:
+def _versioned(payload: str | bytes, what: str, fields: int, known: tuple[int, ...] = (CURRENT_VERSION,)) -> list[Any]:
     try:
         row = orjson.loads(payload)
     except orjson.JSONDecodeError as e:
         raise StateVersionError(f"{what} state is not JSON ({e}); the state is corrupted") from e
     if not isinstance(row, list) or not row:
         raise StateVersionError(f"{what} state must be a JSON array [version, ...]; got {type(row).__name__}")
-    if row[0] != CURRENT_VERSION:
+    if row[0] not in known:
+        versions = " and ".join(str(v) for v in known)
         raise StateVersionError(
-            f"{what} state version {row[0]!r} is not readable by this Tailor (knows version {CURRENT_VERSION}); "
+            f"{what} state version {row[0]!r} is not readable by this Tailor (knows version {versions}); "
             "restore with the Tailor version that wrote it, or drop the model state"
         )
     if len(row) != fields:
-        raise StateVersionError(f"{what} state version 1 must have {fields} fields, got {len(row)}; the state is corrupted")
+        raise StateVersionError(
+            f"{what} state version {row[0]} must have {fields} fields, got {len(row)}; the state is corrupted"
+        )
     return row

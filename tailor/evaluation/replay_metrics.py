@@ -100,7 +100,7 @@ class PersistedState:
     >>> from operators.recommender import HybridRecommender, RecommenderConfig
     >>> rec = HybridRecommender(RecommenderConfig()); rec.learn_one("u", "i", "product_viewed", 0)
     >>> state = PersistedState(); state.add(rec); sorted(state.sizes())
-    ['globals', 'items', 'mean_item', 'mean_user', 'max_user', 'users']
+    ['globals', 'items', 'max_user', 'mean_item', 'mean_user', 'users']
     """
 
     def __init__(self) -> None:

@@ -132,8 +132,8 @@ def test_recommender_export_unknown_user_raises_key_error():
 
 
 def test_recommender_import_rejects_unknown_version():
-    with pytest.raises(StateVersionError, match="version 2 is not readable"):
-        HybridRecommender(RecommenderConfig()).import_user("u", "[2, 0, 0, null, [], [], null, []]")
+    with pytest.raises(StateVersionError, match="version 3 is not readable"):
+        HybridRecommender(RecommenderConfig()).import_user("u", "[3, 0, 0, null, [], [], null, []]")
 
 
 def test_recommender_config_errors_are_clear():

@@ -44,7 +44,7 @@ def test_recommender_payloads_roundtrip():
 
 def test_recommender_payloads_keep_floats_exact():
     value = 0.1 + 0.2
-    user = rs.UserState(1, 1, [value, [value / 3]], [("i", value, 5)], [], 5, [("i", value, "mf")])
+    user = rs.UserState(1, 1, [value, [value / 3]], [("i", value)], [], 5, ["i"])
     assert rs.decode_user(rs.encode_user(user)).mf == [value, [value / 3]]
 
 
@@ -60,4 +60,10 @@ def test_recommender_globals_reject_unknown_or_broken(payload, message):
 
 
 def test_recommender_state_first_element_is_version():
-    assert orjson.loads(rs.encode_user(rs.UserState()))[0] == rs.CURRENT_VERSION
+    assert orjson.loads(rs.encode_user(rs.UserState()))[0] == rs.USER_VERSION == 2
+    assert orjson.loads(rs.encode_item(rs.ItemState()))[0] == rs.CURRENT_VERSION
+
+
+def test_recommender_user_version_1_is_upgraded_on_read():
+    v1 = '[1, 3, 2, [0.5, [0.1]], [["a", 1.0, 1000], ["b", 3.0, 2000]], ["b"], 2000, [["a", 0.9, "content"]]]'
+    assert rs.decode_user(v1) == rs.UserState(3, 2, [0.5, [0.1]], [("a", 1.0), ("b", 3.0)], ["b"], 2000, ["a"])
