@@ -100,6 +100,7 @@ def run_demo(
             job_id = local_job.wait_until_running(demo, job)
         except (RuntimeError, TimeoutError) as exc:
             raise DemoError(f"{exc}; the job's log says why: {log_file}") from None
+        _check_job_alive(job, log_file, demo.rest_port, wait_s=3)
         say(f"job {job_id} RUNNING after {time.monotonic() - t0:.0f} s")
         say(f"Flink Web UI: http://127.0.0.1:{demo.rest_port}/#/job/running  (operators, metrics in group 'tailor')")
         argv = [sys.executable, "-m", "tailor", "simulate", "--rate", str(rate), "--users", str(users)]
@@ -116,6 +117,7 @@ def run_demo(
         counts = watch(demo, duration_s=duration_s, show=show, out=lambda line: say(line))
         say(f"{counts.rules} rule changes, {counts.clusters} ML segment changes, {counts.recs} recommendation "
             f"lists in {duration_s:g} s")
+        _check_job_alive(job, log_file, demo.rest_port)
     except KeyboardInterrupt:
         pass
     finally:
@@ -129,6 +131,16 @@ def run_demo(
         _print_audiences(demo, rules, say)
         say("stopped the job and the simulator; the stack keeps running (`bin/tailor stack down` stops it)")
     return 0
+
+
+def _check_job_alive(job: subprocess.Popen[bytes], log_file: Path, port: int, wait_s: float = 0) -> None:
+    """The REST API on ``port`` may answer for someone else's Flink (it did): make sure ours still runs."""
+    time.sleep(wait_s)
+    if job.poll() is not None:
+        raise DemoError(
+            f"the demo's job exited with code {job.returncode}; its log says why: {log_file} "
+            f"(a BindException there: port {port} was taken, try TAILOR_REST_PORT=8082 bin/tailor demo)"
+        )
 
 
 def _check_port_free(port: int) -> None:
