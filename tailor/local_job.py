@@ -61,8 +61,13 @@ def spawn(settings: Settings, rules_file: Path, log_file: Path, bounded: bool = 
 
 
 def wait_until_running(settings: Settings, child: subprocess.Popen[bytes], timeout_s: float = 120) -> str:
-    """Poll the mini-cluster's REST API until the job is RUNNING; returns the job id."""
+    """Poll the mini-cluster's REST API until the job is RUNNING; returns the job id.
+
+    Only a job submitted after this call started counts: another Flink answering on the same port (a
+    developer's cluster, a benchmark) must not pass for ours.
+    """
     deadline = time.monotonic() + timeout_s
+    not_before_ms = int(time.time() * 1000) - 5_000  # the child was spawned just before this call
     url = f"http://127.0.0.1:{settings.rest_port}/jobs/overview"
     while time.monotonic() < deadline:
         if child.poll() is not None:
@@ -70,7 +75,7 @@ def wait_until_running(settings: Settings, child: subprocess.Popen[bytes], timeo
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 jobs = orjson.loads(response.read())["jobs"]
-            running = [j["jid"] for j in jobs if j["state"] == "RUNNING"]
+            running = [j["jid"] for j in jobs if j["state"] == "RUNNING" and j["start-time"] >= not_before_ms]
             if running:
                 return running[0]
         except OSError:
