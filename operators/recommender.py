@@ -2,8 +2,9 @@
 
 ``HybridRecommender`` owns three models and the per-user memory that ties them together:
 
-* ``operators.matrix_factorization`` -- River ``BiasedMF`` on implicit feedback (event weights), with
-  optional negative sampling (a few random known items learned with target 0);
+* ``operators.matrix_factorization`` -- River's ``BiasedMF`` rule on implicit feedback (event weights),
+  positive-only by default; optional negative sampling (a few random known items learned with target
+  0) measured no better on Taobao and costs two more updates and two more item writes per event;
 * ``operators.content_similarity`` -- TF-IDF neighbours of the user's recent items (catalog metadata);
 * ``operators.popularity`` -- time-decayed trending items overall, per segment and per category.
 
@@ -72,13 +73,13 @@ class RecommenderConfig:
     event_weights: Mapping[str, float] = field(default_factory=_default_event_weights)
     # matrix factorization (YAML section ``mf``)
     mf_kind: str = "biased"
-    mf_feedback: str = "negative_sampling"
+    mf_feedback: str = "positive_only"
     mf_negatives: int = 2
-    mf_n_factors: int = 10
+    mf_n_factors: int = 20
     mf_lr_bias: float = 0.025
-    mf_lr_latent: float = 0.05
+    mf_lr_latent: float = 0.07
     mf_l2_bias: float = 0.0
-    mf_l2_latent: float = 0.0
+    mf_l2_latent: float = 0.1
     mf_init_sigma: float = 0.1
     mf_seed: int = 73
     mf_steps: int = 1

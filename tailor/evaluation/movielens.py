@@ -4,7 +4,11 @@ Each rating is first predicted (clipped to 1..5), then learned, in timestamp ord
 Rows: River's own ``BiasedMF`` with the tutorial's parameters (the published anchor, RMSE 0.9479 on
 River's copy of the file), the Tailor operator with those parameters (``operators.matrix_factorization``,
 id-seeded initialization, so the numbers differ in the 4th decimal), and the operator with the
-``recommendations.mf`` settings of ``config/models.yaml`` (tuned by ``tailor evaluate tune``).
+``recommendations.mf`` settings of ``config/models.yaml`` overridden by its ``movielens.mf`` block.
+
+The ``movielens:`` block is read only here (and by ``tailor evaluate tune --dataset movielens``): explicit
+1-5 ratings want other settings (more factors, several SGD steps per rating, per-id learning-rate
+decay) than the implicit feedback the job learns from, which ``recommendations.mf`` is tuned for.
 """
 
 from __future__ import annotations
@@ -14,17 +18,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from operators.matrix_factorization import MatrixFactorization
 from tailor.evaluation import RESULTS_DIR
 from tailor.evaluation.plots import line_plot
 from tailor.evaluation.replay_metrics import Progress, RatingErrors, markdown_table, print_table, write_results
-from tailor.evaluation.taobao import config_with, models_section
+from tailor.evaluation.taobao import config_with
 from tailor.settings import PROJECT_ROOT, Settings
 
 HELP = "MovieLens-100K: RMSE / MAE of online matrix factorization (anchor: River BiasedMF 0.9479)"
 DATA = PROJECT_ROOT.parent / "shared" / "data" / "movielens-100k"
 TUTORIAL = {"kind": "biased", "n_factors": 10, "lr_bias": 0.025, "lr_latent": 0.05, "l2_bias": 0.0,
-            "l2_latent": 0.0, "init_sigma": 0.1, "seed": 73}
+            "l2_latent": 0.0, "init_sigma": 0.1, "seed": 73, "steps": 1, "lr_decay": 0.0}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +50,18 @@ def read_ratings(directory: Path = DATA, limit: int | None = None) -> list[tuple
             rows.append((user, item, float(rating), int(ts)))
     rows.sort(key=lambda r: r[3])
     return rows[:limit] if limit else rows
+
+
+def movielens_section(settings: Settings) -> dict[str, Any]:
+    """``recommendations`` of models.yaml with its ``movielens`` block merged over it (section by section)."""
+    models = yaml.safe_load(Path(settings.models_file).read_text()) or {}
+    merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (models.get("recommendations") or {}).items()}
+    for key, value in (models.get("movielens") or {}).items():
+        if isinstance(value, dict):
+            merged.setdefault(key, {}).update(value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def mf_params(config: Any) -> dict[str, Any]:
@@ -97,7 +115,7 @@ def replay_river(ratings: list[tuple[str, str, float, int]], quiet: bool = True)
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     ratings = read_ratings(args.data, args.limit)
-    configured = mf_params(config_with(models_section(settings), args.set))
+    configured = mf_params(config_with(movielens_section(settings), args.set))
     results: dict[str, dict[str, Any]] = {}
     if not args.no_river:
         results["River BiasedMF (tutorial)"] = replay_river(ratings, args.quiet)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import random
 from typing import Any
 
@@ -25,11 +26,13 @@ HELP = "hyper-parameter search by replay (MovieLens RMSE or Taobao Recall@10); p
 GRIDS: dict[str, dict[str, list[Any]]] = {
     "movielens": {
         "mf.n_factors": [10, 20, 40, 80],
-        "mf.lr_bias": [0.01, 0.025, 0.05],
+        "mf.lr_bias": [0.005, 0.01, 0.025, 0.05],
         "mf.lr_latent": [0.02, 0.05, 0.07, 0.1],
-        "mf.l2_bias": [0.0, 0.01, 0.02],
+        "mf.l2_bias": [0.0, 0.01, 0.02, 0.05],
         "mf.l2_latent": [0.0, 0.02, 0.05, 0.1, 0.15],
         "mf.init_sigma": [0.05, 0.1],
+        "mf.steps": [1, 2, 3],
+        "mf.lr_decay": [0.0, 0.01, 0.05, 0.2],
     },
     "taobao": {
         "blend.mf": [0.0, 0.25, 0.5],
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     grid = GRIDS[args.dataset]
     combos = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
     trials = random.Random(args.seed).sample(combos, min(args.trials, len(combos)))
-    base = taobao.models_section(settings)
+    base = movielens.movielens_section(settings) if args.dataset == "movielens" else taobao.models_section(settings)
     ratings = movielens.read_ratings(limit=args.limit) if args.dataset == "movielens" else None
     progress = Progress(f"tune {args.dataset}", len(trials), every_s=0.0, quiet=args.quiet)
     results = []
@@ -73,7 +76,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         config = taobao.config_with(base, [f"{k}={v}" for k, v in trial.items()])
         if ratings is not None:
             r = movielens.replay(ratings, movielens.mf_params(config))
-            score, extra = r["rmse"], {"MAE": r["mae"]}
+            # a diverging trial (too large a learning rate) ends in inf / nan: rank it last
+            score, extra = (r["rmse"] if math.isfinite(r["rmse"]) else math.inf), {"MAE": r["mae"]}
         else:
             r = taobao.replay(config, limit=args.limit, segments=False)
             score, extra = r["hybrid"]["all"]["recall@10"], {"pop R@10": r["popular"]["all"]["recall@10"]}
