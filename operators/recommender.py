@@ -85,7 +85,7 @@ class RecommenderConfig:
     mf_steps: int = 1
     mf_lr_decay: float = 0.0
     # blend weights (YAML section ``blend``)
-    blend_mf: float = 0.5
+    blend_mf: float = 0.25
     blend_content: float = 1.0
     blend_recent: float = 1.0
     blend_popular: float = 0.5
