@@ -76,7 +76,6 @@ def test_catalog_items_missing_taobao_csv_says_where_and_what(tmp_path):
         catalog_items("taobao", path=tmp_path / "nope.csv")
 
 
-@pytest.mark.skipif(not (catalog.DEFAULT_PATHS["movielens"] / "u.item").exists(), reason="MovieLens data absent")
 def test_catalog_items_movielens_from_the_shared_data():
     items = catalog_items("movielens")
 
