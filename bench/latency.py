@@ -23,11 +23,10 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-import uuid
 
 import orjson
 import redis
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 
 
 class _Listener(threading.Thread):
@@ -71,22 +70,32 @@ class RedisChangeListener(_Listener):
 
 
 class KafkaChangeListener(_Listener):
+    """Reads every partition from its end; assigned by hand, so no group join and no metadata race on a
+    freshly created topic (a subscribing consumer can join with an empty assignment and miss the run)."""
+
     def __init__(self, bootstrap: str, topic: str) -> None:
         super().__init__()
+        self.topic = topic
         self.consumer = KafkaConsumer(
-            topic,
             bootstrap_servers=bootstrap,
-            group_id=f"bench-latency-{uuid.uuid4().hex[:8]}",
+            group_id=None,
             isolation_level="read_committed",
-            auto_offset_reset="latest",
             enable_auto_commit=False,
             fetch_max_wait_ms=20,
             metrics_enabled=False,
         )
 
     def run(self) -> None:
-        while not self.consumer.assignment() and not self.stopping.is_set():
-            self.consumer.poll(timeout_ms=200)
+        partitions: set[int] = set()
+        while not partitions and not self.stopping.is_set():
+            partitions = self.consumer.partitions_for_topic(self.topic)
+            if not partitions:
+                time.sleep(0.2)
+        assigned = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        self.consumer.assign(assigned)
+        self.consumer.seek_to_end(*assigned)
+        for tp in assigned:
+            self.consumer.position(tp)  # resolve "end" now, before the producer starts
         self.ready.set()
         while not self.stopping.is_set():
             for batch in self.consumer.poll(timeout_ms=200).values():

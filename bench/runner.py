@@ -285,6 +285,21 @@ def _add_pids(running: Running, tree: measure.ProcessTreeSampler) -> None:
 
 
 # -- latency -----------------------------------------------------------------------------------------
+def _await_committed(listeners: list[latency._Listener], start_ms: int, end_ms: int, timeout_s: float) -> None:
+    """Wait until the read_committed reader has seen as many of the step's changes as Redis did.
+
+    Both sinks get the same changes; the Kafka ones become visible only when the checkpoint that covers
+    them completes, which on a loaded machine can take several intervals.
+    """
+    redis_listener, kafka_listener = listeners
+    time.sleep(0.5)  # the Redis sink's last buffered writes
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if len(kafka_listener.window(start_ms, end_ms)) >= len(redis_listener.window(start_ms, end_ms)):
+            return
+        time.sleep(0.2)
+
+
 def _latency_run(b: _Bench, contender: Contender, max_rate: float) -> dict:
     o = b.options
     events_topic = f"{b.tag}.{contender.id}.latency.events"
@@ -320,7 +335,7 @@ def _latency_run(b: _Bench, contender: Contender, max_rate: float) -> dict:
             sent, send_s = workloads.sent_report(output) or (0, seconds)
             sent_total += sent
             drained = _drain(running, sent_total, timeout_s=max(30.0, seconds * 3))
-            time.sleep(max(0.5, 1.5 * s.checkpoint_interval_ms / 1000))  # last changes + a checkpoint
+            _await_committed(listeners, start_ms, end_ms, timeout_s=10 + 3 * s.checkpoint_interval_ms / 1000)
             if fraction is None:
                 continue  # warm-up
             redis_stats = latency.percentiles(listeners[0].window(start_ms, end_ms))
