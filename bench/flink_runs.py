@@ -35,6 +35,7 @@ from tailor.stack import flink_cluster, maven
 
 BENCH_FLINK_CONFIG = {"metrics.fetcher.update-interval": "500"}
 KEYED_OPERATOR = "track_segments"
+FLOOR_KEYED_OPERATOR = "floor_keyed"  # bench.floor_job's keyed operator
 
 
 class FlinkRest:
@@ -99,13 +100,15 @@ class FlinkRest:
 
 
 # -- embedded mini-cluster ---------------------------------------------------------------------------
-def start_local(settings: Settings, log_file: Path) -> subprocess.Popen[bytes]:
-    """Start the job unbounded on an embedded mini-cluster in a child process (its own session)."""
+def start_local(settings: Settings, log_file: Path, floor: bool = False) -> subprocess.Popen[bytes]:
+    """Start the job (``floor``: :mod:`bench.floor_job`) unbounded on an embedded mini-cluster in a child
+    process (its own session)."""
     env = {**os.environ, **settings.to_environ(), **local_job.python_path_env(settings)}
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "bench.flink_runs"], stdout=log, stderr=subprocess.STDOUT, env=env,
+            [sys.executable, "-m", "bench.flink_runs", *(["--floor"] if floor else [])],
+            stdout=log, stderr=subprocess.STDOUT, env=env,
             cwd=PROJECT_ROOT, start_new_session=True,
         )
 
@@ -124,9 +127,9 @@ def stop_local(child: subprocess.Popen[bytes], rest: FlinkRest, job_id: str | No
     child.wait()
 
 
-def _run_local() -> int:
+def _run_local(floor: bool) -> int:
     """Child-process entry: exactly ``tailor job run`` (``tailor.local_job.run``, unbounded), with the
-    bench's extra keys added to the job's Flink configuration."""
+    bench's extra keys added to the job's Flink configuration; ``floor``: the floor job instead."""
     from pipelines import segmentation_job as job
 
     plain = job.flink_configuration
@@ -139,7 +142,12 @@ def _run_local() -> int:
 
     job.flink_configuration = with_bench_keys
     settings = Settings.load()
-    local_job.run(settings, settings.segments_file)
+    if floor:
+        from bench import floor_job
+
+        floor_job.run(settings, with_bench_keys(settings, local=True))
+    else:
+        local_job.run(settings, settings.segments_file)
     return 0
 
 
@@ -197,4 +205,4 @@ def _free_port() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(_run_local())
+    raise SystemExit(_run_local(floor="--floor" in sys.argv[1:]))

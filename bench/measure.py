@@ -46,7 +46,7 @@ class ProcessTreeSampler:
                 continue
             comm, cpu_s, rss_pages = stat
             self._cpu[pid] = cpu_s
-            rss[_kind(comm)] += rss_pages * _PAGE / 2**20
+            rss[_kind(pid, comm)] += rss_pages * _PAGE / 2**20
         for kind, mb in rss.items():
             self.peak_rss_mb[kind] = max(self.peak_rss_mb[kind], mb)
         return self.cpu_s()
@@ -83,10 +83,15 @@ def _stat(pid: int) -> tuple[str, float, int] | None:
     return comm, (int(fields[11]) + int(fields[12])) / _TICK, int(fields[21])
 
 
-def _kind(comm: str) -> str:
-    if comm == "java":
+def _kind(pid: int, comm: str) -> str:
+    # The executable, not the command name: a console script (``pytest``, ``faust``) is Python too.
+    try:
+        program = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+    except OSError:
+        program = comm
+    if program == "java":
         return "jvm"
-    if comm.startswith("python"):
+    if program.startswith("python"):
         return "python"
     return "other"
 

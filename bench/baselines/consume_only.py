@@ -1,8 +1,11 @@
 """Baseline (a): a kafka-python consume loop that does nothing with the records -- the client's ceiling.
 
-Reads ``settings.events_topic`` with consumer group ``settings.consumer_group`` from the earliest
-offset, counts records and commits offsets (auto-commit), until SIGTERM. Whatever a Python consumer
-does per event comes on top of this.
+Reads every partition of ``settings.events_topic`` from the earliest offset and counts records, until
+SIGTERM. Whatever a Python consumer does per event comes on top of this.
+
+Partitions are assigned by hand, not through a consumer group: one process reads them all anyway, and a
+group join can come back with an empty assignment when it races the topic's metadata (seen here as a
+baseline that never started).
 
 Run by the harness: ``python -m bench.baselines.consume_only --progress FILE`` with ``TAILOR_*`` settings.
 """
@@ -11,9 +14,10 @@ from __future__ import annotations
 
 import argparse
 import signal
+import time
 from pathlib import Path
 
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 
 from bench.baselines.progress import ProgressFile
 from tailor.settings import Settings
@@ -23,12 +27,24 @@ CONSUMER_OPTIONS = {"max_poll_records": 5_000, "fetch_max_bytes": 50 * 2**20,
                     "max_partition_fetch_bytes": 8 * 2**20, "metrics_enabled": False}
 
 
-def consumer_for(settings: Settings, **overrides) -> KafkaConsumer:  # type: ignore[no-untyped-def]
+def consumer_for(settings: Settings, metadata_timeout_s: float = 60.0, **overrides) -> KafkaConsumer:  # type: ignore[no-untyped-def]
+    """A consumer positioned at the start of every partition of ``settings.events_topic``."""
     options = {**CONSUMER_OPTIONS, **overrides}
-    return KafkaConsumer(
-        settings.events_topic, bootstrap_servers=settings.kafka_bootstrap, group_id=settings.consumer_group,
-        auto_offset_reset="earliest", enable_auto_commit=True, **options,
-    )
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
+                             **options)
+    deadline = time.monotonic() + metadata_timeout_s
+    partitions = consumer.partitions_for_topic(settings.events_topic)
+    while not partitions:
+        if time.monotonic() > deadline:
+            consumer.close()
+            raise SystemExit(f"topic {settings.events_topic!r} has no partitions on {settings.kafka_bootstrap} "
+                             f"after {metadata_timeout_s:.0f} s; is it created (tailor stack up)?")
+        time.sleep(0.2)
+        partitions = consumer.partitions_for_topic(settings.events_topic)
+    assigned = [TopicPartition(settings.events_topic, p) for p in sorted(partitions)]
+    consumer.assign(assigned)
+    consumer.seek_to_beginning(*assigned)
+    return consumer
 
 
 def stop_on_sigterm() -> list[bool]:

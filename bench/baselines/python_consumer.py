@@ -1,6 +1,6 @@
 """Baseline (b): what a user would write instead of Flink -- one Python process, same operators.
 
-kafka-python consumer (group ``settings.consumer_group``, earliest) -> :class:`Segmenter` (normalize,
+kafka-python consumer (every partition from the earliest offset) -> :class:`Segmenter` (normalize,
 dedup, ``ProfileTracker``, event-time timers, Redis audiences through ``RedisAudienceWriter``) ->
 segment changes to ``settings.segment_changes_topic`` keyed by user (kafka-python producer, acks=all,
 idempotent, *not* transactional) and dead letters to ``settings.dead_letters_topic``.

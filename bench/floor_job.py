@@ -1,0 +1,73 @@
+"""The PyFlink floor: the least per-event work a keyed Python job can do, as a benchmark contender.
+
+    kafka_events     the segmentation job's source and watermarks, unchanged
+    floor_parse      orjson.loads + the user key, Python -> Java string edge (like normalize_events)
+    key_by user key  PyFlink's hidden key operator + hash shuffle (like the job)
+    floor_keyed      one ValueState read + write per event, emits nothing
+    floor_discard    Java DiscardingSink
+
+Its events/s is what PyFlink itself costs per event on this machine; the gap to the segmentation job
+is what our operators, Redis writes and outputs cost. Run by ``tailor bench --only floor`` (or group
+``a``) through :func:`bench.flink_runs.start_local`.
+"""
+
+from __future__ import annotations
+
+import orjson
+from pyflink.common import Configuration, Duration, Row, WatermarkStrategy
+from pyflink.common.typeinfo import Types
+from pyflink.datastream import KeyedProcessFunction, ProcessFunction, RuntimeContext, StreamExecutionEnvironment
+from pyflink.datastream.connectors.base import Sink
+from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.java_gateway import get_gateway
+
+from bench.flink_runs import FLOOR_KEYED_OPERATOR as KEYED_OPERATOR
+from connectors import flink_kafka
+from pipelines import segmentation_job
+from tailor.settings import Settings
+from tailor.stack import connector_jar
+
+_KEYED_TYPE = Types.ROW([Types.STRING(), Types.STRING()])
+
+
+class FloorParse(ProcessFunction):
+    def process_element(self, value, ctx):  # type: ignore[no-untyped-def]
+        event = orjson.loads(value)
+        yield Row(event.get("userId") or event.get("anonymousId") or "", "")
+
+
+class FloorKeyed(KeyedProcessFunction):
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.seen = runtime_context.get_state(ValueStateDescriptor("seen", Types.LONG()))
+
+    def process_element(self, value, ctx):  # type: ignore[no-untyped-def]
+        self.seen.update((self.seen.value() or 0) + 1)
+        return ()
+
+
+def _user_key(row):  # type: ignore[no-untyped-def]
+    return row[0]
+
+
+def build(env: StreamExecutionEnvironment, settings: Settings) -> None:
+    watermarks = WatermarkStrategy.for_bounded_out_of_orderness(
+        Duration.of_millis(settings.out_of_orderness_ms)
+    ).with_idleness(Duration.of_seconds(30))
+    source = flink_kafka.event_source(settings.kafka_bootstrap, settings.events_topic, settings.consumer_group)
+    discard = Sink(get_gateway().jvm.org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink())
+    (
+        env.from_source(source, watermarks, "kafka_events").uid("kafka_events")
+        .process(FloorParse(), output_type=_KEYED_TYPE).name("floor_parse").uid("floor_parse")
+        .key_by(_user_key, key_type=Types.STRING())
+        .process(FloorKeyed(), output_type=Types.STRING()).name(KEYED_OPERATOR).uid(KEYED_OPERATOR)
+        .sink_to(discard).name("floor_discard").uid("floor_discard")
+    )
+
+
+def run(settings: Settings, config: Configuration) -> None:
+    """Build and execute on an embedded mini-cluster, set up like the segmentation job (checkpoints too)."""
+    env = StreamExecutionEnvironment.get_execution_environment(config)
+    env.add_jars(connector_jar(settings).resolve().as_uri())
+    segmentation_job.configure(env, settings)
+    build(env, settings)
+    env.execute("tailor-bench-floor")
