@@ -6,6 +6,8 @@ id             group  what
 consume        a      kafka-python consume-only loop (client ingest ceiling; no outputs)
 floor          a      PyFlink floor: parse + key_by + a keyed op with one ValueState, no outputs
                       (what PyFlink itself costs per event; :mod:`bench.floor_job`)
+floor-batched  a      the floor with Java-side micro-batches per key bucket: one Python call per batch,
+                      MapState per user (the design measured for the job's next step)
 python         b      single-process Python consumer, same operators, Redis + Kafka out
 faust          c      Faust app, same operators, state in a Faust table
 thread         d,f    the job, embedded mini-cluster, thread mode, parallelism 1, models off (rules only)
@@ -23,7 +25,7 @@ cannot tell), ``pids()`` (for CPU and memory), ``failure()`` (why it died, else 
 ``state_size(after_ms)`` (Flink only), ``stop()``.
 
 >>> [c.id for c in select("a,e")]
-['consume', 'floor', 'tm1-p1', 'tm1-p2', 'tm2-p2']
+['consume', 'floor', 'floor-batched', 'tm1-p1', 'tm1-p2', 'tm2-p2']
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.baselines import progress as baseline_progress
-from bench.flink_runs import FLOOR_KEYED_OPERATOR, KEYED_OPERATOR, BenchCluster, FlinkRest, start_local, stop_local
+from bench.flink_runs import BATCHED_SOURCE, FLOOR_KEYED_OPERATOR, KEYED_OPERATOR, BenchCluster, FlinkRest, start_local, stop_local
 from tailor.settings import PROJECT_ROOT, Settings
 
 
@@ -52,12 +54,13 @@ class Contender:
     taskmanagers: int = 0
     models_enabled: bool = False
     writes: bool = True  # produces segment changes (latency can be measured)
-    floor: bool = False  # runs bench.floor_job instead of the segmentation job
+    job: str = "segmentation"  # or "floor" / "floor-batched" (bench.floor_job)
 
 
 CONTENDERS = (
     Contender("consume", "a", "baseline", "kafka-python consume only", "bench.baselines.consume_only", writes=False),
-    Contender("floor", "a", "local", "PyFlink floor (keyed no-op)", writes=False, floor=True),
+    Contender("floor", "a", "local", "PyFlink floor (keyed no-op)", writes=False, job="floor"),
+    Contender("floor-batched", "a", "local", "PyFlink floor, micro-batched", writes=False, job="floor-batched"),
     Contender("python", "b", "baseline", "Python consumer (1 process)", "bench.baselines.python_consumer"),
     Contender("faust", "c", "baseline", "Faust app", "bench.baselines.faust_app"),
     Contender("thread", "df", "local", "Flink thread p1 (rules only)"),
@@ -156,7 +159,7 @@ class RunningFlink(Running):
         self.job_id: str | None = None
         self.child: subprocess.Popen[bytes] | None = None
         if cluster is None:
-            self.child = start_local(settings, self.log, floor=contender.floor)
+            self.child = start_local(settings, self.log, job=contender.job)
         else:
             cluster.ensure(contender.taskmanagers, contender.execution_mode)
             self.job_id = cluster.submit(settings)
@@ -166,7 +169,9 @@ class RunningFlink(Running):
             self.job_id = self.rest.running_job()
             if self.job_id is None:
                 return None
-        return self.rest.records_into(self.job_id, FLOOR_KEYED_OPERATOR if self.contender.floor else KEYED_OPERATOR)
+        if self.contender.job == "floor-batched":  # its keyed operator counts batches, not events
+            return self.rest.records_into(self.job_id, f"Source: {BATCHED_SOURCE}", metric="write-records")
+        return self.rest.records_into(self.job_id, FLOOR_KEYED_OPERATOR if self.contender.job == "floor" else KEYED_OPERATOR)
 
     def pids(self) -> list[int]:
         return [self.child.pid] if self.child is not None else self.cluster.pids()  # type: ignore[union-attr]

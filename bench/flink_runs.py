@@ -36,6 +36,7 @@ from tailor.stack import flink_cluster, maven
 BENCH_FLINK_CONFIG = {"metrics.fetcher.update-interval": "500"}
 KEYED_OPERATOR = "track_segments"
 FLOOR_KEYED_OPERATOR = "floor_keyed"  # bench.floor_job's keyed operator
+BATCHED_SOURCE = "kafka_events_batched"  # bench.floor_job's SQL source (its vertex counts the events)
 
 
 class FlinkRest:
@@ -62,7 +63,8 @@ class FlinkRest:
         except (OSError, ValueError):
             return None
 
-    def records_into(self, job_id: str, operator: str = KEYED_OPERATOR) -> int | None:
+    def records_into(self, job_id: str, operator: str = KEYED_OPERATOR, metric: str = "read-records") -> int | None:
+        """Records into (``write-records``: out of) the first vertex whose name starts with ``operator``."""
         try:
             vertices = self.get(f"/jobs/{job_id}")["vertices"]
         except (OSError, ValueError, KeyError):
@@ -70,7 +72,7 @@ class FlinkRest:
         for vertex in vertices:
             if vertex["name"].startswith(operator):
                 metrics = vertex.get("metrics", {})
-                return int(metrics["read-records"]) if metrics.get("read-records-complete", True) else None
+                return int(metrics[metric]) if metrics.get(f"{metric}-complete", True) else None
         return None
 
     def cancel(self, job_id: str) -> None:
@@ -100,14 +102,14 @@ class FlinkRest:
 
 
 # -- embedded mini-cluster ---------------------------------------------------------------------------
-def start_local(settings: Settings, log_file: Path, floor: bool = False) -> subprocess.Popen[bytes]:
-    """Start the job (``floor``: :mod:`bench.floor_job`) unbounded on an embedded mini-cluster in a child
-    process (its own session)."""
+def start_local(settings: Settings, log_file: Path, job: str = "segmentation") -> subprocess.Popen[bytes]:
+    """Start ``job`` (the segmentation job, or ``floor`` / ``floor-batched`` from :mod:`bench.floor_job`)
+    unbounded on an embedded mini-cluster in a child process (its own session)."""
     env = {**os.environ, **settings.to_environ(), **local_job.python_path_env(settings)}
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "bench.flink_runs", *(["--floor"] if floor else [])],
+            [sys.executable, "-m", "bench.flink_runs", job],
             stdout=log, stderr=subprocess.STDOUT, env=env,
             cwd=PROJECT_ROOT, start_new_session=True,
         )
@@ -127,9 +129,9 @@ def stop_local(child: subprocess.Popen[bytes], rest: FlinkRest, job_id: str | No
     child.wait()
 
 
-def _run_local(floor: bool) -> int:
+def _run_local(job_name: str) -> int:
     """Child-process entry: exactly ``tailor job run`` (``tailor.local_job.run``, unbounded), with the
-    bench's extra keys added to the job's Flink configuration; ``floor``: the floor job instead."""
+    bench's extra keys added to the job's Flink configuration; or one of the floor jobs."""
     from pipelines import segmentation_job as job
 
     plain = job.flink_configuration
@@ -142,10 +144,10 @@ def _run_local(floor: bool) -> int:
 
     job.flink_configuration = with_bench_keys
     settings = Settings.load()
-    if floor:
+    if job_name.startswith("floor"):
         from bench import floor_job
 
-        floor_job.run(settings, with_bench_keys(settings, local=True))
+        floor_job.run(settings, with_bench_keys(settings, local=True), batched=job_name == "floor-batched")
     else:
         local_job.run(settings, settings.segments_file)
     return 0
@@ -205,4 +207,4 @@ def _free_port() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(_run_local(floor="--floor" in sys.argv[1:]))
+    raise SystemExit(_run_local(sys.argv[1] if len(sys.argv) > 1 else "segmentation"))

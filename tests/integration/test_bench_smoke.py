@@ -1,5 +1,5 @@
-"""`tailor bench` end to end on a tiny workload, so the harness cannot rot: a baseline, the PyFlink floor
-job and the real Flink job (embedded, thread mode) consume the same pre-loaded topic; one short latency
+"""`tailor bench` end to end on a tiny workload, so the harness cannot rot: a baseline, the two PyFlink
+floor jobs and the real Flink job (embedded, thread mode) consume the same pre-loaded topic; one short latency
 step."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def _free_port() -> int:
 
 def test_bench_smoke_runs_a_baseline_and_the_flink_job_on_the_same_data(stack_settings, tmp_path):
     settings = stack_settings.replace(rest_port=_free_port(), checkpoint_interval_ms=1000)
-    options = BenchOptions.smoke(events=2_000, users=200, only="python,thread,floor", max_seconds=60,
+    options = BenchOptions.smoke(events=2_000, users=200, only="python,thread,floor,floor-batched", max_seconds=60,
                                  latency_fractions=(0.5,), latency_seconds=3.0, out_dir=tmp_path, plots=True)
 
     results = run_bench(settings, options, out=lambda _line: None)
@@ -31,10 +31,11 @@ def test_bench_smoke_runs_a_baseline_and_the_flink_job_on_the_same_data(stack_se
     assert saved["schema"] == "tailor.bench/1"
     assert saved["workloads"]["simulated"]["events"] == 2_000
     by_contender = {r["contender"]: r for r in saved["throughput"]}
-    assert set(by_contender) == {"python", "thread", "floor"}
-    floor = by_contender.pop("floor")  # no outputs: only its count and its (tiny) state
-    assert "error" not in floor, floor.get("error")
-    assert floor["processed"] == 2_000 and floor["flink_state"]["state_size"] > 0
+    assert set(by_contender) == {"python", "thread", "floor", "floor-batched"}
+    for name in ("floor", "floor-batched"):  # no outputs: only their counts and their (tiny) state
+        floor = by_contender.pop(name)
+        assert "error" not in floor, floor.get("error")
+        assert floor["processed"] == 2_000 and floor["flink_state"]["state_size"] > 0
     for run in by_contender.values():
         assert "error" not in run, run.get("error")
         assert run["complete"] is True
