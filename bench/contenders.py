@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.baselines import progress as baseline_progress
-from bench.flink_runs import BATCHED_SOURCE, FLOOR_KEYED_OPERATOR, KEYED_OPERATOR, BenchCluster, FlinkRest, start_local, stop_local
+from bench.flink_runs import PROGRESS_COUNTERS, BenchCluster, FlinkRest, start_local, stop_local
 from tailor.settings import PROJECT_ROOT, Settings
 
 
@@ -169,9 +169,8 @@ class RunningFlink(Running):
             self.job_id = self.rest.running_job()
             if self.job_id is None:
                 return None
-        if self.contender.job == "floor-batched":  # its keyed operator counts batches, not events
-            return self.rest.records_into(self.job_id, f"Source: {BATCHED_SOURCE}", metric="write-records")
-        return self.rest.records_into(self.job_id, FLOOR_KEYED_OPERATOR if self.contender.job == "floor" else KEYED_OPERATOR)
+        operator, metric = PROGRESS_COUNTERS[self.contender.job]
+        return self.rest.records_into(self.job_id, operator, metric)
 
     def pids(self) -> list[int]:
         return [self.child.pid] if self.child is not None else self.cluster.pids()  # type: ignore[union-attr]

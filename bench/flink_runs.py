@@ -36,7 +36,14 @@ from tailor.stack import flink_cluster, maven
 BENCH_FLINK_CONFIG = {"metrics.fetcher.update-interval": "500"}
 KEYED_OPERATOR = "track_segments"
 FLOOR_KEYED_OPERATOR = "floor_keyed"  # bench.floor_job's keyed operator
-BATCHED_SOURCE = "kafka_events_batched"  # bench.floor_job's SQL source (its vertex counts the events)
+BATCHED_SOURCE = "kafka_events_batched"  # bench.floor_job's SQL source
+# Where each embedded job's progress is counted: (vertex name prefix, metric). The batched floor's keyed
+# operator receives batches, so its events are counted leaving the source.
+PROGRESS_COUNTERS = {
+    "segmentation": (KEYED_OPERATOR, "read-records"),
+    "floor": (FLOOR_KEYED_OPERATOR, "read-records"),
+    "floor-batched": (f"Source: {BATCHED_SOURCE}", "write-records"),
+}
 
 
 class FlinkRest:

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     progress = ProgressFile(args.progress)
     stopping = stop_on_sigterm()
     consumer = consumer_for(settings)
-    progress.write()
+    progress.ready()
     try:
         while not stopping[0]:
             for batch in consumer.poll(timeout_ms=200).values():

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import orjson
 
+READY_PAUSE_S = 0.6  # over two of the harness's 0.25 s samples
+
 
 class ProgressFile:
     def __init__(self, path: Path, every_s: float = 0.2) -> None:
@@ -38,6 +40,15 @@ class ProgressFile:
             self.last_ms = int(now * 1000)
         if now - self._written >= self.every_s:
             self.write()
+
+    def ready(self, pause_s: float = READY_PAUSE_S) -> None:
+        """Report 0 processed and hold still for a moment before the first poll.
+
+        The harness anchors the rate at the last sample that still read 0; a consumer that starts and
+        drains a small topic between two samples (every 0.25 s) would leave it nothing to anchor on.
+        """
+        self.write()
+        time.sleep(pause_s)
 
     def write(self, done: bool = False) -> None:
         self._written = time.time()

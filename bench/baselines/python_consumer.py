@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     # Smaller polls than consume-only: the Redis buffer is flushed per poll, which bounds latency.
     consumer = consumer_for(settings, max_poll_records=500, fetch_max_wait_ms=20)
-    progress.write()
+    progress.ready()
     try:
         while not stopping[0]:
             records = 0
