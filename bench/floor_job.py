@@ -24,7 +24,7 @@ records its source hands to the window (at most one window ahead of the Python o
 from __future__ import annotations
 
 import orjson
-from pyflink.common import Configuration, Duration, Row, WatermarkStrategy
+from pyflink.common import Configuration, Row
 from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, ProcessFunction, RuntimeContext, StreamExecutionEnvironment
 from pyflink.datastream.connectors.base import Sink
@@ -73,9 +73,7 @@ def _user_key(row):  # type: ignore[no-untyped-def]
 
 
 def build(env: StreamExecutionEnvironment, settings: Settings) -> None:
-    watermarks = WatermarkStrategy.for_bounded_out_of_orderness(
-        Duration.of_millis(settings.out_of_orderness_ms)
-    ).with_idleness(Duration.of_seconds(30))
+    watermarks = segmentation_job.event_watermarks(settings)
     source = flink_kafka.event_source(settings.kafka_bootstrap, settings.events_topic, settings.consumer_group)
     discard = Sink(get_gateway().jvm.org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink())
     (

@@ -26,7 +26,9 @@ import time
 
 import orjson
 import redis
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
+
+from connectors import kafka_events
 
 
 class _Listener(threading.Thread):
@@ -86,13 +88,7 @@ class KafkaChangeListener(_Listener):
         )
 
     def run(self) -> None:
-        partitions: set[int] = set()
-        while not partitions and not self.stopping.is_set():
-            partitions = self.consumer.partitions_for_topic(self.topic)
-            if not partitions:
-                time.sleep(0.2)
-        assigned = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        self.consumer.assign(assigned)
+        assigned = kafka_events.assign_all_partitions(self.consumer, self.topic, wait_s=30.0)
         self.consumer.seek_to_end(*assigned)
         for tp in assigned:
             self.consumer.position(tp)  # resolve "end" now, before the producer starts

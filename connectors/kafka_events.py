@@ -169,6 +169,22 @@ class TopicRecord(NamedTuple):
     timestamp: int  # epoch ms
 
 
+def assign_all_partitions(consumer: KafkaConsumer, topic: str, wait_s: float = 0.0) -> list[TopicPartition]:
+    """Assign every partition of ``topic`` to ``consumer`` (no group, so no join racing the topic's
+    metadata); waits up to ``wait_s`` for a just-created topic. Raises :class:`KafkaUnavailable`."""
+    deadline = time.monotonic() + wait_s
+    partitions = consumer.partitions_for_topic(topic)
+    while not partitions:
+        if time.monotonic() >= deadline:
+            raise KafkaUnavailable(f"topic {topic!r} does not exist (no partitions) on this broker; "
+                                   "create it first (tailor stack up creates the default topics)")
+        time.sleep(0.2)
+        partitions = consumer.partitions_for_topic(topic)
+    assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+    consumer.assign(assigned)
+    return assigned
+
+
 def read_topic(
     bootstrap: str,
     topic: str,
@@ -200,11 +216,7 @@ def read_topic(
             f"cannot reach Kafka on {bootstrap} ({exc}): start the local stack (tailor.stack.up)"
         ) from None
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            raise KafkaUnavailable(f"topic {topic!r} does not exist on {bootstrap}")
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
+        tps = assign_all_partitions(consumer, topic)
         deadline = time.monotonic() + timeout_s
         if from_beginning:
             consumer.seek_to_beginning()

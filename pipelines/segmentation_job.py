@@ -58,14 +58,20 @@ def user_key_of(row):  # type: ignore[no-untyped-def]
     return row[0]
 
 
+def event_watermarks(settings: Settings) -> WatermarkStrategy:
+    """Event time from the Kafka record timestamps, bounded out-of-orderness; an idle partition does not
+    hold back the watermark for more than 30 s."""
+    return WatermarkStrategy.for_bounded_out_of_orderness(
+        Duration.of_millis(settings.out_of_orderness_ms)
+    ).with_idleness(Duration.of_seconds(30))
+
+
 def build(
     env: StreamExecutionEnvironment, settings: Settings, rules_yaml: str, models_yaml: str | None = None,
     bounded: bool = False,
 ) -> None:
     """Add the segmentation graph to ``env``; the models (clustering, recommendations) with ``models_yaml``."""
-    watermarks = WatermarkStrategy.for_bounded_out_of_orderness(
-        Duration.of_millis(settings.out_of_orderness_ms)
-    ).with_idleness(Duration.of_seconds(30))
+    watermarks = event_watermarks(settings)
     source = flink_kafka.event_source(
         settings.kafka_bootstrap, settings.events_topic, settings.consumer_group, bounded=bounded
     )

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import signal
-import time
 from pathlib import Path
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 
 from bench.baselines.progress import ProgressFile
+from connectors import kafka_events
 from tailor.settings import Settings
 
 # Large fetches: the loop is about how fast the client hands records to Python, not about latency.
@@ -32,17 +32,7 @@ def consumer_for(settings: Settings, metadata_timeout_s: float = 60.0, **overrid
     options = {**CONSUMER_OPTIONS, **overrides}
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
                              **options)
-    deadline = time.monotonic() + metadata_timeout_s
-    partitions = consumer.partitions_for_topic(settings.events_topic)
-    while not partitions:
-        if time.monotonic() > deadline:
-            consumer.close()
-            raise SystemExit(f"topic {settings.events_topic!r} has no partitions on {settings.kafka_bootstrap} "
-                             f"after {metadata_timeout_s:.0f} s; is it created (tailor stack up)?")
-        time.sleep(0.2)
-        partitions = consumer.partitions_for_topic(settings.events_topic)
-    assigned = [TopicPartition(settings.events_topic, p) for p in sorted(partitions)]
-    consumer.assign(assigned)
+    assigned = kafka_events.assign_all_partitions(consumer, settings.events_topic, wait_s=metadata_timeout_s)
     consumer.seek_to_beginning(*assigned)
     return consumer
 
