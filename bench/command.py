@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from bench.contenders import CONTENDERS
-from tailor.settings import Settings
+from settings import Settings
 
 DESCRIPTION = (
     "Benchmark the real path (Kafka -> Flink job -> Kafka + Redis) side by side with what a user could run "

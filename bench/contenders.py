@@ -39,7 +39,7 @@ from pathlib import Path
 
 from bench.baselines import progress as baseline_progress
 from bench.flink_runs import PROGRESS_COUNTERS, BenchCluster, FlinkRest, start_local, stop_local
-from tailor.settings import PROJECT_ROOT, Settings
+from settings import PROJECT_ROOT, Settings
 
 
 @dataclass(frozen=True)
@@ -192,7 +192,7 @@ class RunningFlink(Running):
             stop_local(self.child, self.rest, self.job_id)
         elif self.job_id is not None:
             self.rest.cancel(self.job_id)
-            from tailor.stack import flink_cluster
+            from stack import flink_cluster
 
             try:
                 flink_cluster.wait_for_job(self.cluster.settings, self.job_id, flink_cluster.TERMINAL_STATES,  # type: ignore[union-attr]

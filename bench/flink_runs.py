@@ -1,10 +1,10 @@
 """The real segmentation job as a benchmark contender: embedded mini-cluster or standalone cluster.
 
 * **Embedded** (``start_local``): a child process (``python -m bench.flink_runs``) builds the job exactly
-  like ``tailor job run`` (``tailor.local_job.run``) plus :data:`BENCH_FLINK_CONFIG`, and runs it
+  like ``tailor job run`` (``stack.local_job.run``) plus :data:`BENCH_FLINK_CONFIG`, and runs it
   unbounded on the mini-cluster, REST on ``settings.rest_port``. Its own session, so the gateway
   JVM (and process-mode Python workers) go with it.
-* **Standalone** (:class:`BenchCluster`): ``tailor.stack.flink_cluster`` with a home of its own
+* **Standalone** (:class:`BenchCluster`): ``stack.flink_cluster`` with a home of its own
   (``<home>/bench-cluster``, so it never touches the cluster another user runs from ``.tailor``),
   its own JobManager RPC port, and 1 TaskManager x 2 slots or 2 TaskManagers x 1 slot.
 
@@ -29,9 +29,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tailor import local_job
-from tailor.settings import PROJECT_ROOT, Settings
-from tailor.stack import flink_cluster, maven
+from settings import PROJECT_ROOT, Settings
+from stack import flink_cluster, local_job, maven
 
 BENCH_FLINK_CONFIG = {"metrics.fetcher.update-interval": "500"}
 KEYED_OPERATOR = "track_segments"
@@ -137,7 +136,7 @@ def stop_local(child: subprocess.Popen[bytes], rest: FlinkRest, job_id: str | No
 
 
 def _run_local(job_name: str) -> int:
-    """Child-process entry: exactly ``tailor job run`` (``tailor.local_job.run``, unbounded), with the
+    """Child-process entry: exactly ``tailor job run`` (``stack.local_job.run``, unbounded), with the
     bench's extra keys added to the job's Flink configuration; or one of the floor jobs."""
     from pipelines import segmentation_job as job
 

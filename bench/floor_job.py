@@ -26,17 +26,23 @@ from __future__ import annotations
 import orjson
 from pyflink.common import Configuration, Row
 from pyflink.common.typeinfo import Types
-from pyflink.datastream import KeyedProcessFunction, ProcessFunction, RuntimeContext, StreamExecutionEnvironment
+from pyflink.datastream import (
+    KeyedProcessFunction,
+    ProcessFunction,
+    RuntimeContext,
+    StreamExecutionEnvironment,
+)
 from pyflink.datastream.connectors.base import Sink
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
-from pyflink.table import StreamTableEnvironment
 from pyflink.java_gateway import get_gateway
+from pyflink.table import StreamTableEnvironment
 
-from bench.flink_runs import BATCHED_SOURCE, FLOOR_KEYED_OPERATOR as KEYED_OPERATOR
+from bench.flink_runs import BATCHED_SOURCE
+from bench.flink_runs import FLOOR_KEYED_OPERATOR as KEYED_OPERATOR
 from connectors import flink_kafka
 from pipelines import segmentation_job
-from tailor.settings import Settings
-from tailor.stack import connector_jar
+from settings import Settings
+from stack import connector_jar
 
 _KEYED_TYPE = Types.ROW([Types.STRING(), Types.STRING()])
 

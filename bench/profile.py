@@ -11,7 +11,7 @@ paths under pyinstrument and prints µs per event and the hot spots:
 * ``baseline`` -- the plain consumer's :class:`bench.baselines.segmenter.Segmenter` (objects kept in
   a dict, no state codec), no Redis.
 
->>> from tailor.settings import Settings
+>>> from settings import Settings
 >>> us = replay_job_path(_events(200), Settings.load(environ={}))
 >>> us > 0
 True
@@ -25,12 +25,12 @@ import orjson
 import yaml
 
 from bench.baselines.segmenter import Segmenter
+from evaluation.simulator import ShopperSimulator
 from operators.normalize import InvalidEvent, normalize
 from operators.profile_tracker import ProfileTracker
 from operators.segment_rules import SegmentRules
+from settings import Settings
 from state_schemas import events, profile_state, segment_change
-from tailor.settings import Settings
-from tailor.simulator import ShopperSimulator
 
 
 def profile_per_event_path(settings: Settings, events: int = 100_000, path: str = "job", out=print) -> float:  # type: ignore[no-untyped-def]

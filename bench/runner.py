@@ -35,13 +35,13 @@ from pathlib import Path
 
 import redis
 
+import stack
 from bench import contenders as contenders_mod
 from bench import latency, measure, report, workloads
 from bench.contenders import Contender, Running
 from bench.flink_runs import BenchCluster
-from tailor import stack
-from tailor.settings import PROJECT_ROOT, Settings
-from tailor.stack import process, topics
+from settings import PROJECT_ROOT, Settings
+from stack import process, topics
 
 TICK_S = 0.25
 PROGRESS_EVERY_S = 10.0

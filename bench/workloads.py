@@ -2,7 +2,7 @@
 
 Two kinds:
 
-* ``simulated`` -- seeded :class:`tailor.simulator.ShopperSimulator` traffic (same seed and sizes, same
+* ``simulated`` -- seeded :class:`evaluation.simulator.ShopperSimulator` traffic (same seed and sizes, same
   events), published as fast as Kafka takes it with synthetic event times advancing at ``sim_rate``
   events per simulated second, so sessions, carts and timers behave as in live traffic;
 * ``taobao`` -- a replay of ``../shared/data/taobao/user_behavior_sample.csv`` (the rows
@@ -31,10 +31,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from connectors import kafka_bulk, kafka_events
+from connectors import kafka_topics as topics
 from connectors.taobao_csv import TaobaoEvent, read_taobao
-from tailor.settings import PROJECT_ROOT, Settings
-from tailor.simulator import ShopperSimulator
-from tailor.stack import topics
+from evaluation.simulator import ShopperSimulator
+from settings import PROJECT_ROOT, Settings
 
 TAOBAO_CSV = PROJECT_ROOT.parent / "shared" / "data" / "taobao" / "user_behavior_sample.csv"
 # Event-time speed of a pre-loaded simulation: like a busy shop (sessions of ~20 s of think time).

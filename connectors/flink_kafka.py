@@ -1,7 +1,7 @@
 """Kafka source and sinks for the Flink jobs: topics, offsets, delivery guarantees and record keys.
 
 Needs the shaded connector jar ``flink-sql-connector-kafka`` on the job's classpath (see
-``tailor.stack.connector_jar``).
+``stack.connector_jar``).
 """
 
 from __future__ import annotations

@@ -235,7 +235,7 @@ class BulkPublisher:
         except Exception as exc:
             await producer.stop()
             raise KafkaUnavailable(
-                f"cannot reach Kafka on {self.bootstrap} ({exc}): start the local stack (tailor.stack.up)"
+                f"cannot reach Kafka on {self.bootstrap} ({exc}): start the local stack (stack.up)"
             ) from None
         self._linger_task = self._loop.create_task(self._linger())
         return producer

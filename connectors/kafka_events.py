@@ -44,8 +44,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.codec import has_lz4
 from kafka.errors import KafkaError
 
-from operators.errors import TailorError
 from operators.normalize import epoch_ms
+from settings.errors import TailorError
 from state_schemas import dead_letter
 
 _TIME_FIELDS = ("timestamp", "originalTimestamp", "sentAt")
@@ -83,7 +83,7 @@ def event_producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
         return KafkaProducer(**config)
     except KafkaError as exc:
         raise KafkaUnavailable(
-            f"cannot reach Kafka on {bootstrap} ({exc}): start the local stack (tailor.stack.up)"
+            f"cannot reach Kafka on {bootstrap} ({exc}): start the local stack (stack.up)"
         ) from None
 
 
@@ -213,7 +213,7 @@ def read_topic(
         )
     except KafkaError as exc:
         raise KafkaUnavailable(
-            f"cannot reach Kafka on {bootstrap} ({exc}): start the local stack (tailor.stack.up)"
+            f"cannot reach Kafka on {bootstrap} ({exc}): start the local stack (stack.up)"
         ) from None
     try:
         tps = assign_all_partitions(consumer, topic)

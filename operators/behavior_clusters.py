@@ -53,8 +53,8 @@ from river import cluster
 from scipy.optimize import linear_sum_assignment
 
 from operators.behavior_features import FEATURE_NAMES
-from operators.errors import TailorError
 from operators.segment_rules import RuleError, parse_duration
+from settings.errors import TailorError
 from state_schemas import cluster_model
 from state_schemas.cluster_model import ALGORITHMS, ClusterModel, ClusterModelError
 

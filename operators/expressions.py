@@ -32,7 +32,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from operators.errors import TailorError
+from settings.errors import TailorError
 
 Facts = Mapping[str, Any]
 Node = Callable[[Facts], Any]

@@ -28,12 +28,13 @@ import river
 from operators.behavior_clusters import BehaviorClusterer, ClusteringConfig
 from operators.behavior_features import FEATURE_NAMES, BehaviorStats, behavior_features, update_stats
 from operators.cluster_segments import cluster_changes
-from operators.recommender import HybridRecommender, RecommendedItem, RecommenderConfig
+from operators.recommender import HybridRecommender, RecommenderConfig
 from state_schemas import model_hub_state
 from state_schemas.catalog_item import CatalogItem
 from state_schemas.events import CanonicalEvent
 from state_schemas.model_input import ModelInput
 from state_schemas.profile_state import ProfileState
+from state_schemas.recommendation import RecommendedItem
 from state_schemas.segment_change import SegmentChange
 
 # Users whose cluster the hub remembers; the least recently seen are forgotten first (they re-enter a

@@ -23,8 +23,8 @@ from typing import Any
 
 import orjson
 
-from operators.errors import TailorError
 from operators.event_names import canonical_name
+from settings.errors import TailorError
 from state_schemas import events as ev
 
 MAX_PAYLOAD_BYTES = 64 * 1024

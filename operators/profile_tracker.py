@@ -29,13 +29,12 @@ independent of when Flink happens to fire timers: a replay gives the same change
 
 from __future__ import annotations
 
+from operators.profile_facts import DAY_MS, elapsed_anchor, facts_at
+from operators.segment_rules import SegmentRules
 from state_schemas import events as ev
 from state_schemas.events import CanonicalEvent
 from state_schemas.profile_state import ProfileState
 from state_schemas.segment_change import ENTER, EXIT, SegmentChange
-
-from operators.profile_facts import DAY_MS, elapsed_anchor, facts_at
-from operators.segment_rules import SegmentRules
 
 # Guards the catch-up loop against a rule set whose deadlines never run out; real rule sets need a few.
 MAX_DEADLINES_PER_ADVANCE = 1_000

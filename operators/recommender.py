@@ -47,12 +47,13 @@ import orjson
 import river
 
 from operators.content_similarity import ContentIndex
-from operators.errors import TailorError
 from operators.matrix_factorization import KINDS, MatrixFactorization
 from operators.popularity import DecayedPopularity
+from settings.errors import TailorError
 from state_schemas import recommender_state as rs
 from state_schemas.catalog_item import CatalogItem
 from state_schemas.events import ORDER_COMPLETED
+from state_schemas.recommendation import RecommendedItem
 
 FEEDBACK_MODES = ("negative_sampling", "positive_only")
 _SOURCES = ("mf", "content", "popular")
@@ -170,13 +171,6 @@ class RecommenderConfig:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if not f.name.startswith("_")}
         data["event_weights"] = dict(sorted(self.event_weights.items()))
         return hashlib.blake2b(orjson.dumps(data, option=orjson.OPT_SORT_KEYS), digest_size=4).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class RecommendedItem:
-    item_id: str
-    score: float
-    source: str
 
 
 class HybridRecommender:

@@ -33,9 +33,9 @@ from typing import Any
 
 import yaml
 
-from operators.errors import TailorError
 from operators.expressions import Expression, ExpressionError, compile_expression
 from operators.profile_facts import ELAPSED_FACTS, KnownFacts, window_days
+from settings.errors import TailorError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _DURATION_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}

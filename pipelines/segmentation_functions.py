@@ -9,16 +9,16 @@ from __future__ import annotations
 import time
 
 from pyflink.common import Row
+from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext, TimeDomain
 from pyflink.datastream.state import ValueStateDescriptor
-from pyflink.common.typeinfo import Types
 
 from connectors.redis_audiences import RedisAudienceWriter
-from pipelines.flink_metrics import BatchedCounter
 from operators import model_hub
 from operators.normalize import InvalidEvent, normalize
 from operators.profile_tracker import ProfileTracker
 from operators.segment_rules import SegmentRules
+from pipelines.flink_metrics import BatchedCounter
 from pipelines.model_functions import MODEL_EVENT, MODEL_RECORD_TYPE
 from state_schemas import dead_letter, events, model_input, profile_state, segment_change
 

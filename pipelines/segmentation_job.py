@@ -49,7 +49,7 @@ from pipelines.segmentation_functions import (
     NormalizeEvents,
     TrackSegments,
 )
-from tailor.settings import Settings
+from settings import Settings
 
 JOB_NAME = "tailor-segmentation"
 

@@ -39,7 +39,7 @@ from typing import Any, Final
 
 import orjson
 
-from operators.errors import TailorError
+from settings.errors import TailorError
 
 CURRENT_VERSION: Final = 1
 ALGORITHMS: Final = ("kmeans", "streamkmeans", "dbstream")

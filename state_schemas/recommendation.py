@@ -12,7 +12,6 @@ by ``user_id``)::
     event_time     epoch ms of the triggering event
     emit_time      epoch ms (wall clock) at which the job emitted it
 
->>> from operators.recommender import RecommendedItem
 >>> r = Recommendation("u1", (RecommendedItem("p1", 0.9, "mf"),), "mf-biased/x", "m1", 5)
 >>> decode(encode(r, emit_time=7))["items"]
 [{'item_id': 'p1', 'score': 0.9, 'source': 'mf'}]
@@ -22,15 +21,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import orjson
 
-if TYPE_CHECKING:
-    from operators.recommender import RecommendedItem
-
 SCHEMA: Final = "tailor.recommendation/1"
 SOURCES: Final = frozenset({"mf", "content", "popular"})
+
+
+@dataclass(frozen=True, slots=True)
+class RecommendedItem:
+    item_id: str
+    score: float
+    source: str  # one of SOURCES
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,11 +26,11 @@ from pathlib import Path
 from connectors import kafka_bulk
 from connectors.catalog_files import read_movielens_items, read_taobao_items
 from connectors.kafka_events import KafkaUnavailable
-from operators.errors import TailorError
+from settings import PROJECT_ROOT, Settings
+from settings.errors import TailorError
 from state_schemas import catalog_item
 from state_schemas.catalog_item import CatalogItem
 from tailor.produce import ProgressBar
-from tailor.settings import PROJECT_ROOT, Settings
 
 SOURCES = ("movielens", "taobao", "simulated")
 DATA_DIR = PROJECT_ROOT.parent / "shared" / "data"
@@ -62,7 +62,7 @@ def catalog_items(
     if source not in SOURCES:
         raise CatalogError(f"unknown catalog source {source!r}; choose one of {', '.join(SOURCES)}")
     if source == "simulated":
-        from tailor.simulator import ShopperSimulator
+        from evaluation.simulator import ShopperSimulator
 
         return ShopperSimulator(seed=seed, users=users).catalog()
     path = Path(path) if path is not None else DEFAULT_PATHS[source]
@@ -86,12 +86,11 @@ def load_catalog(
     settings: Settings, items: list[CatalogItem], source: str = "catalog", progress: bool | None = None
 ) -> LoadReport:
     """Publish ``items`` to ``settings.catalog_topic`` (created, compacted, if missing), keyed by item id."""
-    from tailor.stack import topics
-    from tailor.stack.errors import StackError
+    from connectors import kafka_topics as topics
 
     try:
         topics.ensure_topics(settings, [settings.catalog_topic])
-    except StackError as exc:
+    except KafkaUnavailable as exc:
         raise CatalogError(_with_cli_hint(str(exc))) from None
     bar = ProgressBar(len(items), unit="items", enabled=progress)
     sent = 0
@@ -116,14 +115,14 @@ def load_catalog(
     return LoadReport(source, settings.catalog_topic, sent, time.monotonic() - t0)
 
 
-_STACK_HINT = "start the local stack (tailor.stack.up)"
+_STACK_HINT = "start the local stack (stack.up)"
 _CLI_HINT = "start the local stack with `bin/tailor stack up`, or point TAILOR_KAFKA_HOST / TAILOR_KAFKA_PORT at your broker"
 
 
 def _with_cli_hint(message: str) -> str:
     """The connectors' hint names the library call; on the command line, name the command.
 
-    >>> _with_cli_hint("cannot reach Kafka on h:1 (x): start the local stack (tailor.stack.up)")
+    >>> _with_cli_hint("cannot reach Kafka on h:1 (x): start the local stack (stack.up)")
     'cannot reach Kafka on h:1 (x): start the local stack with `bin/tailor stack up`, or point TAILOR_KAFKA_HOST / TAILOR_KAFKA_PORT at your broker'
     """
     return message.replace(_STACK_HINT, _CLI_HINT) if _STACK_HINT in message else f"{message}; {_CLI_HINT}"

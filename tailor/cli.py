@@ -12,8 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from operators.errors import TailorError
-from tailor.settings import PROJECT_ROOT, ConfigError, Settings
+from settings.errors import TailorError
+from settings import PROJECT_ROOT, ConfigError, Settings
 
 DEMO_RULES = PROJECT_ROOT / "config" / "demo-segments.yaml"
 
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Settings: defaults < --config YAML < TAILOR_* environment variables (see README).",
         formatter_class=fmt,
     )
-    parser.add_argument("--config", type=Path, help="YAML file with settings (see tailor/settings.py)")
+    parser.add_argument("--config", type=Path, help="YAML file with settings (see settings/__init__.py)")
     nouns = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     demo = nouns.add_parser("demo", help="stack + job + simulated shoppers, printing live segment changes and recommendations", formatter_class=fmt)
@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         "event by event) and reports model quality.",
     )
     evaluations = evaluate.add_subparsers(title="evaluations", metavar="EVALUATION")
-    from tailor import evaluation
+    import evaluation
 
     for name, module in evaluation.modules():
         parser_ = evaluations.add_parser(name, help=module.HELP, description=module.__doc__, formatter_class=fmt)
@@ -179,21 +179,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- stack -------------------------------------------------------------------------------------------
 def cmd_stack_up(args: argparse.Namespace, settings: Settings) -> int:
-    from tailor import stack
+    import stack
 
     stack.up(settings)
     return 0
 
 
 def cmd_stack_down(args: argparse.Namespace, settings: Settings) -> int:
-    from tailor import stack
+    import stack
 
     stack.down(settings)
     return 0
 
 
 def cmd_stack_status(args: argparse.Namespace, settings: Settings) -> int:
-    from tailor import stack
+    import stack
 
     rows = stack.status(settings)
     for row in rows:
@@ -202,7 +202,7 @@ def cmd_stack_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
-    from tailor.stack import topics
+    from connectors import kafka_topics as topics
 
     for name, state in topics.ensure_topics(settings).items():
         print(f"{name}: {state}")
@@ -211,14 +211,15 @@ def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
 
 # -- job ---------------------------------------------------------------------------------------------
 def cmd_job_run(args: argparse.Namespace, settings: Settings) -> int:
-    from tailor import local_job, stack
+    import stack
+    from stack import local_job
 
     if args.parallelism:
         settings = Settings.load(args.config, parallelism=args.parallelism)
     rules = args.rules or settings.segments_file
     _check_rules(rules)
     if args.cluster:
-        from tailor.stack import flink_cluster
+        from stack import flink_cluster
 
         stack.up(settings)
         flink_cluster.start(settings)
@@ -248,7 +249,7 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from tailor.simulator import simulate
+    from tailor.simulate import simulate
 
     simulate(settings, rate=args.rate, duration_s=args.duration, users=args.users, seed=args.seed)
     return 0
@@ -314,7 +315,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_test(args: argparse.Namespace, settings: Settings) -> int:
-    from tailor import stack
+    import stack
 
     stack.up(settings)
     extra = [a for a in args.pytest_args if a != "--"]

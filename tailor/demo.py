@@ -20,13 +20,14 @@ from typing import Any
 import redis
 import yaml
 
-from operators.errors import TailorError
+import stack
+from connectors import kafka_topics as topics
+from evaluation.simulator import ShopperSimulator
 from operators.segment_rules import SegmentRules
-from tailor import local_job, stack
+from settings import PROJECT_ROOT, Settings
+from settings.errors import TailorError
+from stack import local_job
 from tailor.catalog import load_catalog
-from tailor.settings import PROJECT_ROOT, Settings
-from tailor.simulator import ShopperSimulator
-from tailor.stack import topics
 from tailor.watch import HEADER, KINDS, watch
 
 DEMO_MODEL_OVERRIDES = PROJECT_ROOT / "config" / "demo-models.yaml"

@@ -28,8 +28,8 @@ import orjson
 
 from connectors import kafka_bulk, kafka_events
 from connectors.taobao_csv import TaobaoEvent, read_taobao
-from operators.errors import TailorError
-from tailor.settings import Settings
+from settings import Settings
+from settings.errors import TailorError
 
 FORMATS = ("jsonl", "taobao")
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "taobao"}
@@ -196,13 +196,12 @@ def _read_jsonl(path: Path) -> Iterator[_JsonLine | _BadLine]:
 
 
 def _check_topics(settings: Settings) -> None:
-    from tailor.stack import topics
-    from tailor.stack.errors import StackError
+    from connectors import kafka_topics as topics
 
     wanted = [settings.events_topic, settings.dead_letters_topic]
     try:
         present = topics.partition_counts(settings, wanted)
-    except StackError as exc:
+    except kafka_events.KafkaUnavailable as exc:
         raise ProduceError(str(exc)) from None
     missing = [t for t in wanted if t not in present]
     if missing:

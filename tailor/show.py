@@ -24,9 +24,9 @@ import orjson
 import redis
 
 from connectors.kafka_events import KafkaUnavailable
-from operators.errors import TailorError
+from settings import Settings
+from settings.errors import TailorError
 from state_schemas import segment_change
-from tailor.settings import Settings
 from tailor.watch import cluster_explanation
 
 

@@ -24,8 +24,8 @@ from typing import Any
 import orjson
 import redis
 
-from operators.errors import TailorError
-from tailor.settings import Settings
+from settings import Settings
+from settings.errors import TailorError
 
 KINDS = ("rules", "clusters", "recs")
 _ARROWS = {"enter": "+", "exit": "-"}

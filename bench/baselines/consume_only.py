@@ -20,7 +20,7 @@ from kafka import KafkaConsumer
 
 from bench.baselines.progress import ProgressFile
 from connectors import kafka_events
-from tailor.settings import Settings
+from settings import Settings
 
 # Large fetches: the loop is about how fast the client hands records to Python, not about latency.
 CONSUMER_OPTIONS = {"max_poll_records": 5_000, "fetch_max_bytes": 50 * 2**20,

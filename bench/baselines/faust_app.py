@@ -27,9 +27,9 @@ from bench.baselines.progress import ProgressFile
 from bench.baselines.segmenter import Segmenter
 from connectors.redis_audiences import RedisAudienceWriter
 from operators.segment_rules import SegmentRules
+from settings import Settings
 from state_schemas import profile_state
 from state_schemas.profile_state import ProfileState
-from tailor.settings import Settings
 
 
 def build_app(settings: Settings, progress: ProgressFile, datadir: Path):  # type: ignore[no-untyped-def]

@@ -24,7 +24,7 @@ from bench.baselines.segmenter import Segmenter
 from connectors import kafka_events
 from connectors.redis_audiences import RedisAudienceWriter
 from operators.segment_rules import SegmentRules
-from tailor.settings import Settings
+from settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:

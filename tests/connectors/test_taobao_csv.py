@@ -9,7 +9,7 @@ import pytest
 
 from connectors.taobao_csv import RejectedRow, TaobaoEvent, parse_lines, read_taobao
 from operators.normalize import normalize
-from tailor.settings import PROJECT_ROOT
+from settings import PROJECT_ROOT
 
 TAOBAO = PROJECT_ROOT.parent / "shared" / "data" / "taobao" / "user_behavior_sample.csv"
 NOW_MS = 1_795_687_200_000  # 2026-11-26T10:00:00Z

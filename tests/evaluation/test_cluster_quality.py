@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
+from evaluation import clusters
 from operators.behavior_clusters import NAME_PROTOTYPES, ClusteringConfig
 from operators.segment_rules import SegmentRules
-from tailor.evaluation import clusters
 from tests.conftest import DEFAULT_RULES_PATH
 
 

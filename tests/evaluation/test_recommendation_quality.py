@@ -7,9 +7,9 @@ regressions, not noise.
 
 import pytest
 
+from evaluation import movielens, taobao
 from operators.recommender import RecommenderConfig
-from tailor.evaluation import movielens, taobao
-from tailor.settings import Settings
+from settings import Settings
 
 # No skip when ../shared/data is missing: these tests must fail then, not pass by doing nothing.
 

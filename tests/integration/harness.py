@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from tailor import local_job, stack
-from tailor.settings import Settings
-from tailor.stack import topics
+import stack
+from connectors import kafka_topics as topics
+from settings import Settings
+from stack import local_job
 
 JOB_TIMEOUT_S = 600
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from connectors import kafka_topics as topics
 from connectors.kafka_events import read_topic
 from state_schemas import catalog_item
 from tailor.catalog import catalog_items, load_catalog
-from tailor.stack import topics
 from tests.integration.harness import isolated_settings
 
 pytestmark = pytest.mark.integration

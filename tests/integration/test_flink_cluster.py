@@ -20,9 +20,9 @@ import pytest
 import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from tailor import stack
-from tailor.settings import Settings
-from tailor.stack import flink_cluster, process, topics
+import stack
+from settings import Settings
+from stack import flink_cluster, process, topics
 
 pytestmark = pytest.mark.integration
 

@@ -15,12 +15,11 @@ import redis
 import yaml
 
 from connectors.kafka_events import event_producer, publish_event, read_topic
+from evaluation.simulator import ShopperSimulator
 from operators.normalize import epoch_ms
+from settings import PROJECT_ROOT
 from state_schemas import catalog_item, recommendation, segment_change
 from state_schemas.catalog_item import CatalogItem
-from tailor.settings import PROJECT_ROOT
-from tailor.simulator import ShopperSimulator
-
 from tests.integration.harness import isolated_settings, run_bounded_job
 
 pytestmark = pytest.mark.integration

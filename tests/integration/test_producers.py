@@ -11,6 +11,7 @@ import pytest
 from kafka import KafkaProducer
 from kafka.partitioner.default import murmur2
 
+from connectors import kafka_topics as topics
 from connectors.kafka_bulk import BulkPublisher
 from connectors.kafka_events import (
     KafkaUnavailable,
@@ -19,11 +20,11 @@ from connectors.kafka_events import (
     publish_event,
     read_topic,
 )
+from evaluation.simulator import ShopperSimulator
+from settings import Settings
 from state_schemas import dead_letter
 from tailor.produce import produce_file
-from tailor.settings import Settings
-from tailor.simulator import ShopperSimulator, simulate
-from tailor.stack import topics
+from tailor.simulate import simulate
 
 pytestmark = pytest.mark.integration
 

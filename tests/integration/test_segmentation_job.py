@@ -16,9 +16,8 @@ import orjson
 import pytest
 
 from connectors.kafka_events import event_producer, publish_event, publish_raw, read_topic
+from settings import PROJECT_ROOT
 from state_schemas import dead_letter, segment_change
-from tailor.settings import PROJECT_ROOT
-
 from tests.integration.harness import isolated_settings, run_bounded_job
 
 pytestmark = pytest.mark.integration

@@ -1,6 +1,6 @@
 """The local stack against the real services: Kafka, Redis and the connector jar, no mocks.
 
-The module fixture runs ``tailor.stack.up`` (a no-op if the stack already runs) and leaves the stack
+The module fixture runs ``stack.up`` (a no-op if the stack already runs) and leaves the stack
 running afterwards, so developers and later test modules reuse it. Records go to throw-away topics,
 never to the Tailor topics other jobs read.
 """
@@ -16,9 +16,9 @@ import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from tailor import stack
-from tailor.settings import Settings
-from tailor.stack import topics
+import stack
+from connectors import kafka_topics as topics
+from settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,9 @@ from collections import defaultdict
 import pytest
 
 from connectors.kafka_events import read_topic
+from settings import PROJECT_ROOT
 from state_schemas import dead_letter, segment_change
 from tailor.produce import produce_file
-from tailor.settings import PROJECT_ROOT
 from tests.integration.harness import isolated_settings, run_bounded_job
 from tests.integration.reference_segments import Event, expected_changes
 

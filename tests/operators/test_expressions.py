@@ -354,6 +354,6 @@ def test_expression_only_reads_facts_it_was_compiled_with() -> None:
 
 
 def test_expression_error_is_a_tailor_error() -> None:
-    from operators.errors import TailorError
+    from settings.errors import TailorError
 
     assert issubclass(ExpressionError, TailorError)

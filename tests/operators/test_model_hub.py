@@ -9,14 +9,14 @@ import orjson
 import pytest
 import yaml
 
+from evaluation.simulator import ShopperSimulator
 from operators.model_hub import ModelHub, model_input
 from operators.normalize import normalize
 from operators.profile_tracker import ProfileTracker
 from operators.segment_rules import SegmentRules
+from settings import PROJECT_ROOT
 from state_schemas import model_input as model_input_wire
 from state_schemas.catalog_item import CatalogItem
-from tailor.settings import PROJECT_ROOT
-from tailor.simulator import ShopperSimulator
 
 MODELS = yaml.safe_load((PROJECT_ROOT / "config" / "models.yaml").read_text())
 # A short warm-up so a few thousand events reach the clustering phase.

@@ -6,9 +6,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from operators.recommender import RecommendedItem
-from state_schemas import catalog_item, recommendation, recommender_state as rs
+from state_schemas import catalog_item, recommendation
+from state_schemas import recommender_state as rs
 from state_schemas.profile_state import StateVersionError
+from state_schemas.recommendation import RecommendedItem
 
 
 def test_recommendation_encode_has_every_field():

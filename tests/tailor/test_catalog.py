@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from evaluation.simulator import ShopperSimulator, price_band
 from state_schemas import catalog_item
-from tailor import catalog, cli
+from tailor import cli
 from tailor.catalog import CatalogError, catalog_items
-from tailor.simulator import ShopperSimulator, price_band
 
 T0 = 1_795_687_200_000
 

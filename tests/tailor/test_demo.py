@@ -7,10 +7,10 @@ import socket
 import pytest
 import yaml
 
+from connectors import kafka_topics as topics
 from operators.model_hub import ModelHub
+from settings import Settings
 from tailor.demo import DemoError, _check_port_free, demo_settings, write_demo_models
-from tailor.settings import Settings
-from tailor.stack import topics
 
 
 def test_demo_settings_use_their_own_topics_and_prefix():

@@ -8,9 +8,9 @@ from itertools import pairwise
 import orjson
 import pytest
 
+from evaluation.simulator import PERSONAS, ShopperSimulator, SimulationError
 from operators.normalize import normalize
 from state_schemas.events import CanonicalEvent
-from tailor.simulator import PERSONAS, ShopperSimulator, SimulationError
 
 T0 = 1_795_687_200_000  # 2026-11-26T10:00:00Z
 MINUTE = 60_000

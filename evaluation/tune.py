@@ -16,10 +16,10 @@ from typing import Any
 
 import yaml
 
-from tailor.evaluation import RESULTS_DIR, movielens, taobao
-from tailor.evaluation.plots import line_plot
-from tailor.evaluation.replay_metrics import Progress, markdown_table, print_table, write_results
-from tailor.settings import PROJECT_ROOT, Settings
+from evaluation import RESULTS_DIR, movielens, taobao
+from evaluation.plots import line_plot
+from evaluation.replay_metrics import Progress, markdown_table, print_table, write_results
+from settings import PROJECT_ROOT, Settings
 
 HELP = "hyper-parameter search by replay (MovieLens RMSE or Taobao Recall@10); prints the best settings"
 

@@ -17,8 +17,8 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-from tailor.settings import Settings
-from tailor.stack.errors import StackError
+from connectors.kafka_events import KafkaUnavailable
+from settings import Settings
 
 TOPIC_CONFIG = {"retention.ms": "-1"}
 # The catalog holds the latest metadata per item id: compaction keeps one record per key forever.
@@ -38,8 +38,8 @@ def tailor_topics(settings: Settings) -> list[str]:
 
 @contextmanager
 def admin_client(settings: Settings) -> Iterator:
-    """A kafka-python admin client for the local broker, closed on exit; StackError if it is unreachable."""
-    from kafka import KafkaAdminClient  # lazily: keep `import tailor.stack` light
+    """A kafka-python admin client for the local broker, closed on exit; KafkaUnavailable if it is unreachable."""
+    from kafka import KafkaAdminClient  # lazily: keep `import stack` light
     from kafka.errors import KafkaError
 
     try:
@@ -50,9 +50,9 @@ def admin_client(settings: Settings) -> Iterator:
             request_timeout_ms=15000,
         )
     except KafkaError as exc:
-        raise StackError(
+        raise KafkaUnavailable(
             f"cannot reach Kafka on {settings.kafka_bootstrap} ({type(exc).__name__}): "
-            "start the local stack (tailor.stack.up)"
+            "start the broker (`tailor stack up` for the local one)"
         ) from None
     try:
         yield client
@@ -99,7 +99,7 @@ def ensure_topics(
                 if code == TopicAlreadyExistsError.errno:  # created concurrently by someone else
                     missing.remove(topic["name"])
                 elif code != 0:
-                    raise StackError(
+                    raise KafkaUnavailable(
                         f"Kafka refused to create topic {topic['name']}: error {code} "
                         f"{topic.get('error_message')}; see {settings.home / 'kafka' / 'logs' / 'server.log'}"
                     )
@@ -126,7 +126,7 @@ def delete_topics(settings: Settings, names: Iterable[str], timeout: float = 30.
             deadline = time.monotonic() + timeout
             while set(present) & set(admin.list_topics()):
                 if time.monotonic() > deadline:
-                    raise StackError(
+                    raise KafkaUnavailable(
                         f"topics {present} still listed {timeout:.0f} s after deletion; check server.log"
                     )
                 time.sleep(0.2)
@@ -144,7 +144,7 @@ def recreate_topics(
     delete_topics(settings, names, timeout)
     states = ensure_topics(settings, names, partitions)
     if any(state != "created" for state in states.values()):
-        raise StackError(f"could not recreate {names} empty (someone recreated them meanwhile?): {states}")
+        raise KafkaUnavailable(f"could not recreate {names} empty (someone recreated them meanwhile?): {states}")
 
 
 def _wait_for_leaders(admin, names: list[str], timeout_ms: int = 15000) -> None:
@@ -153,6 +153,6 @@ def _wait_for_leaders(admin, names: list[str], timeout_ms: int = 15000) -> None:
     try:
         admin.wait_for_topics(names, timeout_ms=timeout_ms)
     except KafkaTimeoutError as exc:
-        raise StackError(
+        raise KafkaUnavailable(
             f"topics {names} were created but have no leader after {timeout_ms} ms: {exc}"
         ) from None

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from tailor.stack.errors import StackError
+from stack.errors import StackError
 
 # Popen objects of the services this interpreter started. Keeping them lets us reap an exited child
 # (otherwise it lingers as a zombie that still "exists" for os.kill) and avoids Popen's

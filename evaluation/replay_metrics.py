@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tailor.evaluation import RESULTS_DIR
+from evaluation import RESULTS_DIR
 
 
 class RatingErrors:

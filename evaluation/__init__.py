@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from tailor.settings import PROJECT_ROOT
+from settings import PROJECT_ROOT
 
 RESULTS_DIR = PROJECT_ROOT / "evaluation-results"
 
@@ -18,4 +18,4 @@ EVALUATIONS: tuple[str, ...] = ("clusters", "movielens", "taobao", "tune")
 
 
 def modules() -> list[tuple[str, ModuleType]]:
-    return [(name, importlib.import_module(f"tailor.evaluation.{name}")) for name in EVALUATIONS]
+    return [(name, importlib.import_module(f"evaluation.{name}")) for name in EVALUATIONS]

@@ -7,6 +7,8 @@ print it as-is instead of a traceback.
 
 from __future__ import annotations
 
+from settings.errors import TailorError
 
-class StackError(Exception):
+
+class StackError(TailorError):
     """The local stack cannot be provisioned, started or stopped; the message says how to fix it."""

@@ -43,7 +43,7 @@ from operators.cluster_segments import cluster_changes
 from operators.normalize import InvalidEvent, normalize
 from operators.profile_tracker import ProfileTracker
 from operators.segment_rules import SegmentRules
-from tailor.settings import PROJECT_ROOT
+from settings import PROJECT_ROOT
 
 HELP = "ML segments on Taobao: KMeans vs STREAMKMeans vs DBSTREAM (silhouette, speed, stability)"
 TAOBAO = PROJECT_ROOT.parent / "shared" / "data" / "taobao" / "user_behavior_sample.csv"
@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
-    from tailor.evaluation import RESULTS_DIR
+    from evaluation import RESULTS_DIR
 
     models = yaml.safe_load(Path(settings.models_file).read_text()) or {}
     base = ClusteringConfig.from_dict(models.get("clustering") or {})

@@ -24,9 +24,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from tailor.settings import Settings
-from tailor.stack import java, kafka, maven, process, redis_server, topics
-from tailor.stack.errors import StackError
+from connectors import kafka_topics as topics
+from settings import Settings
+from stack import java, kafka, maven, process, redis_server
+from stack.errors import StackError
 
 __all__ = ["ComponentStatus", "StackError", "connector_jar", "down", "status", "up"]
 

@@ -12,8 +12,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tailor.stack import apt
-from tailor.stack.errors import StackError
+from stack import apt
+from stack.errors import StackError
 
 MIN_MAJOR = 17
 APT_PACKAGE = "openjdk-17-jre-headless"

@@ -17,9 +17,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tailor.settings import Settings
-from tailor.stack import apt, process
-from tailor.stack.errors import StackError
+from settings import Settings
+from stack import apt, process
+from stack.errors import StackError
 
 APT_PACKAGE = "redis-server"
 START_TIMEOUT_S = 15.0

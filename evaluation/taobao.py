@@ -25,18 +25,24 @@ import yaml
 
 from connectors.catalog_files import read_taobao_items
 from connectors.taobao_csv import RejectedRow, read_taobao
+from evaluation import RESULTS_DIR
+from evaluation.plots import bar_plot
+from evaluation.replay_metrics import (
+    NextItemHits,
+    PersistedState,
+    Progress,
+    Stopwatch,
+    markdown_table,
+    print_table,
+    write_results,
+)
 from operators.normalize import normalize
 from operators.popularity import DecayedPopularity
 from operators.profile_tracker import ProfileTracker
 from operators.recommender import HybridRecommender, RecommenderConfig
 from operators.segment_rules import SegmentRules
+from settings import PROJECT_ROOT, Settings
 from state_schemas.segment_change import ENTER
-from tailor.evaluation import RESULTS_DIR
-from tailor.evaluation.plots import bar_plot
-from tailor.evaluation.replay_metrics import (
-    NextItemHits, PersistedState, Progress, Stopwatch, markdown_table, print_table, write_results,
-)
-from tailor.settings import PROJECT_ROOT, Settings
 
 HELP = "Taobao sample: Precision/Recall@10/20 of next interaction, hybrid vs popularity, per segment"
 DATA = PROJECT_ROOT.parent / "shared" / "data" / "taobao" / "user_behavior_sample.csv"

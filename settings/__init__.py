@@ -1,4 +1,7 @@
-"""One frozen settings object for every command and job.
+"""One frozen settings object for every command and job, and the base errors (``settings.errors``).
+
+This package sits below every layer: ``state_schemas``, ``operators``, ``connectors``, ``pipelines`` and
+the CLI may all import it; it imports none of them.
 
 Defaults live in code, a YAML file can override them (``--config`` or ``TAILOR_CONFIG``), and
 ``TAILOR_*`` environment variables override both. Nothing else in the project reads the environment.
@@ -18,11 +21,11 @@ from typing import Any
 
 import yaml
 
+from settings.errors import ConfigError, TailorError
+
+__all__ = ["PROJECT_ROOT", "ConfigError", "Settings", "TailorError"]
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-class ConfigError(ValueError):
-    """A setting is missing or malformed; the message says which one and what is expected."""
 
 
 @dataclasses.dataclass(frozen=True)

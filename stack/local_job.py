@@ -17,8 +17,8 @@ from pathlib import Path
 
 import orjson
 
-from tailor.settings import PROJECT_ROOT, Settings
-from tailor.stack import connector_jar
+from settings import PROJECT_ROOT, Settings
+from stack import connector_jar
 
 
 def python_path_env(settings: Settings) -> dict[str, str]:

@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 
-from tailor.stack.errors import StackError
+from stack.errors import StackError
 
 _updated = False  # `apt-get update` once per process is enough
 

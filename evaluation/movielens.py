@@ -20,12 +20,12 @@ from typing import Any
 
 import yaml
 
+from evaluation import RESULTS_DIR
+from evaluation.plots import line_plot
+from evaluation.replay_metrics import Progress, RatingErrors, markdown_table, print_table, write_results
+from evaluation.taobao import config_with
 from operators.matrix_factorization import MatrixFactorization
-from tailor.evaluation import RESULTS_DIR
-from tailor.evaluation.plots import line_plot
-from tailor.evaluation.replay_metrics import Progress, RatingErrors, markdown_table, print_table, write_results
-from tailor.evaluation.taobao import config_with
-from tailor.settings import PROJECT_ROOT, Settings
+from settings import PROJECT_ROOT, Settings
 
 HELP = "MovieLens-100K: RMSE / MAE of online matrix factorization (anchor: River BiasedMF 0.9479)"
 DATA = PROJECT_ROOT.parent / "shared" / "data" / "movielens-100k"

@@ -1,4 +1,4 @@
-"""``tailor simulate``: seeded, realistic shopper traffic as Segment-Spec events.
+"""Seeded, realistic shopper traffic as Segment-Spec events (published by ``tailor simulate``).
 
 Shoppers follow one of five personas (the mix is configurable):
 
@@ -14,7 +14,7 @@ happens at ``start_ms + i * 1000 / rate`` and belongs to a visit drawn at random
 so a shopper's events are ``concurrency / rate`` seconds apart on average (``think_s`` by default).
 
 :meth:`ShopperSimulator.events` is pure (no Kafka, no clock) and repeatable: same settings, same
-events. :func:`simulate` publishes them, either paced by the wall clock (timestamps = now) or, with
+events. :func:`tailor.simulate.simulate` publishes them, either paced by the wall clock (timestamps = now) or, with
 ``fast=True``, as fast as Kafka takes them, with synthetic timestamps advancing at ``rate`` events per
 simulated second.
 
@@ -39,11 +39,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from connectors import kafka_bulk, kafka_events
-from operators.errors import TailorError
+from settings.errors import TailorError
 from state_schemas.catalog_item import CatalogItem
-from tailor.produce import ProgressBar
-from tailor.settings import Settings
 
 
 class SimulationError(TailorError, ValueError):
@@ -308,72 +305,3 @@ def iso_ms(ms: int) -> str:
 @lru_cache(maxsize=4096)
 def _iso_second(seconds: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-
-
-# -- publishing --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SimulateReport:
-    sent: int
-    elapsed_s: float
-    first_ms: int | None
-    last_ms: int | None
-
-    @property
-    def events_per_s(self) -> float:
-        return self.sent / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-
-def simulate(
-    settings: Settings,
-    rate: float = 200.0,
-    duration_s: float | None = 60.0,
-    users: int = 2000,
-    seed: int = 7,
-    *,
-    count: int | None = None,
-    fast: bool = False,
-    start_ms: int | None = None,
-    simulator: ShopperSimulator | None = None,
-    progress: bool | None = None,
-    echo: Callable[[str], Any] | None = print,
-) -> SimulateReport:
-    """Publish simulated shoppers to ``settings.events_topic``: ``count`` events, else ``duration_s`` of them.
-
-    Wall-clock mode sends each event when its timestamp comes (``rate`` events/s, from now; no end if
-    neither ``count`` nor ``duration_s``). ``fast=True`` sends without sleeping; timestamps then start at
-    ``start_ms`` (default: so that the last event is stamped now) and advance at ``rate`` events per
-    simulated second. ``simulator`` replaces the default ``ShopperSimulator(seed, users)``.
-    """
-    sim = simulator or ShopperSimulator(seed=seed, users=users)
-    total = count if count is not None else int(duration_s * rate) if duration_s else None
-    if fast and total is None:
-        raise SimulationError("fast mode needs count or duration_s: it would never end")
-    now_ms = int(time.time() * 1000)
-    if start_ms is None:
-        start_ms = now_ms - int(1000 * total / rate) if fast and total else now_ms
-    bar = ProgressBar(total, enabled=progress)
-    sent, first_ms, last_ms = 0, None, None
-    t0 = time.monotonic()
-    with kafka_bulk.bulk_publisher(settings.kafka_bootstrap) as publisher:
-        try:
-            for ts, event in sim.timed_events(start_ms, rate, total):
-                if not fast:
-                    ahead = t0 + (ts - start_ms) / 1000 - time.monotonic()
-                    if ahead > 0.001:
-                        time.sleep(ahead)
-                kafka_events.publish_event(publisher, settings.events_topic, event, ts)
-                sent += 1
-                first_ms = ts if first_ms is None else first_ms
-                last_ms = ts
-                bar.update(sent)
-            publisher.flush()
-        finally:
-            bar.close(sent)
-    report = SimulateReport(sent, time.monotonic() - t0, first_ms, last_ms)
-    if echo is not None:
-        span = "" if first_ms is None else f", event time {iso_ms(first_ms)} .. {iso_ms(last_ms or first_ms)}"
-        echo(
-            f"sent {sent:,} simulated events to {settings.events_topic} in {report.elapsed_s:.1f} s "
-            f"({report.events_per_s:,.0f}/s){span}"
-        )
-    return report
