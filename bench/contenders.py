@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.baselines import progress as baseline_progress
-from bench.flink_runs import PROGRESS_COUNTERS, BenchCluster, FlinkRest, start_local, stop_local
+from bench.flink_runs import PROGRESS_COUNTERS, BenchCluster, JobProbe, start_local, stop_local
 from settings import PROJECT_ROOT, Settings
 
 
@@ -153,7 +153,7 @@ class RunningFlink(Running):
     def __init__(self, contender: Contender, settings: Settings, scratch: Path,
                  cluster: BenchCluster | None = None) -> None:
         super().__init__(contender)
-        self.rest = FlinkRest(f"http://127.0.0.1:{settings.rest_port}")
+        self.probe = JobProbe(f"http://127.0.0.1:{settings.rest_port}")
         self.cluster = cluster
         self.log = scratch / f"{settings.consumer_group}.log"
         self.job_id: str | None = None
@@ -166,11 +166,11 @@ class RunningFlink(Running):
 
     def processed(self) -> int | None:
         if self.job_id is None:
-            self.job_id = self.rest.running_job()
+            self.job_id = self.probe.running_job()
             if self.job_id is None:
                 return None
         operator, metric = PROGRESS_COUNTERS[self.contender.job]
-        return self.rest.records_into(self.job_id, operator, metric)
+        return self.probe.records_into(self.job_id, operator, metric)
 
     def pids(self) -> list[int]:
         return [self.child.pid] if self.child is not None else self.cluster.pids()  # type: ignore[union-attr]
@@ -179,24 +179,24 @@ class RunningFlink(Running):
         if self.child is not None and self.child.poll() is not None:
             return f"the job process exited with code {self.child.returncode}; log {self.log}:\n{_tail(self.log)}"
         if self.job_id is not None:
-            state = self.rest.job_state(self.job_id)
+            state = self.probe.job_state(self.job_id)
             if state in ("FAILED", "FAILING", "RESTARTING", "CANCELED"):
-                return f"job {self.job_id} is {state}; see {self.rest.url}/#/job/{self.job_id}"
+                return f"job {self.job_id} is {state}; see {self.probe.rest.url}/#/job/{self.job_id}"
         return None
 
     def state_size(self, after_ms: int, timeout_s: float) -> dict | None:
-        return None if self.job_id is None else self.rest.wait_for_checkpoint_after(self.job_id, after_ms, timeout_s)
+        return None if self.job_id is None else self.probe.wait_for_checkpoint_after(self.job_id, after_ms, timeout_s)
 
     def stop(self) -> None:
         if self.child is not None:
-            stop_local(self.child, self.rest, self.job_id)
+            stop_local(self.child, self.probe, self.job_id)
         elif self.job_id is not None:
-            self.rest.cancel(self.job_id)
-            from stack import flink_cluster
+            self.probe.cancel(self.job_id)
+            from stack import flink_jobs
 
             try:
-                flink_cluster.wait_for_job(self.cluster.settings, self.job_id, flink_cluster.TERMINAL_STATES,  # type: ignore[union-attr]
-                                           timeout_s=30, fail_on_restart=False)
+                flink_jobs.wait_for_job(self.cluster.settings, self.job_id, flink_jobs.TERMINAL_STATES,  # type: ignore[union-attr]
+                                        timeout_s=30, fail_on_restart=False)
             except Exception:  # noqa: BLE001 - the cluster is stopped at the end anyway
                 pass
 

@@ -4,13 +4,14 @@
   like ``tailor job run`` (``stack.local_job.run``) plus :data:`BENCH_FLINK_CONFIG`, and runs it
   unbounded on the mini-cluster, REST on ``settings.rest_port``. Its own session, so the gateway
   JVM (and process-mode Python workers) go with it.
-* **Standalone** (:class:`BenchCluster`): ``stack.flink_cluster`` with a home of its own
-  (``<home>/bench-cluster``, so it never touches the cluster another user runs from ``.tailor``),
-  its own JobManager RPC port, and 1 TaskManager x 2 slots or 2 TaskManagers x 1 slot.
+* **Standalone** (:class:`BenchCluster`): ``stack.flink_cluster`` and ``stack.flink_jobs`` with a home
+  of its own (``<home>/bench-cluster``, so it never touches the cluster another user runs from
+  ``.tailor``), its own JobManager RPC port, and 1 TaskManager x 2 slots or 2 TaskManagers x 1 slot.
 
 Progress is Flink's own count of records into ``track_segments`` (``read-records`` of its vertex, summed
-over subtasks) from the REST API; :data:`BENCH_FLINK_CONFIG` makes the REST metrics fresh every 500 ms
-(Flink's default is 10 s, too coarse to time a run).
+over subtasks) from the REST API (``connectors.flink_rest``, read through a forgiving :class:`JobProbe`);
+:data:`BENCH_FLINK_CONFIG` makes the REST metrics fresh every 500 ms (Flink's default is 10 s, too
+coarse to time a run).
 
 >>> sorted(BENCH_FLINK_CONFIG)
 ['metrics.fetcher.update-interval']
@@ -18,74 +19,65 @@ over subtasks) from the REST API; :data:`BENCH_FLINK_CONFIG` makes the REST metr
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
+from bench import floor_job
+from connectors.flink_rest import FlinkRest, FlinkRestError
 from settings import PROJECT_ROOT, Settings
-from stack import flink_cluster, local_job, maven
+from stack import flink_cluster, flink_jobs, local_job, maven
 
 BENCH_FLINK_CONFIG = {"metrics.fetcher.update-interval": "500"}
 KEYED_OPERATOR = "track_segments"
-FLOOR_KEYED_OPERATOR = "floor_keyed"  # bench.floor_job's keyed operator
-BATCHED_SOURCE = "kafka_events_batched"  # bench.floor_job's SQL source
 # Where each embedded job's progress is counted: (vertex name prefix, metric). The batched floor's keyed
 # operator receives batches, so its events are counted leaving the source.
 PROGRESS_COUNTERS = {
     "segmentation": (KEYED_OPERATOR, "read-records"),
-    "floor": (FLOOR_KEYED_OPERATOR, "read-records"),
-    "floor-batched": (f"Source: {BATCHED_SOURCE}", "write-records"),
+    "floor": (floor_job.KEYED_OPERATOR, "read-records"),
+    "floor-batched": (f"Source: {floor_job.BATCHED_SOURCE}", "write-records"),
 }
 
 
-class FlinkRest:
-    """The few REST calls the harness needs, against an explicit URL (never a conf dir's guess)."""
+class JobProbe:
+    """What the harness reads of a contender's job, forgiving: None (or nothing) while the job or its
+    REST API cannot tell, so a sample never fails a run. Against an explicit URL, never a conf dir's guess."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
-
-    def get(self, path: str, timeout: float = 3.0):  # type: ignore[no-untyped-def]
-        with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
-            return json.loads(response.read())
+        self.rest = FlinkRest(url, timeout_s=3)
 
     def running_job(self) -> str | None:
         try:
-            jobs = self.get("/jobs/overview")["jobs"]
-        except (OSError, ValueError):
+            running = [job.job_id for job in self.rest.jobs() if job.state == "RUNNING"]
+        except FlinkRestError:
             return None
-        running = [j["jid"] for j in jobs if j["state"] == "RUNNING"]
         return running[0] if running else None
 
     def job_state(self, job_id: str) -> str | None:
         try:
-            return self.get(f"/jobs/{job_id}")["state"]
-        except (OSError, ValueError):
+            return self.rest.job_overview(job_id).state
+        except FlinkRestError:
             return None
 
     def records_into(self, job_id: str, operator: str = KEYED_OPERATOR, metric: str = "read-records") -> int | None:
         """Records into (``write-records``: out of) the first vertex whose name starts with ``operator``."""
         try:
-            vertices = self.get(f"/jobs/{job_id}")["vertices"]
-        except (OSError, ValueError, KeyError):
+            vertices = self.rest.job(job_id).vertices
+        except FlinkRestError:
             return None
         for vertex in vertices:
-            if vertex["name"].startswith(operator):
-                metrics = vertex.get("metrics", {})
-                return int(metrics[metric]) if metrics.get(f"{metric}-complete", True) else None
+            if vertex.name.startswith(operator):
+                return vertex.total(metric)
         return None
 
     def cancel(self, job_id: str) -> None:
-        request = urllib.request.Request(f"{self.url}/jobs/{job_id}?mode=cancel", method="PATCH")
         try:
-            urllib.request.urlopen(request, timeout=5).read()
-        except OSError:
+            self.rest.cancel(job_id)
+        except FlinkRestError:
             pass
 
     def wait_for_checkpoint_after(self, job_id: str, wall_ms: int, timeout_s: float) -> dict | None:
@@ -93,15 +85,15 @@ class FlinkRest:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
-                latest = (self.get(f"/jobs/{job_id}/checkpoints").get("latest") or {}).get("completed")
-            except (OSError, ValueError):
+                latest = self.rest.latest_checkpoint(job_id)
+            except FlinkRestError:
                 latest = None
-            if latest and latest.get("trigger_timestamp", 0) >= wall_ms:
+            if latest is not None and latest.trigger_timestamp_ms >= wall_ms:
                 return {
-                    "checkpoint_id": latest["id"],
-                    "state_size": latest.get("state_size", 0),
-                    "checkpointed_size": latest.get("checkpointed_size", latest.get("state_size", 0)),
-                    "duration_ms": latest.get("end_to_end_duration"),
+                    "checkpoint_id": latest.checkpoint_id,
+                    "state_size": latest.state_size,
+                    "checkpointed_size": latest.checkpointed_size,
+                    "duration_ms": latest.duration_ms,
                 }
             time.sleep(0.5)
         return None
@@ -121,9 +113,9 @@ def start_local(settings: Settings, log_file: Path, job: str = "segmentation") -
         )
 
 
-def stop_local(child: subprocess.Popen[bytes], rest: FlinkRest, job_id: str | None) -> None:
+def stop_local(child: subprocess.Popen[bytes], probe: JobProbe, job_id: str | None) -> None:
     if job_id is not None and child.poll() is None:
-        rest.cancel(job_id)
+        probe.cancel(job_id)
     try:
         child.wait(timeout=20)
     except subprocess.TimeoutExpired:
@@ -151,11 +143,9 @@ def _run_local(job_name: str) -> int:
     job.flink_configuration = with_bench_keys
     settings = Settings.load()
     if job_name.startswith("floor"):
-        from bench import floor_job
-
         floor_job.run(settings, with_bench_keys(settings, local=True), batched=job_name == "floor-batched")
     else:
-        local_job.run(settings, settings.segments_file)
+        local_job.run(settings, *local_job.job_config(settings))
     return 0
 
 
@@ -184,7 +174,7 @@ class BenchCluster:
         """Submit the job with ``job_settings`` (topics, group, prefix, parallelism, ...) unbounded."""
         run_settings = job_settings.replace(home=self.settings.home, rest_port=self.base.rest_port,
                                             execution_mode=self.settings.execution_mode)
-        return flink_cluster.submit(run_settings, rules_file=job_settings.segments_file)
+        return flink_jobs.submit(run_settings, rules_file=job_settings.segments_file)
 
     def pids(self) -> list[int]:
         st = flink_cluster.status(self.settings)

@@ -3,8 +3,8 @@
 Two listeners run as threads in the harness while a paced simulator (event time = send time) feeds a
 contender:
 
-* :class:`RedisChangeListener` subscribes to the contender's ``<prefix>segment-changes`` pub/sub
-  channel (published in the same pipeline as the audience-set update, so "on the channel" means "in
+* :class:`RedisChangeListener` subscribes to the contender's segment-changes pub/sub channel
+  (published in the same pipeline as the audience-set update, so "on the channel" means "in
   Redis");
 * :class:`KafkaChangeListener` reads the contender's segment-changes topic as a ``read_committed``
   consumer (for the Flink job: visible when the checkpoint covering the change completes).
@@ -25,10 +25,9 @@ import threading
 import time
 
 import orjson
-import redis
-from kafka import KafkaConsumer
 
-from connectors import kafka_events
+from connectors.kafka_events import TopicFollower
+from connectors.redis_reader import Subscription
 
 
 class _Listener(threading.Thread):
@@ -53,22 +52,17 @@ class _Listener(threading.Thread):
 
 
 class RedisChangeListener(_Listener):
-    def __init__(self, host: str, port: int, channel: str) -> None:
+    def __init__(self, host: str, port: int, prefix: str) -> None:
         super().__init__()
-        self.client = redis.Redis(host=host, port=port)
-        self.channel = channel
+        self.channels = Subscription(host, port, prefix, changes=True, recommendations=False)
 
     def run(self) -> None:
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(self.channel)
-        pubsub.get_message(timeout=1.0)  # the subscribe confirmation
         self.ready.set()
         while not self.stopping.is_set():
-            message = pubsub.get_message(timeout=0.2)
+            message = self.channels.get(timeout_s=0.2)
             if message is not None:
-                self._record(message["data"], int(time.time() * 1000))
-        pubsub.close()
-        self.client.close()
+                self._record(message[1], int(time.time() * 1000))
+        self.channels.close()
 
 
 class KafkaChangeListener(_Listener):
@@ -77,28 +71,16 @@ class KafkaChangeListener(_Listener):
 
     def __init__(self, bootstrap: str, topic: str) -> None:
         super().__init__()
-        self.topic = topic
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=None,
-            isolation_level="read_committed",
-            enable_auto_commit=False,
-            fetch_max_wait_ms=20,
-            metrics_enabled=False,
-        )
+        self.follower = TopicFollower(bootstrap, topic, wait_s=30.0)
 
     def run(self) -> None:
-        assigned = kafka_events.assign_all_partitions(self.consumer, self.topic, wait_s=30.0)
-        self.consumer.seek_to_end(*assigned)
-        for tp in assigned:
-            self.consumer.position(tp)  # resolve "end" now, before the producer starts
         self.ready.set()
         while not self.stopping.is_set():
-            for batch in self.consumer.poll(timeout_ms=200).values():
-                received = int(time.time() * 1000)
-                for record in batch:
-                    self._record(record.value, received)
-        self.consumer.close()
+            records = self.follower.poll(timeout_s=0.2)
+            received = int(time.time() * 1000)
+            for record in records:
+                self._record(record.value, received)
+        self.follower.close()
 
 
 def percentiles(observations: list[tuple[int, int]]) -> dict:

@@ -15,13 +15,12 @@ True
 
 from __future__ import annotations
 
-import json
 import os
 import random
-import urllib.request
 from pathlib import Path
 
-import redis
+from connectors.flink_rest import FlinkRest, FlinkRestError
+from connectors.redis_reader import RedisReader
 
 _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -96,26 +95,20 @@ def _kind(pid: int, comm: str) -> str:
     return "other"
 
 
-def redis_bytes_per_user(client: redis.Redis, prefix: str, sample: int = 2_000) -> dict:
+def redis_bytes_per_user(stored: RedisReader, sample: int = 2_000) -> dict:
     """``MEMORY USAGE`` of one contender's Redis keys, per user (user = one profile hash).
 
     Profiles: a random sample of up to ``sample`` keys, scaled to all; audience sets: every one, exactly
     (a set holds many users, so its bytes are shared among them). Key names are included: they are
     part of what a user costs.
     """
-    profiles = [k for k in client.scan_iter(match=f"{prefix}profile:*", count=5_000)]
-    segments = [k for k in client.scan_iter(match=f"{prefix}segment:*", count=1_000)]
+    profiles = stored.profile_keys()
     if not profiles:
         return {"users": 0, "profile_bytes": 0, "audience_bytes": 0, "bytes_per_user": None}
     picked = random.Random(0).sample(profiles, min(sample, len(profiles)))
-    pipe = client.pipeline(transaction=False)
-    for key in picked:
-        pipe.memory_usage(key, samples=0)
-    sampled = [b or 0 for b in pipe.execute()]
+    sampled = stored.memory_usage(picked)
     profile_bytes = sum(sampled) / len(sampled) * len(profiles)
-    for key in segments:
-        pipe.memory_usage(key, samples=0)
-    audience_bytes = sum(b or 0 for b in pipe.execute())
+    audience_bytes = sum(stored.memory_usage(stored.segment_keys()))
     return {
         "users": len(profiles),
         "profile_bytes": round(profile_bytes),
@@ -124,36 +117,25 @@ def redis_bytes_per_user(client: redis.Redis, prefix: str, sample: int = 2_000) 
     }
 
 
-def delete_prefix(client: redis.Redis, prefix: str) -> int:
+def delete_prefix(stored: RedisReader) -> int:
     """Remove one contender's keys (bench prefixes only) so repeated runs do not fill the shared Redis."""
-    if not prefix.startswith("bench-"):
-        raise ValueError(f"refusing to delete keys outside a bench prefix: {prefix!r}")
-    deleted = 0
-    batch = []
-    for key in client.scan_iter(match=f"{prefix}*", count=5_000):
-        batch.append(key)
-        if len(batch) >= 1_000:
-            deleted += client.unlink(*batch)
-            batch = []
-    if batch:
-        deleted += client.unlink(*batch)
-    return deleted
+    if not stored.keys.prefix.startswith("bench-"):
+        raise ValueError(f"refusing to delete keys outside a bench prefix: {stored.keys.prefix!r}")
+    return stored.delete_all()
 
 
 def flink_state_bytes(rest_url: str, job_id: str) -> dict | None:
     """Size of the job's latest completed checkpoint (full and, if incremental, checkpointed bytes)."""
     try:
-        with urllib.request.urlopen(f"{rest_url}/jobs/{job_id}/checkpoints", timeout=5) as r:
-            info = json.loads(r.read())
-    except OSError:
+        latest = FlinkRest(rest_url, timeout_s=5).latest_checkpoint(job_id)
+    except FlinkRestError:
         return None
-    latest = (info.get("latest") or {}).get("completed")
-    if not latest:
+    if latest is None:
         return None
     return {
-        "checkpoint_id": latest["id"],
-        "state_size": latest.get("state_size", 0),
-        "checkpointed_size": latest.get("checkpointed_size", latest.get("state_size", 0)),
-        "trigger_timestamp": latest.get("latest_ack_timestamp") or latest.get("trigger_timestamp"),
-        "duration_ms": latest.get("end_to_end_duration"),
+        "checkpoint_id": latest.checkpoint_id,
+        "state_size": latest.state_size,
+        "checkpointed_size": latest.checkpointed_size,
+        "trigger_timestamp": latest.latest_ack_timestamp_ms or latest.trigger_timestamp_ms,
+        "duration_ms": latest.duration_ms,
     }

@@ -4,12 +4,12 @@ Replays seeded simulator events (already serialized, as they arrive from Kafka) 
 paths under pyinstrument and prints µs per event and the hot spots:
 
 * ``job`` -- what the Flink job's Python does per event: ``NormalizeEvents`` (normalize + wire
-  encode) and ``TrackSegments`` (wire decode, profile-state decode, ``ProfileTracker``, next deadline,
-  state encode, change encode), with a dict standing in for Flink's ValueState and no Redis. The
+  encode) and ``TrackSegments`` (wire decode, then the job's per-user step on state kept encoded, as
+  in Flink's ValueState: decode, ``SegmentationStep``, encode), timers fired at the watermark, no Redis. The
   JVM <-> Python crossings of thread mode (PEMJA) are *not* in here: compare µs/event with the job's
   measured rate to see how much of the time is crossings.
-* ``baseline`` -- the plain consumer's :class:`bench.baselines.segmenter.Segmenter` (objects kept in
-  a dict, no state codec), no Redis.
+* ``baseline`` -- the plain consumer's ``operators.segmenter.Segmenter`` (the same step, profiles kept as
+  objects in a dict, no state codec), no Redis.
 
 >>> from settings import Settings
 >>> us = replay_job_path(_events(200), Settings.load(environ={}))
@@ -24,13 +24,12 @@ import time
 import orjson
 import yaml
 
-from bench.baselines.segmenter import Segmenter
 from evaluation.simulator import ShopperSimulator
 from operators.normalize import InvalidEvent, normalize
-from operators.profile_tracker import ProfileTracker
 from operators.segment_rules import SegmentRules
+from operators.segmenter import EncodedProfileStore, Segmenter
 from settings import Settings
-from state_schemas import events, profile_state, segment_change
+from state_schemas import events
 
 
 def profile_per_event_path(settings: Settings, events: int = 100_000, path: str = "job", out=print) -> float:  # type: ignore[no-untyped-def]
@@ -51,8 +50,7 @@ def profile_per_event_path(settings: Settings, events: int = 100_000, path: str 
 
 def replay_job_path(payloads: list[bytes], settings: Settings) -> float:
     """The job's per-event Python work (see module doc); returns µs per event."""
-    tracker = ProfileTracker(_rules(settings))
-    store: dict[str, str] = {}
+    segmenter = Segmenter(_rules(settings), settings.out_of_orderness_ms, store=EncodedProfileStore())
     t0 = time.perf_counter()
     for raw in payloads:
         try:  # NormalizeEvents.process_element
@@ -60,24 +58,14 @@ def replay_job_path(payloads: list[bytes], settings: Settings) -> float:
         except InvalidEvent:
             continue
         wire = events.to_wire(event).decode()
-        # TrackSegments.process_element
-        event = events.from_wire(wire)
-        stored = store.get(event.user_key)
-        state = None if stored is None else profile_state.decode(stored)
-        if tracker.is_duplicate(state, event):
-            continue
-        state, changes = tracker.process_one(state, event)
-        deadline = tracker.next_deadline(state)
-        if deadline is not None and (not state.timer_at or deadline < state.timer_at):
-            state.timer_at = deadline
-        store[event.user_key] = profile_state.encode(state).decode()
-        now = int(time.time() * 1000)
-        [segment_change.encode(c, now).decode() for c in changes]
+        # TrackSegments.process_element: the same step, state kept encoded as in Flink
+        for emitted in segmenter.process_event(events.from_wire(wire)):
+            emitted.payload.decode()
     return (time.perf_counter() - t0) / max(len(payloads), 1) * 1e6
 
 
 def replay_baseline_path(payloads: list[bytes], settings: Settings) -> float:
-    segmenter = Segmenter(_rules(settings), redis_writer=None, out_of_orderness_ms=settings.out_of_orderness_ms)
+    segmenter = Segmenter(_rules(settings), settings.out_of_orderness_ms)
     t0 = time.perf_counter()
     for raw in payloads:
         segmenter.process(raw)

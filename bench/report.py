@@ -92,7 +92,7 @@ def plots(results: dict, stem: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(8, 0.5 + 0.45 * len(rows)))
         labels = [f"{r['contender']} ({r['workload']})" for r in rows]
         bars = ax.barh(labels, [r["events_per_s"] for r in rows], color="#4C72B0")
-        for bar, r in zip(bars, rows):
+        for bar, r in zip(bars, rows, strict=True):
             if not r.get("complete"):
                 bar.set_hatch("//")
         ax.invert_yaxis()

@@ -33,13 +33,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import redis
-
 import stack
 from bench import contenders as contenders_mod
 from bench import latency, measure, report, workloads
 from bench.contenders import Contender, Running
 from bench.flink_runs import BenchCluster
+from connectors.redis_reader import RedisReader
 from settings import PROJECT_ROOT, Settings
 from stack import process, topics
 
@@ -71,8 +70,8 @@ class BenchOptions:
     @classmethod
     def smoke(cls, **changes) -> BenchOptions:  # type: ignore[no-untyped-def]
         """Tiny sizes: seconds per contender; checks the harness, not the engine."""
-        base = dict(events=3_000, users=300, items=500, taobao_events=3_000, max_seconds=60.0,
-                    latency_fractions=(0.5,), latency_seconds=4.0, latency_warmup_s=1.0, name="smoke")
+        base = {"events": 3_000, "users": 300, "items": 500, "taobao_events": 3_000, "max_seconds": 60.0,
+                "latency_fractions": (0.5,), "latency_seconds": 4.0, "latency_warmup_s": 1.0, "name": "smoke"}
         return cls(**{**base, **changes})
 
 
@@ -83,7 +82,6 @@ class _Bench:
     tag: str
     scratch: Path
     out: object
-    redis: redis.Redis
     infra_pids: list[int]
     cluster: BenchCluster | None = None
     created_topics: list[str] = field(default_factory=list)
@@ -100,8 +98,7 @@ def run_bench(settings: Settings, options: BenchOptions, out=print) -> dict:  # 
     scratch = settings.home / "bench" / tag
     scratch.mkdir(parents=True, exist_ok=True)
     infra = [p for p in (process.listener_pid(settings.kafka_port), process.listener_pid(settings.redis_port)) if p]
-    b = _Bench(settings, options, tag, scratch, out, redis.Redis(host=settings.redis_host, port=settings.redis_port),
-               infra)
+    b = _Bench(settings, options, tag, scratch, out, infra)
     results: dict = {
         "schema": report.SCHEMA,
         "name": options.name,
@@ -153,7 +150,7 @@ def run_bench(settings: Settings, options: BenchOptions, out=print) -> dict:  # 
 def _load(b: _Bench, kind: str) -> workloads.Workload:
     topic = f"{b.tag}.{kind}.events"
     b.created_topics.append(topic)
-    say = lambda line: b.out(line)  # noqa: E731
+    say = b.out
     if kind == "simulated":
         o = b.options
         b.out(f"bench: loading {o.events:,} simulated events ({o.users:,} users, {o.items:,} items) into {topic}")
@@ -184,7 +181,6 @@ def _contender_settings(b: _Bench, contender: Contender, run: str, events_topic:
 
 # -- throughput --------------------------------------------------------------------------------------
 def _throughput_run(b: _Bench, contender: Contender, workload: workloads.Workload) -> dict:
-    o = b.options
     s = _contender_settings(b, contender, workload.kind, workload.topic)
     result: dict = {"contender": contender.id, "workload": workload.kind, "events": workload.events}
     b.out(f"bench: [{contender.id}] {contender.label} on {workload.kind} ({workload.events:,} events) ...")
@@ -230,9 +226,10 @@ def _throughput_run(b: _Bench, contender: Contender, workload: workloads.Workloa
         if running is not None:
             running.stop()
     time.sleep(0.3)  # the last Redis pipeline of a stopped contender
-    result["redis"] = measure.redis_bytes_per_user(b.redis, s.redis_prefix)
-    if not b.options.keep:
-        measure.delete_prefix(b.redis, s.redis_prefix)
+    with _stored(s) as stored:
+        result["redis"] = measure.redis_bytes_per_user(stored)
+        if not b.options.keep:
+            measure.delete_prefix(stored)
     return result
 
 
@@ -317,7 +314,7 @@ def _latency_run(b: _Bench, contender: Contender, max_rate: float) -> dict:
         tree = measure.ProcessTreeSampler(running.pids())
         _wait_for_start(b, running, tree, t_launch, until_records=False)
         listeners = [
-            latency.RedisChangeListener(s.redis_host, s.redis_port, f"{s.redis_prefix}segment-changes"),
+            latency.RedisChangeListener(s.redis_host, s.redis_port, s.redis_prefix),
             latency.KafkaChangeListener(s.kafka_bootstrap, s.segment_changes_topic),
         ]
         for listener in listeners:
@@ -355,7 +352,8 @@ def _latency_run(b: _Bench, contender: Contender, max_rate: float) -> dict:
         if running is not None:
             running.stop()
         if not o.keep:
-            measure.delete_prefix(b.redis, s.redis_prefix)
+            with _stored(s) as stored:
+                measure.delete_prefix(stored)
     return result
 
 
@@ -369,6 +367,11 @@ def _drain(running: Running, total: int, timeout_s: float) -> bool:
 
 
 # -- helpers -----------------------------------------------------------------------------------------
+def _stored(s: Settings) -> RedisReader:
+    """What a contender wrote to Redis (its own prefix)."""
+    return RedisReader(s.redis_host, s.redis_port, s.redis_prefix)
+
+
 def _raise_interrupt(*_args) -> None:  # type: ignore[no-untyped-def]
     raise KeyboardInterrupt("SIGTERM")
 

@@ -155,7 +155,7 @@ class BulkPublisher:
     def _count_partitions(self, topic: str) -> int:
         try:
             partitions = self._call(self._partitions_of(topic), timeout=15)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever the client raises, the caller sees Kafka unavailable
             raise KafkaUnavailable(f"cannot read topic metadata from {self.bootstrap}: {exc!r}") from None
         if not partitions:
             raise KafkaUnavailable(
@@ -196,7 +196,7 @@ class BulkPublisher:
                     batch = self._shipped[slot].popleft()
                 delivered = await self._producer.send_batch(batch, slot[0], partition=slot[1])
             await delivered
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure of a batch counts it as not stored
             with self._acked:
                 self._failed += batch.record_count() if batch is not None else 0
                 self._errors.append(exc)
@@ -232,7 +232,7 @@ class BulkPublisher:
         )
         try:
             await producer.start()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever start() raises, Kafka is unavailable to the caller
             await producer.stop()
             raise KafkaUnavailable(
                 f"cannot reach Kafka on {self.bootstrap} ({exc}): start the local stack (stack.up)"

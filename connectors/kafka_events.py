@@ -19,10 +19,13 @@ Two publishers, both accepted by the ``publish_*`` helpers (same ``send`` signat
 
 - :func:`event_producer`: a kafka-python ``KafkaProducer``; per-record futures. kafka-python builds
   records in pure Python: ~50 µs of CPU per record, so one process tops out near 15k records/s here.
-- :class:`connectors.kafka_bulk.BulkPublisher`: for files and simulations. Builds record batches in the caller's thread with
-  aiokafka's compiled batch builder (~3 µs per record) and ships them through an aiokafka producer on
-  a private event-loop thread; same partitioning (murmur2 of the key), acks=all, idempotence and
-  per-partition order. Delivery errors surface on ``flush``.
+- :class:`connectors.kafka_bulk.BulkPublisher`: for files and simulations. Builds record batches in the
+  caller's thread with aiokafka's compiled batch builder (~3 µs per record) and ships them through an
+  aiokafka producer on a private event-loop thread; same partitioning (murmur2 of the key), acks=all,
+  idempotence and per-partition order. Delivery errors surface on ``flush``.
+
+Two readers, neither in a consumer group: :func:`read_topic` (what a topic holds now, or the last
+records of each partition) and :class:`TopicFollower` (what reaches it from now on).
 
 kafka-python checksums batches with CRC-32C in pure Python (~0.3 µs per byte) unless the ``crc32c``
 package is installed, which is why it is a dependency.
@@ -37,7 +40,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -47,6 +50,9 @@ from kafka.errors import KafkaError
 from operators.normalize import epoch_ms
 from settings.errors import TailorError
 from state_schemas import dead_letter
+
+if TYPE_CHECKING:
+    from connectors.kafka_bulk import BulkPublisher
 
 _TIME_FIELDS = ("timestamp", "originalTimestamp", "sentAt")
 
@@ -190,45 +196,86 @@ def read_topic(
     topic: str,
     isolation: str = "read_committed",
     timeout_s: float = 10.0,
-    from_beginning: bool = True,
+    tail: int | None = None,
 ) -> list[TopicRecord]:
     """Every record in ``topic`` now, sorted by (partition, offset); no consumer group, no commits.
 
-    Assigns all partitions, seeks to the beginning and reads until the end offsets taken at the start.
-    Under ``read_committed`` those end offsets are the last stable offsets (the broker answers
-    ListOffsets with the LSO), so open transactions do not make the read wait and aborted records are
-    skipped. With ``from_beginning=False`` it instead tails the topic for ``timeout_s`` seconds and
-    returns what arrived. Raises :class:`KafkaUnavailable` if the topic does not exist or the read
-    does not finish within ``timeout_s``.
+    Assigns all partitions, seeks to the beginning (with ``tail``: to the last ``tail`` offsets of each
+    partition) and reads until the end offsets taken at the start. Under ``read_committed`` those end
+    offsets are the last stable offsets (the broker answers ListOffsets with the LSO), so open
+    transactions do not make the read wait and aborted records are skipped (their offsets, like those of
+    transaction markers, still count towards ``tail``). Raises :class:`KafkaUnavailable` if the topic
+    does not exist or the read does not finish within ``timeout_s``.
     """
-    try:
-        consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap,
-            client_id=f"tailor-read-topic-{uuid.uuid4().hex[:8]}",
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level=isolation,
-            metrics_enabled=False,
-            bootstrap_timeout_ms=10_000,
-        )
-    except KafkaError as exc:
-        raise KafkaUnavailable(
-            f"cannot reach Kafka on {bootstrap} ({exc}): start the local stack (stack.up)"
-        ) from None
+    consumer = _consumer(bootstrap, "tailor-read-topic", isolation)
     try:
         tps = assign_all_partitions(consumer, topic)
         deadline = time.monotonic() + timeout_s
-        if from_beginning:
+        end = consumer.end_offsets(tps)
+        if tail is None:
             consumer.seek_to_beginning()
-            records = _read_to(consumer, consumer.end_offsets(tps), deadline)
         else:
-            consumer.seek_to_end()
-            records = _read_until(consumer, deadline)
+            start = consumer.beginning_offsets(tps)
+            for tp in tps:
+                consumer.seek(tp, max(start[tp], end[tp] - tail))
+        records = _read_to(consumer, end, deadline)
     except KafkaError as exc:
         raise KafkaUnavailable(f"reading {topic!r} from {bootstrap} failed: {exc}") from None
     finally:
         consumer.close()
     return sorted(records, key=lambda r: (r.partition, r.offset))
+
+
+class TopicFollower:
+    """The records that reach ``topic`` from now on, every partition; no consumer group, no commits.
+
+    The end of each partition is resolved before the constructor returns, so nothing published after
+    that is missed. Fetches return as soon as a record is there (20 ms wait, not kafka-python's 500):
+    followers time arrivals. Raises :class:`KafkaUnavailable` if the topic does not appear within
+    ``wait_s``.
+    """
+
+    def __init__(
+        self, bootstrap: str, topic: str, isolation: str = "read_committed", wait_s: float = 30.0
+    ) -> None:
+        self._consumer = _consumer(bootstrap, "tailor-follow", isolation, fetch_max_wait_ms=20)
+        try:
+            assigned = assign_all_partitions(self._consumer, topic, wait_s)
+            self._consumer.seek_to_end(*assigned)
+            for tp in assigned:
+                self._consumer.position(tp)
+        except KafkaError as exc:
+            self._consumer.close()
+            raise KafkaUnavailable(f"following {topic!r} on {bootstrap} failed: {exc}") from None
+        except BaseException:
+            self._consumer.close()
+            raise
+
+    def poll(self, timeout_s: float) -> list[TopicRecord]:
+        """What arrived, in offset order per partition; empty if nothing did within ``timeout_s``."""
+        batches = self._consumer.poll(timeout_ms=max(1, int(timeout_s * 1000)))
+        return [_record(r) for batch in batches.values() for r in batch]
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def _consumer(bootstrap: str, name: str, isolation: str, **overrides: Any) -> KafkaConsumer:
+    try:
+        return KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            client_id=f"{name}-{uuid.uuid4().hex[:8]}",
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level=isolation,
+            metrics_enabled=False,
+            bootstrap_timeout_ms=10_000,
+            **overrides,
+        )
+    except KafkaError as exc:
+        raise KafkaUnavailable(
+            f"cannot reach Kafka on {bootstrap} ({exc}): start the local stack (stack.up)"
+        ) from None
 
 
 def _read_to(consumer: KafkaConsumer, end: dict[TopicPartition, int], deadline: float) -> list[TopicRecord]:
@@ -246,14 +293,6 @@ def _read_to(consumer: KafkaConsumer, end: dict[TopicPartition, int], deadline: 
         for tp, batch in consumer.poll(timeout_ms=max(1, int(min(left, 0.5) * 1000))).items():
             records.extend(_record(r) for r in batch if r.offset < end[tp])
         behind = {tp for tp in behind if consumer.position(tp) < end[tp]}
-    return records
-
-
-def _read_until(consumer: KafkaConsumer, deadline: float) -> list[TopicRecord]:
-    records: list[TopicRecord] = []
-    while (left := deadline - time.monotonic()) > 0:
-        for batch in consumer.poll(timeout_ms=max(1, int(min(left, 0.5) * 1000))).values():
-            records.extend(_record(r) for r in batch)
     return records
 
 

@@ -1,15 +1,6 @@
 """Redis view of the segmentation output: what downstream services read.
 
-Keys (``prefix`` defaults to ``tailor:``)::
-
-    {prefix}profile:{user_id}     HASH  segments (comma-separated, rule order), last_seen, sessions_total,
-                                        purchases_total, updated_at (event time of the last change);
-                                        cluster (the ML segment; written by the model hub)
-    {prefix}segment:{segment}     SET   the user ids currently in the segment (the live audience), for
-                                        rule segments and ML segments (clusters) alike
-    {prefix}recs:{user_id}        STRING the user's latest tailor.recommendation/1 JSON
-    {prefix}segment-changes       pub/sub channel: every tailor.segment_change/1 as JSON, as it happens
-    {prefix}recommendations       pub/sub channel: every tailor.recommendation/1 as JSON
+Keys and channels as in :mod:`connectors.redis_keys` (``prefix`` defaults to ``tailor:``).
 
 Every write is absolute (HSET of profile fields, SADD on enter, SREM on exit, SET of recs), so replaying the same
 changes after a failure converges to the same keys. Redis is not transactional with Flink checkpoints:
@@ -25,6 +16,7 @@ from collections.abc import Iterable
 
 import redis
 
+from connectors.redis_keys import RedisKeys
 from state_schemas.profile_state import ProfileState
 from state_schemas.segment_change import ENTER, SegmentChange
 
@@ -33,7 +25,7 @@ class RedisAudienceWriter:
     def __init__(
         self, host: str, port: int, prefix: str = "tailor:", max_batch: int = 500, max_delay_ms: int = 20
     ) -> None:
-        self.prefix = prefix
+        self.keys = RedisKeys(prefix)
         self.max_batch = max_batch
         self.max_delay_ms = max_delay_ms
         self._client = redis.Redis(host=host, port=port, socket_timeout=10, socket_connect_timeout=5)
@@ -41,35 +33,19 @@ class RedisAudienceWriter:
         self._pending = 0
         self._oldest_ms = 0.0
 
-    # Key names in one place so readers (CLI, tests, services) agree with the writer.
-    def profile_key(self, user_id: str) -> str:
-        return f"{self.prefix}profile:{user_id}"
-
-    def segment_key(self, segment: str) -> str:
-        return f"{self.prefix}segment:{segment}"
-
-    def recommendations_key(self, user_id: str) -> str:
-        return f"{self.prefix}recs:{user_id}"
-
-    @property
-    def changes_channel(self) -> str:
-        return f"{self.prefix}segment-changes"
-
-    @property
-    def recommendations_channel(self) -> str:
-        return f"{self.prefix}recommendations"
-
     @property
     def pending(self) -> int:
         return self._pending
 
-    def write(self, user_id: str, state: ProfileState, changes: Iterable[SegmentChange], encoded: Iterable[bytes]) -> None:
+    def write(
+        self, user_id: str, state: ProfileState, changes: Iterable[SegmentChange], encoded: Iterable[bytes]
+    ) -> None:
         """Queue the audience updates and the profile snapshot for one user's changes."""
         pipe = self._pipe
         self._start_batch()
         last_time = self._queue_changes(user_id, changes, encoded)
         pipe.hset(
-            self.profile_key(user_id),
+            self.keys.profile(user_id),
             mapping={
                 "segments": ",".join(state.segments),
                 "last_seen": state.last_seen,
@@ -87,15 +63,15 @@ class RedisAudienceWriter:
         """Queue ML segment (cluster) changes: audience sets, pub/sub, and the profile's ``cluster`` field."""
         self._start_batch()
         self._queue_changes(user_id, changes, encoded)
-        self._pipe.hset(self.profile_key(user_id), "cluster", cluster or "")
+        self._pipe.hset(self.keys.profile(user_id), "cluster", cluster or "")
         self._pending += 1
         self._flush_if_due()
 
     def write_recommendations(self, user_id: str, payload: bytes) -> None:
         """Queue a user's new top-K (the whole tailor.recommendation/1 record replaces the old one)."""
         self._start_batch()
-        self._pipe.set(self.recommendations_key(user_id), payload)
-        self._pipe.publish(self.recommendations_channel, payload)
+        self._pipe.set(self.keys.recommendations(user_id), payload)
+        self._pipe.publish(self.keys.recommendations_channel, payload)
         self._pending += 2
         self._flush_if_due()
 
@@ -106,13 +82,13 @@ class RedisAudienceWriter:
     def _queue_changes(self, user_id: str, changes: Iterable[SegmentChange], encoded: Iterable[bytes]) -> int:
         """SADD/SREM + publish per change; returns the event time of the last one."""
         last_time = 0
-        for change, payload in zip(changes, encoded):
-            key = self.segment_key(change.segment)
+        for change, payload in zip(changes, encoded, strict=True):
+            key = self.keys.segment(change.segment)
             if change.change == ENTER:
                 self._pipe.sadd(key, user_id)
             else:
                 self._pipe.srem(key, user_id)
-            self._pipe.publish(self.changes_channel, payload)
+            self._pipe.publish(self.keys.changes_channel, payload)
             last_time = change.event_time
             self._pending += 2
         return last_time

@@ -129,7 +129,7 @@ def iso_from_seconds(seconds: int) -> str:
     >>> iso_from_seconds(1511658000)
     '2017-11-26T01:00:00.000Z'
     """
-    return "%04d-%02d-%02dT%02d:%02d:%02d.000Z" % time.gmtime(seconds)[:6]
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(seconds))
 
 
 def _check_ids(*values: str) -> str | None:

@@ -1,9 +1,10 @@
 """``tailor evaluate clusters``: compare KMeans, STREAMKMeans and DBSTREAM as ML segments on Taobao.
 
-The replay runs the job's own code: Taobao rows -> ``operators.normalize`` -> ``ProfileTracker`` (the
-rules in config/segments.yaml, so features see the same sessions) -> ``update_stats`` /
-``behavior_features`` -> ``BehaviorClusterer.learn_one`` then ``predict_one`` -> ``cluster_changes``,
-event by event. For each algorithm (the ``clustering:`` settings of config/models.yaml, algorithm swapped):
+The replay runs the job's own code: Taobao rows -> ``operators.normalize`` -> the job's per-user step
+(``operators.segmentation_step``, the rules in config/segments.yaml, so features see the same sessions;
+its model input carries the behavior features) -> ``BehaviorClusterer.learn_one`` then ``predict_one``
+-> ``cluster_changes``, event by event. For each algorithm (the ``clustering:`` settings of
+config/models.yaml, algorithm swapped):
 
 * **silhouette** of the final model's assignment of every user's latest feature vector (z-scaled), on a
   seeded sample of users (exact silhouette is quadratic);
@@ -35,15 +36,16 @@ from typing import Any
 
 import numpy as np
 import orjson
-import yaml
 
 from operators.behavior_clusters import BehaviorClusterer, ClusteringConfig
-from operators.behavior_features import FEATURE_NAMES, BehaviorStats, behavior_features, update_stats
+from operators.behavior_features import FEATURE_NAMES
 from operators.cluster_segments import cluster_changes
+from operators.models_config import ModelsConfig
 from operators.normalize import InvalidEvent, normalize
-from operators.profile_tracker import ProfileTracker
 from operators.segment_rules import SegmentRules
+from operators.segmentation_step import SegmentationStep
 from settings import PROJECT_ROOT
+from settings.progress import Bar, progress_bar
 
 HELP = "ML segments on Taobao: KMeans vs STREAMKMeans vs DBSTREAM (silhouette, speed, stability)"
 TAOBAO = PROJECT_ROOT.parent / "shared" / "data" / "taobao" / "user_behavior_sample.csv"
@@ -64,8 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Any) -> int:
     from evaluation import RESULTS_DIR
 
-    models = yaml.safe_load(Path(settings.models_file).read_text()) or {}
-    base = ClusteringConfig.from_dict(models.get("clustering") or {})
+    base = ModelsConfig.from_yaml(settings.models_file).clustering
     rules = SegmentRules.from_yaml(settings.segments_file)
     algorithms = [a.strip() for a in args.algorithms.split(",") if a.strip()]
     if unknown := set(algorithms) - set(ALGORITHMS):
@@ -75,11 +76,16 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         print(f"error: {args.data} does not exist (see ../shared/data/README.md)", file=sys.stderr)
         return 2
     print(f"replaying {args.data} through the profile tracker ...", file=sys.stderr)
-    stream, rejected = feature_stream(args.data, rules, args.limit, progress=_progress("features"))
+    with progress_bar(None, "features", "rows") as bar:  # rows read, reported every 5,000: no total to reach
+        stream, rejected = feature_stream(args.data, rules, args.limit, progress=_advance(bar))
     print(f"{len(stream):,} events, {len({u for u, _, _ in stream}):,} users, {rejected} rows rejected",
           file=sys.stderr)
-    results = [evaluate(dataclasses.replace(base, algorithm=a), stream, args.sample, progress=_progress(a))
-               for a in algorithms]
+    results = []
+    for a in algorithms:
+        with progress_bar(len(stream), a) as bar:
+            config = dataclasses.replace(base, algorithm=a)
+            results.append(evaluate(config, stream, args.sample, progress=_advance(bar)))
+            bar.update(len(stream) - bar.n)
     report = {"data": str(args.data), "events": len(stream), "rejected_rows": rejected,
               "config": dataclasses.asdict(base), "results": results}
     table = markdown(report)
@@ -101,9 +107,8 @@ def feature_stream(
     """Every good row as (user, time, features), exactly as the rule operator computes them; + rejects."""
     from connectors.taobao_csv import TaobaoEvent, read_taobao
 
-    tracker = ProfileTracker(rules)
+    step = SegmentationStep(rules, model_inputs=True)
     states: dict[str, Any] = {}
-    stats: dict[str, BehaviorStats] = {}
     stream: list[FeatureEvent] = []
     rejected = 0
     for n, row in enumerate(read_taobao(path), start=1):
@@ -118,12 +123,11 @@ def feature_stream(
             rejected += 1
             continue
         user = event.user_key
-        if tracker.is_duplicate(states.get(user), event):
-            continue
-        state, _ = tracker.process_one(states.get(user), event)
-        states[user] = state
-        stats[user] = update_stats(stats.get(user), event, state)
-        stream.append((user, event.timestamp, behavior_features(stats[user], state, event.timestamp)))
+        out = step.on_event(states.get(user), event, emit_time=0)
+        if out is None or out.model_input is None:
+            continue  # a duplicate
+        states[user] = out.state
+        stream.append((user, event.timestamp, dict(zip(FEATURE_NAMES, out.model_input.features, strict=True))))
         if progress and n % 5_000 == 0:
             progress(n, limit)
     return stream, rejected
@@ -312,12 +316,11 @@ def plot(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def _progress(label: str) -> Callable[[int, int], None]:
-    start = time.monotonic()
+def _advance(bar: Bar) -> Callable[[int, int], None]:
+    """A replay's progress callback (done so far, total) drawn on ``bar``."""
 
-    def show(done: int, total: int) -> None:
-        of = f"/{total:,}" if total else ""
-        print(f"\r  {label}: {done:,}{of} ({time.monotonic() - start:.0f}s)", end="", file=sys.stderr, flush=True)
+    def show(done: int, _total: int) -> None:
+        bar.update(done - bar.n)
 
     return show
 

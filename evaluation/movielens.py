@@ -18,14 +18,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from evaluation import RESULTS_DIR
 from evaluation.plots import line_plot
-from evaluation.replay_metrics import Progress, RatingErrors, markdown_table, print_table, write_results
+from evaluation.replay_metrics import RatingErrors, markdown_table, print_table, write_results
 from evaluation.taobao import config_with
 from operators.matrix_factorization import MatrixFactorization
+from operators.models_config import ModelsConfig, merge_sections
 from settings import PROJECT_ROOT, Settings
+from settings.progress import progress_bar
 
 HELP = "MovieLens-100K: RMSE / MAE of online matrix factorization (anchor: River BiasedMF 0.9479)"
 DATA = PROJECT_ROOT.parent / "shared" / "data" / "movielens-100k"
@@ -54,14 +54,8 @@ def read_ratings(directory: Path = DATA, limit: int | None = None) -> list[tuple
 
 def movielens_section(settings: Settings) -> dict[str, Any]:
     """``recommendations`` of models.yaml with its ``movielens`` block merged over it (section by section)."""
-    models = yaml.safe_load(Path(settings.models_file).read_text()) or {}
-    merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (models.get("recommendations") or {}).items()}
-    for key, value in (models.get("movielens") or {}).items():
-        if isinstance(value, dict):
-            merged.setdefault(key, {}).update(value)
-        else:
-            merged[key] = value
-    return merged
+    models = ModelsConfig.from_yaml(settings.models_file)
+    return merge_sections(models.section("recommendations"), models.section("movielens"))
 
 
 def mf_params(config: Any) -> dict[str, Any]:
@@ -73,15 +67,17 @@ def replay(ratings: list[tuple[str, str, float, int]], params: dict[str, Any], l
     """Test-then-learn with the Tailor operator; RMSE/MAE, a running-RMSE curve and µs per rating."""
     mf = MatrixFactorization(**params, y_min=1.0, y_max=5.0)
     errors, curve = RatingErrors(), []
-    progress = Progress(f"movielens {label}", len(ratings), quiet=quiet)
+    bar = progress_bar(len(ratings), f"movielens {label}", "ratings", enabled=False if quiet else None)
     start = time.perf_counter()
     for n, (user, item, rating, _) in enumerate(ratings, start=1):
         errors.update(mf.predict_one(user, item), rating)
         mf.learn_one(user, item, rating)
         if n % curve_every == 0:
             curve.append((n, errors.rmse))
-            progress.update(n, f"RMSE {errors.rmse:.4f}")
-    progress.done()
+            bar.set_postfix_str(f"RMSE {errors.rmse:.4f}", refresh=False)
+            bar.update(n - bar.n)
+    bar.update(len(ratings) - bar.n)
+    bar.close()
     us = 1e6 * (time.perf_counter() - start) / max(1, len(ratings))
     return {"rmse": errors.rmse, "mae": errors.mae, "ratings": errors.n, "us_per_rating": us, "curve": curve}
 
@@ -99,7 +95,7 @@ def replay_river(ratings: list[tuple[str, str, float, int]], quiet: bool = True)
         y_min=1, y_max=5,
     )
     errors, curve = RatingErrors(), []
-    progress = Progress("movielens river", len(ratings), quiet=quiet)
+    bar = progress_bar(len(ratings), "movielens river", "ratings", enabled=False if quiet else None)
     start = time.perf_counter()
     for n, (user, item, rating, _) in enumerate(ratings, start=1):
         x = {"user": user, "item": item}
@@ -107,8 +103,9 @@ def replay_river(ratings: list[tuple[str, str, float, int]], quiet: bool = True)
         model.learn_one(x, rating, **x)
         if n % 1000 == 0:
             curve.append((n, errors.rmse))
-            progress.update(n)
-    progress.done()
+            bar.update(n - bar.n)
+    bar.update(len(ratings) - bar.n)
+    bar.close()
     us = 1e6 * (time.perf_counter() - start) / max(1, len(ratings))
     return {"rmse": errors.rmse, "mae": errors.mae, "ratings": errors.n, "us_per_rating": us, "curve": curve}
 
@@ -124,7 +121,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     headers = ["model", "ratings", "RMSE", "MAE", "µs/rating"]
     rows = [[name, r["ratings"], r["rmse"], r["mae"], round(r["us_per_rating"], 1)] for name, r in results.items()]
     print_table(headers, rows)
-    print(f"\nanchor (River tutorial, published): RMSE 0.9479 / MAE 0.7486; goal RMSE < 0.940\nconfigured: {configured}")
+    print("\nanchor (River tutorial, published): RMSE 0.9479 / MAE 0.7486; goal RMSE < 0.940\n"
+          f"configured: {configured}")
     payload = {"results": results, "configured_params": configured, "anchor": {"rmse": 0.9479, "mae": 0.7486}}
     paths = write_results("movielens-mf", payload, markdown_table(headers, rows) + f"\n\nconfigured: `{configured}`")
     paths.append(line_plot(

@@ -8,10 +8,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt  # after use("Agg")
 
 
-def line_plot(path: Path, title: str, xlabel: str, ylabel: str, series: Mapping[str, tuple[Sequence[float], Sequence[float]]]) -> Path:
+def line_plot(
+    path: Path, title: str, xlabel: str, ylabel: str, series: Mapping[str, tuple[Sequence[float], Sequence[float]]]
+) -> Path:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for label, (xs, ys) in series.items():
         ax.plot(xs, ys, label=label)

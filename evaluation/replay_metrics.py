@@ -1,11 +1,10 @@
-"""Shared pieces of the replay evaluations: running metrics, timing, progress and result files."""
+"""Shared pieces of the replay evaluations: running metrics, timing and result files (progress bars:
+:mod:`settings.progress`)."""
 
 from __future__ import annotations
 
 import json
 import math
-import sys
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -127,26 +126,6 @@ class PersistedState:
             "users": len(users), "mean_user": sum(users) / max(1, len(users)), "max_user": max(users, default=0),
             "items": len(items), "mean_item": sum(items) / max(1, len(items)), "globals": self.globals,
         }
-
-
-class Progress:
-    """A one-line progress report on stderr, at most every ``every_s`` seconds."""
-
-    def __init__(self, label: str, total: int, every_s: float = 2.0, quiet: bool = False) -> None:
-        self.label, self.total, self.every_s, self.quiet = label, total, every_s, quiet
-        self.start = self._last = time.monotonic()
-
-    def update(self, done: int, note: str = "") -> None:
-        now = time.monotonic()
-        if self.quiet or now - self._last < self.every_s:
-            return
-        self._last = now
-        rate = done / (now - self.start) if now > self.start else 0.0
-        print(f"\r{self.label}: {done:,}/{self.total:,} ({rate:,.0f}/s) {note}   ", end="", file=sys.stderr, flush=True)
-
-    def done(self) -> None:
-        if not self.quiet:
-            print(f"\r{self.label}: done in {time.monotonic() - self.start:.1f}s" + " " * 30, file=sys.stderr)
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -1,7 +1,7 @@
 """Taobao sample: next-interaction Precision@k / Recall@k of the hybrid recommender vs popularity.
 
 Test-then-learn, event by event in file order: before learning event e of user u, recommend for u (with
-u's rule segments at that moment, from ``operators.profile_tracker.ProfileTracker`` on
+u's rule segments at that moment, from the job's per-user step (``operators.segmentation_step``) on
 ``config/segments.yaml``); a hit at k if e's item is in the top k. The baseline is the trending list
 (``operators.popularity`` with the same half-life and event weights). The catalog (item -> category) is
 loaded first, as the compacted catalog topic would be. Rows the CSV reader rejects (the sample's last
@@ -30,18 +30,19 @@ from evaluation.plots import bar_plot
 from evaluation.replay_metrics import (
     NextItemHits,
     PersistedState,
-    Progress,
     Stopwatch,
     markdown_table,
     print_table,
     write_results,
 )
+from operators.models_config import ModelsConfig
 from operators.normalize import normalize
 from operators.popularity import DecayedPopularity
-from operators.profile_tracker import ProfileTracker
 from operators.recommender import HybridRecommender, RecommenderConfig
 from operators.segment_rules import SegmentRules
+from operators.segmentation_step import SegmentationStep
 from settings import PROJECT_ROOT, Settings
+from settings.progress import progress_bar
 from state_schemas.segment_change import ENTER
 
 HELP = "Taobao sample: Precision/Recall@10/20 of next interaction, hybrid vs popularity, per segment"
@@ -76,8 +77,7 @@ def config_with(section: dict[str, Any], overrides: list[str]) -> RecommenderCon
 
 
 def models_section(settings: Settings) -> dict[str, Any]:
-    models = yaml.safe_load(Path(settings.models_file).read_text()) or {}
-    return dict(models.get("recommendations") or {})
+    return ModelsConfig.from_yaml(settings.models_file).section("recommendations")
 
 
 def replay(
@@ -90,7 +90,7 @@ def replay(
         rec.add_catalog_item(item)
     rec.take_dirty()
     baseline = DecayedPopularity(config.half_life_ms, board_size=max(KS))
-    tracker = ProfileTracker(SegmentRules.from_yaml(PROJECT_ROOT / "config" / "segments.yaml")) if segments else None
+    step = SegmentationStep(SegmentRules.from_yaml(PROJECT_ROOT / "config" / "segments.yaml")) if segments else None
     profiles: dict[str, Any] = {}
     user_segments: dict[str, set[str]] = {}
     hybrid, popular = NextItemHits(KS), NextItemHits(KS)
@@ -99,7 +99,7 @@ def replay(
     persisted = PersistedState()
     rejected: list[str] = []
     total = limit or 96_168
-    progress = Progress("taobao replay", total, quiet=quiet)
+    bar = progress_bar(total, "taobao replay", enabled=False if quiet else None)
     n = 0
     for row in read_taobao(data, now_ms=int(time.time() * 1000)):
         if isinstance(row, RejectedRow):
@@ -131,14 +131,15 @@ def replay(
         persisted.add(rec)  # what the model hub writes to Flink state after every event
         clock.add("export", time.thread_time() - t4)
         baseline.learn_one(item, event.timestamp, config.event_weights.get(event.name, 0.0))
-        if tracker is not None:
-            state, changes = tracker.process_one(profiles.get(user), event)
-            profiles[user] = state
-            for change in changes:
+        out = step.on_event(profiles.get(user), event, emit_time=0) if step is not None else None
+        if out is not None:
+            profiles[user] = out.state
+            for change in out.changes:
                 members = user_segments.setdefault(user, set())
                 (members.add if change.change == ENTER else members.discard)(change.segment)
-        progress.update(n, f"recall@10 {hybrid.row('all')['recall@10']:.4f}")
-    progress.done()
+        bar.set_postfix_str(f"recall@10 {hybrid.row('all')['recall@10']:.4f}", refresh=False)
+        bar.update()
+    bar.close()
     return {
         "events": n,
         "rejected_rows": rejected,
@@ -156,7 +157,8 @@ def replay(
 def run(args: argparse.Namespace, settings: Settings) -> int:
     config = config_with(models_section(settings), args.set)
     result = replay(config, args.data, args.limit, segments=not args.no_segments, quiet=args.quiet)
-    headers = ["group", "events", *(f"{m}@{k}" for k in KS for m in ("P", "R")), *(f"pop R@{k}" for k in KS), "R@10 lift"]
+    headers = ["group", "events", *(f"{m}@{k}" for k in KS for m in ("P", "R")), *(f"pop R@{k}" for k in KS),
+               "R@10 lift"]
     rows = []
     for group, h in result["hybrid"].items():
         p = result["popular"][group]
@@ -168,12 +170,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     size = result["state_bytes"]
     cost = (f"µs per call: learn_one {timing['learn_one']:.0f}, recommend {timing['recommend']:.0f}, "
             f"recommend_if_due {timing['recommend_if_due']:.0f}, export per event {timing['export']:.0f}; "
-            f"state bytes: user mean {size['mean_user']:.0f} / max {size['max_user']}, item mean {size['mean_item']:.0f}")
+            f"state bytes: user mean {size['mean_user']:.0f} / max {size['max_user']}, "
+            f"item mean {size['mean_item']:.0f}")
     print(f"\n{cost}  (model {result['model_version']})")
     print(f"top-10 sources: {result['sources_in_top10']}")
     for line in result["rejected_rows"]:
         print(f"skipped {line}")
-    result["config"] = {k: v for k, v in vars(config).items()}
+    result["config"] = dict(vars(config))
     markdown = markdown_table(headers, rows) + (
         f"\n\n{cost}; "
         f"{result['events']:,} events; skipped rows: {len(result['rejected_rows'])}; model {result['model_version']}"

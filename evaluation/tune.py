@@ -18,8 +18,9 @@ import yaml
 
 from evaluation import RESULTS_DIR, movielens, taobao
 from evaluation.plots import line_plot
-from evaluation.replay_metrics import Progress, markdown_table, print_table, write_results
+from evaluation.replay_metrics import markdown_table, print_table, write_results
 from settings import PROJECT_ROOT, Settings
+from settings.progress import progress_bar
 
 HELP = "hyper-parameter search by replay (MovieLens RMSE or Taobao Recall@10); prints the best settings"
 
@@ -70,9 +71,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     trials = random.Random(args.seed).sample(combos, min(args.trials, len(combos)))
     base = movielens.movielens_section(settings) if args.dataset == "movielens" else taobao.models_section(settings)
     ratings = movielens.read_ratings(limit=args.limit) if args.dataset == "movielens" else None
-    progress = Progress(f"tune {args.dataset}", len(trials), every_s=0.0, quiet=args.quiet)
+    bar = progress_bar(len(trials), f"tune {args.dataset}", "trials", enabled=False if args.quiet else None)
     results = []
-    for n, trial in enumerate(trials, start=1):
+    for trial in trials:
         config = taobao.config_with(base, [f"{k}={v}" for k, v in trial.items()])
         if ratings is not None:
             r = movielens.replay(ratings, movielens.mf_params(config))
@@ -83,8 +84,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             score, extra = r["hybrid"]["all"]["recall@10"], {"pop R@10": r["popular"]["all"]["recall@10"]}
         results.append({"params": trial, "score": score, **extra})
         best = min(results, key=lambda x: x["score"]) if ratings is not None else max(results, key=lambda x: x["score"])
-        progress.update(n, f"best {best['score']:.4f}")
-    progress.done()
+        bar.set_postfix_str(f"best {best['score']:.4f}", refresh=False)
+        bar.update()
+    bar.close()
     metric = "RMSE" if ratings is not None else "Recall@10"
     results.sort(key=lambda x: x["score"], reverse=ratings is None)
     headers = [*grid, metric, *(k for k in results[0] if k not in ("params", "score"))]
@@ -97,7 +99,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     name = f"tune-{args.dataset}"
     paths = write_results(name, {"dataset": args.dataset, "metric": metric, "limit": args.limit, "trials": results},
                           markdown_table(headers, rows) + f"\n\nbest:\n```yaml\n{fragment}```")
+    ranks = list(range(1, len(rows) + 1))
     paths.append(line_plot(RESULTS_DIR / f"{name}.png", f"tune {args.dataset}: {metric} by trial (sorted)",
-                           "trial rank", metric, {metric: (list(range(1, len(rows) + 1)), [r["score"] for r in results])}))
+                           "trial rank", metric, {metric: (ranks, [r["score"] for r in results])}))
     print("wrote " + ", ".join(str(p.relative_to(PROJECT_ROOT)) for p in paths))
     return 0

@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 import river
+from numpy.typing import NDArray
 from river import cluster
 from scipy.optimize import linear_sum_assignment
 
@@ -117,11 +118,11 @@ class ClusteringConfig:
         Traceback (most recent call last):
         ...
         operators.behavior_clusters.ClusteringError: clustering.n_cluster is not a setting; known: algorithm, chunk_size, cleanup_interval, clustering_threshold, fading_factor, halflife, hysteresis, n_clusters, relabel_every, relabel_every_events, rename_distance, seed, seed_iterations, seed_points, seed_restarts, seed_weight, sequential, sigma, warmup_events
-        """
+        """  # noqa: E501 (a doctest's expected output cannot wrap)
         if not isinstance(section, dict):
             raise ClusteringError(f"clustering must be a mapping; got {type(section).__name__}")
         known = {f.name for f in fields(cls)} - {"relabel_every_ms"} | {"relabel_every"}
-        defaults = {f.name: f.default for f in fields(cls)}
+        defaults: dict[str, Any] = {f.name: f.default for f in fields(cls)}
         values: dict[str, Any] = {}
         for key, value in section.items():
             if key not in known:
@@ -215,7 +216,7 @@ class BehaviorClusterer:
         """Feature -> z-score of the cluster's centroid (as of the last labeling)."""
         for named, _, z in self._named:
             if named == name:
-                return dict(zip(self.features, z))
+                return dict(zip(self.features, z, strict=False))  # z may come from a restored payload
         raise KeyError(f"no cluster named {name!r}; clusters are {self.names()}")
 
     def describe(self, name: str, top: int = 3) -> str:
@@ -321,13 +322,15 @@ class BehaviorClusterer:
                 f"{len(kmeans.centers)}: set it back, or start the clusterer from scratch"
             )
         for i, center in enumerate(m.model["centers"]):
-            kmeans.centers[i].update(zip(self.features, center))
+            kmeans.centers[i].update(zip(self.features, center, strict=False))  # as stored
         # Payloads from before sequential steps have no counts: large ones keep their centers' constant step.
         settled = math.ceil(1 / self.config.halflife) if self.config.halflife > 0 else 0
         self._absorbed = [float(n) for n in m.model.get("absorbed", [settled] * len(kmeans.centers))]
         if m.algorithm == "streamkmeans":
             self.model.time_stamp = m.model["time_stamp"]
-            self.model._temp_chunk = {i: dict(zip(self.features, p)) for i, p in enumerate(m.model["chunk"])}
+            self.model._temp_chunk = {
+                i: dict(zip(self.features, p, strict=False)) for i, p in enumerate(m.model["chunk"])
+            }
             self.model.centers = kmeans.centers
 
     # -- internals ---------------------------------------------------------------------------------
@@ -338,7 +341,8 @@ class BehaviorClusterer:
                 clustering_threshold=cfg.clustering_threshold, fading_factor=cfg.fading_factor,
                 cleanup_interval=cfg.cleanup_interval,
             )
-        kw = {"halflife": cfg.halflife, "sigma": cfg.sigma, "seed": cfg.seed}
+        kw: dict[str, Any] = {"halflife": cfg.halflife, "sigma": cfg.sigma, "seed": cfg.seed}
+        model: cluster.KMeans | cluster.STREAMKMeans
         if cfg.algorithm == "kmeans":
             model = cluster.KMeans(n_clusters=cfg.n_clusters, **kw)
             kmeans = model
@@ -349,7 +353,7 @@ class BehaviorClusterer:
         # would make the model depend on when a feature first shows up, and the state on the RNG.
         for center in kmeans.centers.values():
             for f in self.features:
-                center[f]  # noqa: B018  (the defaultdict draws on access)
+                center[f]  # the defaultdict draws on access
         if cfg.algorithm == "streamkmeans":
             model.centers = kmeans.centers
         return model
@@ -386,7 +390,7 @@ class BehaviorClusterer:
         rng = random.Random(cfg.seed)
         x = np.array(points)
         k = len(kmeans.centers)
-        best: tuple[float, np.ndarray, np.ndarray] | None = None
+        best: tuple[float, NDArray[np.float64], NDArray[np.intp]] | None = None
         for _ in range(max(1, cfg.seed_restarts)):
             centers = self._kmeans_pp(x, k, rng)
             for _ in range(cfg.seed_iterations):  # Lloyd on the seed points
@@ -402,11 +406,11 @@ class BehaviorClusterer:
         _, centers, nearest = best
         held = np.bincount(nearest, minlength=k)
         for i, center in enumerate(centers):
-            kmeans.centers[i].update(zip(self.features, (float(v) for v in center)))
+            kmeans.centers[i].update(zip(self.features, (float(v) for v in center), strict=True))
             self._absorbed[i] = float(held[i]) * cfg.seed_weight
 
     @staticmethod
-    def _kmeans_pp(x: np.ndarray, k: int, rng: random.Random) -> np.ndarray:
+    def _kmeans_pp(x: NDArray[np.float64], k: int, rng: random.Random) -> NDArray[np.float64]:
         # Greedy k-means++ (several D²-sampled candidates per step, keep the one that lowers the potential
         # most): plain k-means++ often misses one of the small, well-separated groups (cart-only users).
         chosen = [rng.randrange(len(x))]
@@ -424,8 +428,9 @@ class BehaviorClusterer:
         return x[chosen].copy()
 
     @staticmethod
-    def _nearest_rows(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
-        return ((x[:, None, :] - centers[None, :, :]) ** 2).sum(2).argmin(1)
+    def _nearest_rows(x: NDArray[np.float64], centers: NDArray[np.float64]) -> NDArray[np.intp]:
+        nearest: NDArray[np.intp] = ((x[:, None, :] - centers[None, :, :]) ** 2).sum(2).argmin(1)
+        return nearest
 
     def _scale(self, x: list[float]) -> dict[str, float]:
         n = self._count or 1

@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 from state_schemas import events as ev
 from state_schemas.events import CanonicalEvent
@@ -88,14 +89,14 @@ class BehaviorStats:
         ]
 
     @classmethod
-    def from_list(cls, row: list) -> BehaviorStats:
+    def from_list(cls, row: list[Any]) -> BehaviorStats:
         """Read a ``to_list()`` row; raises ``BehaviorStatsError`` for another layout version.
 
         >>> BehaviorStats.from_list([9, 1])
         Traceback (most recent call last):
         ...
         operators.behavior_features.BehaviorStatsError: behavior stats version 9 is not readable by this Tailor (knows 1); restore with the Tailor version that wrote the savepoint
-        """
+        """  # noqa: E501 (a doctest's expected output cannot wrap)
         if not row or row[0] != STATS_VERSION or len(row) != 12:
             version = row[0] if row else None
             raise BehaviorStatsError(

@@ -142,8 +142,8 @@ class ContentIndex:
         terms = sorted(query.items(), key=lambda tv: (-tv[1], tv[0]))[: self.max_query_terms]
         q_norm = math.sqrt(sum(v * v for v in query.values()))
         dots: dict[str, float] = {}
-        for term, qv in terms:
-            qv /= q_norm
+        for term, raw in terms:
+            qv = raw / q_norm
             for cand, weight in self._head(term):
                 if cand in profile or cand in exclude:
                     continue

@@ -22,14 +22,16 @@ True
 Traceback (most recent call last):
 ...
 operators.expressions.ExpressionError: in "__import__('os')": function calls other than seconds(), minutes(), hours(), days() are not allowed
-"""
+"""  # noqa: E501 (a doctest's expected output cannot wrap)
 
 from __future__ import annotations
 
 import ast
+import itertools
+import math
 import operator
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from settings.errors import TailorError
@@ -38,6 +40,9 @@ Facts = Mapping[str, Any]
 Node = Callable[[Facts], Any]
 
 UNITS_MS = {"seconds": 1_000, "minutes": 60_000, "hours": 3_600_000, "days": 86_400_000}
+# Largest magnitude of a constant: ~292 years in ms, far beyond any rule, and every sum of such a
+# constant with an epoch-ms time still fits a Java long (2**63 - 1 ~ 9.2e18).
+MAX_CONSTANT = 1e13 * 1_000
 
 _COMPARE: dict[type[ast.cmpop], tuple[str, Callable[[Any, Any], bool]]] = {
     ast.Lt: ("<", operator.lt),
@@ -109,7 +114,8 @@ class Expression:
     source: str
     facts: frozenset[str]
     thresholds: tuple[Threshold, ...]
-    _root: Node
+    # Compiled from ``source``: two expressions of the same source are equal.
+    _root: Node = field(compare=False, repr=False)
 
     def evaluate(self, facts: Facts) -> bool:
         return bool(self._root(facts))
@@ -188,7 +194,7 @@ class _Compiler:
     def compare(self, node: ast.Compare) -> Node:
         operands = [node.left, *node.comparators]
         pairs = []
-        for (left, right), op in zip(zip(operands, operands[1:]), node.ops):
+        for (left, right), op in zip(itertools.pairwise(operands), node.ops, strict=True):
             if type(op) not in _COMPARE:
                 raise self.fail(f"comparison {type(op).__name__} is not allowed")
             symbol, fn = _COMPARE[type(op)]
@@ -225,11 +231,21 @@ class _Compiler:
         return name
 
     def constant(self, node: ast.expr) -> float | None:
-        """The value of a constant sub-expression (numbers, unit calls, arithmetic on them), else None."""
+        """The value of a constant sub-expression (numbers, unit calls, arithmetic on them), else None.
+        Every constant is finite and within ``MAX_CONSTANT``, so no threshold or deadline derived from it
+        can overflow (a timer instant must fit Java's long)."""
+        value = self._constant(node)
+        if value is not None and not (math.isfinite(value) and abs(value) <= MAX_CONSTANT):
+            raise self.fail(
+                f"constant {value!r} is out of range: constants must be finite and within ±{MAX_CONSTANT:.0e}"
+            )
+        return value
+
+    def _constant(self, node: ast.expr) -> float | None:
         if isinstance(node, ast.Constant):
             if isinstance(node.value, bool) or not isinstance(node.value, int | float):
                 raise self.fail(f"only numbers are allowed as literals, got {node.value!r}")
-            return node.value
+            return self._bounded(node.value)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
             inner = self.constant(node.operand)
             return None if inner is None else -inner
@@ -239,11 +255,17 @@ class _Compiler:
             amount = self.constant(node.args[0])
             if amount is None:
                 raise self.fail(f"{node.func.id}() takes a constant number, not a fact")
-            return amount * UNITS_MS[node.func.id]
+            return self._bounded(amount * UNITS_MS[node.func.id])
         if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:
             left, right = self.constant(node.left), self.constant(node.right)
             if left is not None and right is not None:
                 if isinstance(node.op, ast.Div) and right == 0:
                     raise self.fail("division by zero in a constant")
-                return _ARITHMETIC[type(node.op)](left, right)
+                return self._bounded(_ARITHMETIC[type(node.op)](left, right))
         return None
+
+    def _bounded(self, value: int | float) -> float:
+        # Huge Python ints are exact but overflow float() and Java longs: reject them before either.
+        if isinstance(value, int) and abs(value) > MAX_CONSTANT:
+            raise self.fail(f"constant {value} is out of range: constants must be within ±{MAX_CONSTANT:.0e}")
+        return value

@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 KINDS = ("biased", "funk")
 _TWO_PI = 2.0 * math.pi
@@ -77,7 +78,7 @@ class MatrixFactorization:
         self.lr_decay = lr_decay
         self._biased = kind == "biased"
         self._seed_key = str(seed).encode()
-        self.u_latents: dict[str, np.ndarray] = {}
+        self.u_latents: dict[str, NDArray[np.float64]] = {}
         self.u_biases: dict[str, float] = {}
         self.item_rows: dict[str, int] = {}
         self._row_items: list[str] = []
@@ -89,12 +90,13 @@ class MatrixFactorization:
         self.mean = 0.0
 
     # -- learning ----------------------------------------------------------------------------------
-    def _new_latent(self, role: bytes, key: str) -> np.ndarray:
+    def _new_latent(self, role: bytes, key: str) -> NDArray[np.float64]:
         """``n_factors`` normal draws (Box-Muller) from a hash of (seed, role, id): no generator to seed."""
         n = self.n_factors
         raw = hashlib.shake_128(self._seed_key + b"\0" + role + key.encode()).digest(8 * n)
         u = np.frombuffer(raw, dtype="<u4") * 2.0**-32 + 2.0**-33  # uniforms in (0, 1)
-        return np.sqrt(-2.0 * np.log(u[:n])) * np.cos(_TWO_PI * u[n:]) * self.init_sigma
+        latent: NDArray[np.float64] = np.sqrt(-2.0 * np.log(u[:n])) * np.cos(_TWO_PI * u[n:]) * self.init_sigma
+        return latent
 
     def learn_one(self, user: str, item: str, y: float) -> None:
         u = self.u_latents.get(user)
@@ -167,7 +169,7 @@ class MatrixFactorization:
             return self.y_max
         return y
 
-    def score_items(self, user: str, items: Sequence[str]) -> np.ndarray:
+    def score_items(self, user: str, items: Sequence[str]) -> NDArray[np.float64]:
         """Unclipped predictions for ``items`` (items the model does not know get ``nan``)."""
         get = self.item_rows.get
         rows = np.fromiter((get(i, -1) for i in items), np.intp, len(items))
@@ -200,7 +202,7 @@ class MatrixFactorization:
             out.append(self.i_counts.get(item, 0))
         return out
 
-    def _export(self, biases: dict[str, float], latents: dict[str, np.ndarray], counts: dict[str, int],
+    def _export(self, biases: dict[str, float], latents: dict[str, NDArray[np.float64]], counts: dict[str, int],
                 key: str) -> list[Any] | None:
         latent = latents.get(key)
         if latent is None:
@@ -230,7 +232,7 @@ class MatrixFactorization:
         if len(latent) != self.n_factors:
             raise ValueError(f"latent vector of {key!r} has {len(latent)} factors, this model has {self.n_factors}")
 
-    def _import(self, biases: dict[str, float], latents: dict[str, np.ndarray], counts: dict[str, int],
+    def _import(self, biases: dict[str, float], latents: dict[str, NDArray[np.float64]], counts: dict[str, int],
                 key: str, state: Sequence[Any]) -> None:
         bias, latent = state[0], state[1]
         self._check_dimension(key, latent)

@@ -19,16 +19,16 @@ checkpoint holds the models exactly as of the events it covers; the evaluation r
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import river
 
-from operators.behavior_clusters import BehaviorClusterer, ClusteringConfig
+from operators.behavior_clusters import BehaviorClusterer
 from operators.behavior_features import FEATURE_NAMES, BehaviorStats, behavior_features, update_stats
 from operators.cluster_segments import cluster_changes
-from operators.recommender import HybridRecommender, RecommenderConfig
+from operators.models_config import ModelsConfig
+from operators.recommender import HybridRecommender
 from state_schemas import model_hub_state
 from state_schemas.catalog_item import CatalogItem
 from state_schemas.events import CanonicalEvent
@@ -36,10 +36,6 @@ from state_schemas.model_input import ModelInput
 from state_schemas.profile_state import ProfileState
 from state_schemas.recommendation import RecommendedItem
 from state_schemas.segment_change import SegmentChange
-
-# Users whose cluster the hub remembers; the least recently seen are forgotten first (they re-enter a
-# cluster on their next event). Bounds memory and state together with the recommender's own caps.
-DEFAULT_MAX_USERS = 200_000
 
 
 def model_input(profile: ProfileState, event: CanonicalEvent) -> ModelInput:
@@ -64,11 +60,12 @@ class ModelChanges:
 
 
 class ModelHub:
-    def __init__(self, models: Mapping[str, Any]) -> None:
-        """``models``: the parsed ``config/models.yaml`` (sections ``clustering`` and ``recommendations``)."""
-        self.clusterer = BehaviorClusterer(ClusteringConfig.from_dict(models.get("clustering") or {}))
-        self.recommender = HybridRecommender(RecommenderConfig.from_dict(models.get("recommendations") or {}))
-        self.max_users = int(models.get("max_users", DEFAULT_MAX_USERS))
+    def __init__(self, models: ModelsConfig) -> None:
+        self.clusterer = BehaviorClusterer(models.clustering)
+        self.recommender = HybridRecommender(models.recommendations)
+        # Users whose cluster the hub remembers; the least recently seen are forgotten first (they
+        # re-enter a cluster on their next event): bounds memory and state with the recommender's caps.
+        self.max_users = models.max_users
         self.clusters: OrderedDict[str, str | None] = OrderedDict()
         self._dirty_users: set[str] = set()
         self._forgotten: set[str] = set()
@@ -82,7 +79,7 @@ class ModelHub:
 
     def process_one(self, m: ModelInput) -> tuple[list[SegmentChange], list[RecommendedItem] | None]:
         """Test-then-learn one event; returns (cluster changes, new top-K or None)."""
-        features = dict(zip(FEATURE_NAMES, m.features))
+        features = dict(zip(FEATURE_NAMES, m.features, strict=False))
         self.clusterer.learn_one(features, now=m.timestamp)
         predicted = self.clusterer.predict_one(features)
         previous = self.clusters.get(m.user_id)
@@ -131,7 +128,7 @@ class ModelHub:
     @classmethod
     def restore(
         cls,
-        models: Mapping[str, Any],
+        models: ModelsConfig,
         globals_: str | None,
         users: Iterable[tuple[str, str]],
         items: Iterable[tuple[str, str]],

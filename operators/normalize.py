@@ -12,7 +12,7 @@ published JSON Schema (``state_schemas/segment_event.schema.json``) but are hand
 Traceback (most recent call last):
 ...
 operators.normalize.InvalidEvent: missing_user: the event has neither userId nor anonymousId; one of them must be a non-empty string
-"""
+"""  # noqa: E501 (a doctest's expected output cannot wrap)
 
 from __future__ import annotations
 
@@ -90,7 +90,9 @@ def normalize(payload: bytes | str, now_ms: int | None = None) -> ev.CanonicalEv
 
     message_id = _id(msg, "messageId")
     if message_id is None:
-        raise InvalidEvent("missing_message_id", "field 'messageId' is required (a non-empty string) to drop duplicates")
+        raise InvalidEvent(
+            "missing_message_id", "field 'messageId' is required (a non-empty string) to drop duplicates"
+        )
 
     user_id, anonymous_id = _id(msg, "userId"), _id(msg, "anonymousId")
     if user_id is None and anonymous_id is None:

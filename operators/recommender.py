@@ -40,7 +40,7 @@ import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import orjson
@@ -105,7 +105,7 @@ class RecommenderConfig:
     segment_cap: int = 1000
     min_emit_interval_ms: int = 60_000
 
-    _SECTIONS = {"mf": "mf_", "blend": "blend_"}
+    _SECTIONS: ClassVar[dict[str, str]] = {"mf": "mf_", "blend": "blend_"}
 
     @classmethod
     def from_dict(cls, section: Mapping[str, Any]) -> RecommenderConfig:
@@ -117,7 +117,7 @@ class RecommenderConfig:
         Traceback (most recent call last):
         ...
         operators.recommender.RecommenderConfigError: recommendations.mf.factors is not a setting; known: mf.feedback, mf.init_sigma, mf.kind, mf.l2_bias, mf.l2_latent, mf.lr_bias, mf.lr_decay, mf.lr_latent, mf.n_factors, mf.negatives, mf.seed, mf.steps
-        """
+        """  # noqa: E501 (a doctest's expected output cannot wrap)
         fields = {f.name: f for f in dataclasses.fields(cls) if not f.name.startswith("_")}
         values: dict[str, Any] = {}
         for key, value in (section or {}).items():
@@ -149,10 +149,14 @@ class RecommenderConfig:
             if isinstance(default, str):
                 allowed = KINDS if f.name == "mf_kind" else FEEDBACK_MODES
                 if value not in allowed:
-                    raise RecommenderConfigError(f"recommendations.{name} must be one of {', '.join(allowed)}; got {value!r}")
+                    raise RecommenderConfigError(
+                        f"recommendations.{name} must be one of {', '.join(allowed)}; got {value!r}"
+                    )
             elif isinstance(default, int) and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 raise RecommenderConfigError(f"recommendations.{name} must be a non-negative integer; got {value!r}")
-            elif isinstance(default, float) and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            elif isinstance(default, float) and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+            ):
                 raise RecommenderConfigError(f"recommendations.{name} must be a non-negative number; got {value!r}")
         for name in ("k", "half_life_ms", "max_users", "max_items", "mf_n_factors", "mf_steps"):
             if getattr(self, name) == 0:
@@ -356,7 +360,7 @@ class HybridRecommender:
         if not features:
             return []
         items = list(features)
-        f = np.array(list(features.values()))  # columns: content, recent, popular
+        columns = np.array(list(features.values()))  # content, recent, popular
         parts = np.empty((3, len(items)))  # per item: mf, content (+ recent), popular; argmax = source
         parts[0] = 0.0
         confidence = min(1.0, user.n_events / c.warm_after) if user and c.warm_after else (1.0 if user else 0.0)
@@ -367,8 +371,8 @@ class HybridRecommender:
                 lo, hi = float(raw[known].min()), float(raw[known].max())
                 span = hi - lo or 1.0
                 parts[0, known] = c.blend_mf * confidence * (raw[known] - lo) / span
-        parts[1] = c.blend_content * f[:, 0] + c.blend_recent * f[:, 1]
-        parts[2] = c.blend_popular * f[:, 2]
+        parts[1] = c.blend_content * columns[:, 0] + c.blend_recent * columns[:, 1]
+        parts[2] = c.blend_popular * columns[:, 2]
         total = parts[0] + parts[1] + parts[2]
         if len(items) > k:  # the k best (and any tied with the k-th), then an exact sort with id tie-breaks
             kth = np.partition(total, len(items) - k)[len(items) - k]
@@ -388,7 +392,10 @@ class HybridRecommender:
     def recommend_if_due(self, user_id: str, now: int, segments: Sequence[str] = ()) -> list[RecommendedItem] | None:
         """The user's new list if ``min_emit_interval_ms`` passed since the last one and it changed, else None."""
         user = self.users.get(user_id)
-        if user is not None and user.last_emit_ms is not None and now - user.last_emit_ms < self.config.min_emit_interval_ms:
+        if (
+            user is not None and user.last_emit_ms is not None
+            and now - user.last_emit_ms < self.config.min_emit_interval_ms
+        ):
             return None
         items = self.recommend(user_id, now=now, segments=segments)
         if not items or user is None:

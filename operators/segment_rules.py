@@ -20,6 +20,8 @@ event and at every instant a time-dependent fact crosses a threshold.
 ['browser']
 >>> rules.elapsed_offsets
 {'idle_ms': (3600000,)}
+>>> import pickle; pickle.loads(pickle.dumps(rules)) == rules
+True
 """
 
 from __future__ import annotations
@@ -27,14 +29,14 @@ from __future__ import annotations
 import functools
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from operators.expressions import Expression, ExpressionError, compile_expression
 from operators.profile_facts import ELAPSED_FACTS, KnownFacts, window_days
+from settings.config_files import read_yaml_file
 from settings.errors import TailorError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
@@ -58,15 +60,17 @@ class SegmentRules:
     rules: tuple[SegmentRule, ...]
     session_gap_ms: int = 30 * 60_000
     dedup_window: int = 16
+    # The validated mapping the rules were compiled from. Rules travel to the job pickled as this
+    # mapping and are compiled again on the TaskManager by ``from_dict``: what the CLI checked is
+    # exactly what the job builds, and no compiled closure crosses the wire.
+    source: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (SegmentRules.from_dict, (dict(self.source),))
 
     @classmethod
     def from_yaml(cls, path: Path | str) -> SegmentRules:
-        try:
-            data = yaml.safe_load(Path(path).read_text())
-        except FileNotFoundError:
-            raise RuleError(f"segment rules file {path} does not exist") from None
-        except yaml.YAMLError as exc:
-            raise RuleError(f"segment rules file {path} is not valid YAML: {exc}") from None
+        data = read_yaml_file(path, "segment rules file", RuleError)
         try:
             return cls.from_dict(data)
         except RuleError as exc:
@@ -97,7 +101,7 @@ class SegmentRules:
         window = data.get("dedup_window", 16)
         if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= 1024:
             raise RuleError(f"dedup_window must be an integer in 1..1024, got {window!r}")
-        return cls(tuple(rules), gap, window)
+        return cls(tuple(rules), gap, window, dict(data))
 
     def members(self, facts: dict[str, Any]) -> list[str]:
         """Names of the segments whose condition holds, in declaration order."""

@@ -24,19 +24,14 @@ from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from connectors.redis_audiences import RedisAudienceWriter
 from operators.model_hub import ModelHub
+from operators.models_config import ModelsConfig
 from pipelines.flink_metrics import BatchedCounter
+from pipelines.records import CATALOG_ITEM, CHANGE_RECORD_TYPE
 from state_schemas import catalog_item, model_input, recommendation, segment_change
 
 MODEL_KEY = "models"
-MODEL_EVENT = "event"
-CATALOG_ITEM = "catalog"
-
-# (kind, payload): kind MODEL_EVENT -> state_schemas.model_input wire form; CATALOG_ITEM -> tailor.catalog_item/1
-MODEL_RECORD_TYPE = Types.ROW_NAMED(["kind", "payload"], [Types.STRING(), Types.STRING()])
-# (user_id, tailor.segment_change/1 JSON) for kind "cluster", merged into the segment-changes sink
-CLUSTER_CHANGES = OutputTag("cluster_changes", Types.ROW_NAMED(["user_id", "change"], [Types.STRING(), Types.STRING()]))
-# (user_id, tailor.recommendation/1 JSON)
-RECOMMENDATION_RECORD_TYPE = Types.ROW_NAMED(["user_id", "recommendation"], [Types.STRING(), Types.STRING()])
+# Changes of kind "cluster", merged into the segment-changes sink.
+CLUSTER_CHANGES = OutputTag("cluster_changes", CHANGE_RECORD_TYPE)
 
 
 def model_key_of(row):  # type: ignore[no-untyped-def]
@@ -50,14 +45,11 @@ def catalog_record(value: str) -> Row:
 class LearnModels(KeyedProcessFunction):
     """Model inputs and catalog items in; cluster changes (side output) and recommendations out."""
 
-    def __init__(self, models_yaml: str, redis_host: str, redis_port: int, redis_prefix: str) -> None:
-        self.models_yaml = models_yaml
+    def __init__(self, models: ModelsConfig, redis_host: str, redis_port: int, redis_prefix: str) -> None:
+        self.models = models
         self.redis_host, self.redis_port, self.redis_prefix = redis_host, redis_port, redis_prefix
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        import yaml
-
-        self.models = yaml.safe_load(self.models_yaml) or {}
         self.users = runtime_context.get_map_state(MapStateDescriptor("model_users", Types.STRING(), Types.STRING()))
         self.items = runtime_context.get_map_state(MapStateDescriptor("model_items", Types.STRING(), Types.STRING()))
         self.globals = runtime_context.get_state(ValueStateDescriptor("model_globals", Types.STRING()))
@@ -96,7 +88,9 @@ class LearnModels(KeyedProcessFunction):
         if items is not None:
             self.recommendations_out.inc()
             payload = recommendation.encode(
-                recommendation.Recommendation(event.user_id, tuple(items), hub.model_version, event.message_id, event.timestamp),
+                recommendation.Recommendation(
+                    event.user_id, tuple(items), hub.model_version, event.message_id, event.timestamp
+                ),
                 emit_time=now,
             )
             self.redis.write_recommendations(event.user_id, payload)

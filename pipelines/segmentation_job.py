@@ -33,22 +33,16 @@ from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
 from connectors import flink_kafka
-from pipelines.model_functions import (
-    CLUSTER_CHANGES,
+from operators.models_config import ModelsConfig
+from operators.segment_rules import SegmentRules
+from pipelines.model_functions import CLUSTER_CHANGES, LearnModels, catalog_record, model_key_of
+from pipelines.records import (
+    CHANGE_RECORD_TYPE,
+    KEYED_EVENT_TYPE,
     MODEL_RECORD_TYPE,
     RECOMMENDATION_RECORD_TYPE,
-    LearnModels,
-    catalog_record,
-    model_key_of,
 )
-from pipelines.segmentation_functions import (
-    CHANGE_RECORD_TYPE,
-    DEAD_LETTERS,
-    KEYED_EVENT_TYPE,
-    MODEL_INPUTS,
-    NormalizeEvents,
-    TrackSegments,
-)
+from pipelines.segmentation_functions import DEAD_LETTERS, MODEL_INPUTS, NormalizeEvents, TrackSegments
 from settings import Settings
 
 JOB_NAME = "tailor-segmentation"
@@ -67,10 +61,10 @@ def event_watermarks(settings: Settings) -> WatermarkStrategy:
 
 
 def build(
-    env: StreamExecutionEnvironment, settings: Settings, rules_yaml: str, models_yaml: str | None = None,
+    env: StreamExecutionEnvironment, settings: Settings, rules: SegmentRules, models: ModelsConfig | None = None,
     bounded: bool = False,
 ) -> None:
-    """Add the segmentation graph to ``env``; the models (clustering, recommendations) with ``models_yaml``."""
+    """Add the segmentation graph to ``env``; the online models (clustering, recommendations) with ``models``."""
     watermarks = event_watermarks(settings)
     source = flink_kafka.event_source(
         settings.kafka_bootstrap, settings.events_topic, settings.consumer_group, bounded=bounded
@@ -89,12 +83,12 @@ def build(
         normalized.key_by(user_key_of, key_type=Types.STRING())
         .process(
             TrackSegments(
-                rules_yaml,
+                rules,
                 settings.redis_host,
                 settings.redis_port,
                 settings.redis_prefix,
                 settings.out_of_orderness_ms,
-                models_enabled=models_yaml is not None,
+                models_enabled=models is not None,
             ),
             output_type=CHANGE_RECORD_TYPE,
         )
@@ -115,8 +109,8 @@ def build(
 
     t_env = StreamTableEnvironment.create(env)
     sinks = t_env.create_statement_set()
-    if models_yaml is not None:
-        recommendations, cluster_changes = _add_models(env, settings, models_yaml, changes, bounded)
+    if models is not None:
+        recommendations, cluster_changes = _add_models(env, settings, models, changes, bounded)
         changes = changes.union(cluster_changes)
         t_env.execute_sql(
             flink_kafka.keyed_changes_sink_ddl(
@@ -140,7 +134,7 @@ def build(
     sinks.attach_as_datastream()
 
 
-def _add_models(env, settings: Settings, models_yaml: str, changes, bounded: bool):  # type: ignore[no-untyped-def]
+def _add_models(env, settings: Settings, models: ModelsConfig, changes, bounded: bool):  # type: ignore[no-untyped-def]
     """The model branch: (recommendations, cluster changes) streams."""
     catalog = (
         env.from_source(
@@ -160,7 +154,7 @@ def _add_models(env, settings: Settings, models_yaml: str, changes, bounded: boo
         .union(catalog)
         .key_by(model_key_of, key_type=Types.STRING())
         .process(
-            LearnModels(models_yaml, settings.redis_host, settings.redis_port, settings.redis_prefix),
+            LearnModels(models, settings.redis_host, settings.redis_port, settings.redis_prefix),
             output_type=RECOMMENDATION_RECORD_TYPE,
         )
         .name("learn_models")
@@ -203,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.jar:
         env.add_jars(*args.jar)
     configure(env, settings)
-    models_yaml = settings.models_file.read_text() if settings.models_enabled else None
-    build(env, settings, (args.rules or settings.segments_file).read_text(), models_yaml, bounded=args.bounded)
+    rules = SegmentRules.from_yaml(args.rules or settings.segments_file)
+    models = ModelsConfig.from_yaml(settings.models_file) if settings.models_enabled else None
+    build(env, settings, rules, models, bounded=args.bounded)
     env.execute(JOB_NAME)
     return 0
 

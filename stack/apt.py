@@ -25,7 +25,7 @@ def install(packages: list[str], why: str) -> None:
         )
     if os.geteuid() != 0:
         raise StackError(f"{why}: install it with `sudo apt-get update && sudo {command}`")
-    global _updated
+    global _updated  # noqa: PLW0603 - one `apt-get update` per process is the point
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     steps = ([] if _updated else [["apt-get", "update"]]) + [["apt-get", "install", "-y", *packages]]
     for argv in steps:

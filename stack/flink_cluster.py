@@ -23,42 +23,33 @@ what to do):
     start(settings, taskmanagers=1, progress=print) JobManager + TaskManagers, waits for the slots
     stop(settings, progress=print)                  cancels running jobs, stops every cluster process
     status(settings)                                ClusterStatus: processes, slots, jobs
-    submit(settings, job_py, args, py_files, ...)   ``flink run -py``; returns the job id
-    cancel / stop_with_savepoint / wait_for_job / job_state / job_vertices / job_metrics   (REST API)
+    rest_url(settings) / rest_client(settings)      the cluster's REST API (``connectors.flink_rest``)
+
+Submitting and controlling jobs is ``stack.flink_jobs``.
 
 ``taskmanagers=1`` gives one TaskManager with 2 slots (all Python of a TaskManager shares one
 interpreter and GIL in thread mode); ``taskmanagers=2`` gives two TaskManagers with one slot each, the
 layout that lets thread mode use both cores.
-
-Settings reach a submitted job through ``TAILOR_*`` environment variables of ``flink run``: the job's
-``main()`` runs in the client, calls ``Settings.load()`` there and bakes every value (topics, group,
-Redis address and prefix, rules text) into the graph and the pickled functions. The TaskManagers never
-read settings.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import sysconfig
-import tempfile
 import time
-import urllib.error
-import urllib.request
-import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import yaml
 
-from settings import PROJECT_ROOT, Settings
+from connectors.flink_rest import TERMINAL_STATES, FlinkRest, FlinkRestError
+from settings import Settings
 from stack import process
 from stack.errors import StackError
 
@@ -72,13 +63,6 @@ JOBMANAGER_CLASS = "org.apache.flink.runtime.entrypoint.StandaloneSessionCluster
 TASKMANAGER_CLASS = "org.apache.flink.runtime.taskexecutor.TaskManagerRunner"
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
-SUBMIT_TIMEOUT_S = 180.0
-DEFAULT_JOB = PROJECT_ROOT / "pipelines" / "segmentation_job.py"
-# Our top-level packages, shipped with every job (-pyfs) so the TaskManagers import the submitted code.
-JOB_PACKAGES = ("settings", "state_schemas", "operators", "connectors", "pipelines")
-TERMINAL_STATES = frozenset({"FINISHED", "CANCELED", "FAILED", "SUSPENDED"})
-# Gauges whose per-subtask values are combined with max; every other metric is summed over subtasks.
-MAX_METRICS = frozenset({"event_time_lag_ms"})
 
 # Memory for a 24 GiB / 2-core box: JobManager 1 GiB; one TaskManager of 3 GiB (1.55 GiB task heap) or
 # two of 2 GiB. The hashmap state backend keeps state on the JVM heap. In thread mode Python runs inside
@@ -138,7 +122,7 @@ def pyflink_home() -> Path:
             f"apache-flink is not installed for {sys.executable}: run "
             f"`pip install apache-flink=={FLINK_VERSION}` in the project's venv (./bin/tailor does it)"
         )
-    home = Path(list(spec.submodule_search_locations)[0])
+    home = Path(next(iter(spec.submodule_search_locations)))
     if not (home / "bin" / "flink").exists():
         raise StackError(f"{home} has no bin/flink: reinstall apache-flink=={FLINK_VERSION}")
     return home
@@ -173,7 +157,7 @@ def ensure_layout(
         raise StackError(
             f"{python_jar} is missing (found {found or 'none'}): install apache-flink=={FLINK_VERSION}"
         )
-    jars = sorted((flink_home / "lib").glob("*.jar")) + [python_jar, connector_jar(settings)]
+    jars = [*sorted((flink_home / "lib").glob("*.jar")), python_jar, connector_jar(settings)]
     wanted = {jar.name: jar.resolve() for jar in jars}
     for link in paths.lib.iterdir():
         if link.name not in wanted or not link.is_symlink() or link.resolve() != wanted[link.name]:
@@ -360,18 +344,8 @@ def stop(settings: Settings | None = None, progress: Progress = print) -> None:
         cancelled = 0
         if jm is not None:
             try:
-                running = [j for j in _jobs(settings) if j.state not in TERMINAL_STATES]
-                for job in running:
-                    _rest(settings, f"/jobs/{job.job_id}?mode=cancel", method="PATCH")
-                for job in running:
-                    try:
-                        wait_for_job(
-                            settings, job.job_id, TERMINAL_STATES, timeout_s=20, fail_on_restart=False
-                        )
-                    except StackError:
-                        pass  # stopping the processes ends it anyway
-                cancelled = len(running)
-            except StackError:
+                cancelled = _cancel_running_jobs(rest_client(settings))
+            except FlinkRestError:
                 pass  # REST not answering: just stop the processes
         pids = tms + ([jm] if jm is not None else [])
         for pid in pids:
@@ -407,14 +381,13 @@ def status(settings: Settings | None = None) -> ClusterStatus:
         return ClusterStatus("stopped", f"start with flink_cluster.start; logs in {process.relative(paths.log)}",
                              url, None, [], 0, 0, 0, [])
     try:
-        overview = _rest(settings, "/overview")
+        overview = rest_client(settings).overview()
         jobs = _jobs(settings)
-    except StackError as exc:
+    except FlinkRestError as exc:
         return ClusterStatus("error", f"jobmanager pid {jm} alive but REST does not answer: {exc}",
                              url, jm, tms, 0, 0, 0, [])
     st = ClusterStatus(
-        "running", "", url, jm, tms,
-        overview["taskmanagers"], overview["slots-total"], overview["slots-available"], jobs,
+        "running", "", url, jm, tms, overview.taskmanagers, overview.slots_total, overview.slots_available, jobs
     )
     running = len(st.running_jobs)
     return st._replace(detail=f"{_layout_text(st)}, {running} running job(s); logs in {process.relative(paths.log)}")
@@ -426,220 +399,17 @@ def rest_url(settings: Settings) -> str:
     return f"http://{HOST}:{_configured_rest_port(Paths.of(settings)) or settings.rest_port}"
 
 
-# -- jobs --------------------------------------------------------------------------------------------
-def submit(
-    settings: Settings | None = None,
-    job_py: Path = DEFAULT_JOB,
-    args: Sequence[str] = (),
-    py_files: Sequence[Path] | None = None,
-    detached: bool = True,
-    from_savepoint: str | Path | None = None,
-    *,
-    rules_file: Path | None = None,
-    bounded: bool = False,
-    timeout_s: float = SUBMIT_TIMEOUT_S,
-) -> str:
-    """``flink run [-d] [-s savepoint] -py job_py -pyfs <code.zip> -pyexec <venv python> args`` -> JobID.
-
-    ``settings`` travel to the job's ``main()`` as ``TAILOR_*`` environment variables of the client.
-    ``py_files`` are package dirs and module files the TaskManagers must import (default: the
-    project's packages, ``JOB_PACKAGES``); they are zipped into one ``-pyfs`` archive so each package
-    keeps its name (``import pipelines...``). ``rules_file`` and ``bounded`` are shorthands for the
-    segmentation job's ``--rules`` and ``--bounded``. Not detached, the call returns when the job
-    ends (bounded jobs). Raises StackError with the client's output if the submission fails.
-    """
-    settings = settings or Settings.load()
-    paths = Paths.of(settings)
-    job_py = Path(job_py).resolve()
-    if not job_py.is_file():
-        raise StackError(f"job file {job_py} does not exist")
-    if _cluster_processes(paths)[0] is None:
-        raise StackError(
-            f"our Flink cluster is not running (conf {process.relative(paths.conf)}): start it (flink_cluster.start)"
-        )
-    if py_files is None:
-        py_files = [PROJECT_ROOT / p for p in JOB_PACKAGES if (PROJECT_ROOT / p).is_dir()]
-    program_args = list(args)
-    if rules_file is not None:
-        program_args += ["--rules", str(Path(rules_file).resolve())]
-    if bounded:
-        program_args.append("--bounded")
-
-    argv = [str(pyflink_home() / "bin" / "flink"), "run"]
-    if detached:
-        argv.append("-d")
-    if from_savepoint is not None:
-        argv += ["-s", str(from_savepoint)]
-    argv += ["-py", str(job_py)]
-    bundle = _bundle(paths, py_files) if py_files else None
-    if bundle is not None:
-        argv += ["-pyfs", str(bundle)]
-    argv += ["-pyexec", python_executable(), "-pyclientexec", python_executable(), *program_args]
-
-    env = script_env(settings, paths)
-    env.update({f"TAILOR_{k.upper()}": str(v) for k, v in settings.to_dict().items()})
-    # Own session: on a timeout the client JVM *and* the job's Python client process it started go.
-    client = subprocess.Popen(
-        argv, env=env, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )
-    try:
-        output, _ = client.communicate(timeout=timeout_s if detached else None)
-    except subprocess.TimeoutExpired:
-        os.killpg(client.pid, signal.SIGKILL)
-        output, _ = client.communicate()
-        raise StackError(
-            f"`flink run` did not finish within {timeout_s:.0f} s; output:\n{_tail(output or '', 40)}"
-        ) from None
-    finally:
-        if bundle is not None:
-            bundle.unlink(missing_ok=True)  # uploaded to the cluster's blob store at submission
-    match = re.search(r"JobID ([0-9a-f]{32})", output)
-    if client.returncode != 0 or match is None:
-        raise StackError(
-            f"`flink run -py {process.relative(job_py)}` failed (exit {client.returncode}); output:\n"
-            f"{_tail(output, 40)}\nclient log: {process.relative(paths.log)}/flink-{IDENT}-client-*.log"
-        )
-    return match.group(1)
+def rest_client(settings: Settings, timeout_s: float = 10.0) -> FlinkRest:
+    """A client of our cluster's REST API, at ``rest_url``."""
+    return FlinkRest(rest_url(settings), timeout_s)
 
 
-def cancel(settings: Settings, job_id: str, timeout_s: float = 30.0) -> str:
-    """Cancel a job and wait until it is terminal; returns the final state (CANCELED unless it had ended)."""
-    state = job_state(settings, job_id)
-    if state in TERMINAL_STATES:
-        return state
-    _rest(settings, f"/jobs/{job_id}?mode=cancel", method="PATCH")
-    return wait_for_job(settings, job_id, TERMINAL_STATES, timeout_s, fail_on_restart=False)
-
-
-def stop_with_savepoint(
-    settings: Settings,
-    job_id: str,
-    target_dir: Path | None = None,
-    drain: bool = False,
-    timeout_s: float = 120.0,
-) -> str:
-    """Stop the job gracefully with a savepoint (``flink stop``); returns the savepoint path (``file:/...``),
-    which ``submit(..., from_savepoint=path)`` restores."""
-    target = target_dir or Paths.of(settings).savepoints
-    trigger = _rest(
-        settings, f"/jobs/{job_id}/stop", method="POST",
-        body={"targetDirectory": Path(target).resolve().as_uri(), "drain": drain},
-    )["request-id"]
-    deadline = time.monotonic() + timeout_s
-    while True:
-        info = _rest(settings, f"/jobs/{job_id}/savepoints/{trigger}")
-        if info["status"]["id"] == "COMPLETED":
-            operation = info.get("operation") or {}
-            if "location" in operation:
-                wait_for_job(settings, job_id, TERMINAL_STATES, max(5.0, deadline - time.monotonic()))
-                return operation["location"]
-            cause = operation.get("failure-cause", {})
-            raise StackError(
-                f"stop-with-savepoint of job {job_id} failed: {cause.get('class', '')}: "
-                f"{_tail(cause.get('stack-trace', str(operation)), 15)}"
-            )
-        if time.monotonic() > deadline:
-            raise StackError(f"savepoint of job {job_id} not completed within {timeout_s:.0f} s")
-        time.sleep(0.3)
-
-
-def job_state(settings: Settings, job_id: str) -> str:
-    return _job_overview(settings, job_id)["state"]
-
-
-def wait_for_job(
-    settings: Settings,
-    job_id: str,
-    states: str | frozenset[str] | set[str] = "RUNNING",
-    timeout_s: float = 60.0,
-    all_tasks_running: bool = False,
-    fail_on_restart: bool = True,
-) -> str:
-    """Poll until the job reaches one of ``states``; returns that state. With ``all_tasks_running``,
-    RUNNING also waits until every task is deployed and running (sources are reading). A job that
-    fails (and would restart forever under the default restart strategy) raises StackError with its
-    first exception, unless ``fail_on_restart`` is False."""
-    wanted = {states} if isinstance(states, str) else set(states)
-    deadline = time.monotonic() + timeout_s
-    state = "?"
-    while time.monotonic() < deadline:
-        job = _job_overview(settings, job_id)
-        state = job["state"]
-        if state in wanted:
-            tasks = job["tasks"]
-            if not (all_tasks_running and state == "RUNNING") or tasks["running"] == tasks["total"]:
-                return state
-        elif state in TERMINAL_STATES or (fail_on_restart and state in ("RESTARTING", "FAILING")):
-            raise StackError(
-                f"job {job_id} is {state}, expected {sorted(wanted)}; first failure:\n"
-                f"{_job_failure(settings, job_id)}"
-            )
-        time.sleep(0.25)
-    raise StackError(
-        f"job {job_id} is {state}, not {sorted(wanted)} after {timeout_s:.0f} s; see {rest_url(settings)}"
-    )
-
-
-def job_vertices(settings: Settings, job_id: str) -> list[str]:
-    """Names of the job's vertices (chained operators joined by " -> "), as the Web UI shows them."""
-    return [v["name"] for v in _rest(settings, f"/jobs/{job_id}")["vertices"]]
-
-
-def job_metrics(settings: Settings, job_id: str, group: str = "tailor") -> dict[str, dict[str, float]]:
-    """Custom metrics of the job: ``{operator name: {metric: value}}``, e.g.
-    ``{"normalize_events": {"events_in": 5.0, "dead_letters": 1.0}, "track_segments": {...}}``.
-
-    In REST a metric registered by operator ``op`` in group ``group`` is ``<subtask>.<op>.<group>.<name>``
-    under ``/jobs/<jid>/vertices/<vid>/metrics`` (one per subtask; the vertex name joins the chained
-    operators). This reads the per-vertex aggregate over subtasks: counters are summed, the gauges in
-    ``MAX_METRICS`` take the maximum. Metrics appear once the operators have opened; the REST API
-    refreshes them at most every 10 s (``metrics.fetcher.update-interval``).
-
-    Caution, thread mode: a metric query evaluates *Python* gauges (``group.gauge(name, fn)``) from a
-    JVM metrics thread. One evaluated while the job is being cancelled or restarted, after its
-    interpreter is gone, crashes the TaskManager JVM (SIGSEGV in libpython, seen here and in the
-    embedded mini-cluster). Poll this while a job runs, not while it stops.
-    """
-    result: dict[str, dict[str, float]] = {}
-    marker = f".{group}."
-    for vertex in _rest(settings, f"/jobs/{job_id}")["vertices"]:
-        base = f"/jobs/{job_id}/vertices/{vertex['id']}/subtasks/metrics"
-        names = [m["id"] for m in _rest(settings, base) if marker in m["id"]]
-        if not names:
-            continue
-        values = _rest(settings, f"{base}?get={','.join(names)}&agg=sum,max")
-        for metric in values:
-            operator, short = metric["id"].split(marker, 1)
-            value = metric["max"] if short in MAX_METRICS else metric["sum"]
-            result.setdefault(operator, {})[short] = value
-    return result
+def jobmanager_pid(paths: Paths) -> int | None:
+    """The pid of our cluster's JobManager (started with the conf dir of ``paths``), None if it does not run."""
+    return _cluster_processes(paths)[0]
 
 
 # -- internals ---------------------------------------------------------------------------------------
-def _bundle(paths: Paths, py_files: Sequence[Path]) -> Path:
-    """One zip of the job's Python code for ``-pyfs``: each package dir under its own name, each
-    module file at the top. (``-pyfs <dir>`` would put the dir's *contents* on the TaskManagers'
-    PYTHONPATH, so ``import pipelines`` would fail; a zip is extracted and its root put there.)
-    Zipping also snapshots the code at submission time."""
-    bundles = paths.root / "submit"
-    bundles.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix="tailor-job-", suffix=".zip", dir=bundles)
-    os.close(fd)
-    with zipfile.ZipFile(name, "w", zipfile.ZIP_DEFLATED) as zf:
-        for item in map(Path, py_files):
-            if item.is_dir():
-                for file in sorted(item.rglob("*")):
-                    if file.is_file() and "__pycache__" not in file.parts and file.suffix != ".pyc":
-                        zf.write(file, Path(item.name) / file.relative_to(item))
-            elif item.is_file():
-                zf.write(item, item.name)
-            else:
-                Path(name).unlink()
-                raise StackError(f"py_files entry {item} does not exist")
-    return Path(name)
-
-
 def _check_taskmanagers(taskmanagers: int) -> None:
     if taskmanagers not in SLOTS:
         raise StackError(
@@ -759,14 +529,14 @@ def _wait_for_slots(
                     f"{_log_tails(paths, since)}"
                 )
         try:
-            overview = _rest(settings, "/overview", timeout=2)
-            last = f"{overview['taskmanagers']} taskmanager(s), {overview['slots-total']} slot(s)"
-            if overview["taskmanagers"] >= taskmanagers and overview["slots-total"] >= want_slots:
+            overview = rest_client(settings, timeout_s=2).overview()
+            last = f"{overview.taskmanagers} taskmanager(s), {overview.slots_total} slot(s)"
+            if overview.taskmanagers >= taskmanagers and overview.slots_total >= want_slots:
                 return ClusterStatus(
-                    "running", "", rest_url(settings), jm, tms, overview["taskmanagers"],
-                    overview["slots-total"], overview["slots-available"], _jobs(settings),
+                    "running", "", rest_url(settings), jm, tms, overview.taskmanagers,
+                    overview.slots_total, overview.slots_available, _jobs(settings),
                 )
-        except StackError:
+        except FlinkRestError:
             pass
         if time.monotonic() > deadline:
             raise StackError(
@@ -777,50 +547,23 @@ def _wait_for_slots(
 
 
 def _jobs(settings: Settings) -> list[JobInfo]:
-    return [JobInfo(j["jid"], j["name"], j["state"]) for j in _rest(settings, "/jobs/overview")["jobs"]]
+    return [JobInfo(job.job_id, job.name, job.state) for job in rest_client(settings).jobs()]
 
 
-def _job_overview(settings: Settings, job_id: str) -> dict[str, Any]:
-    """One job's entry of ``/jobs/overview`` (state, task counts). Polled instead of ``/jobs/<jid>``,
-    which makes the JobManager fetch every TaskManager's metrics: that evaluates Python gauges, and
-    one evaluated while the job's operators are being torn down crashes the TaskManager (see
-    ``job_metrics``)."""
-    for job in _rest(settings, "/jobs/overview")["jobs"]:
-        if job["jid"] == job_id:
-            return job
-    raise StackError(f"job {job_id} is unknown to the Flink cluster at {rest_url(settings)}")
-
-
-def _job_failure(settings: Settings, job_id: str) -> str:
-    try:
-        root = _rest(settings, f"/jobs/{job_id}/exceptions").get("exceptionHistory", {}).get("entries", [])
-    except StackError as exc:
-        return str(exc)
-    if not root:
-        return "no exception recorded"
-    return _tail(root[0].get("stacktrace", root[0].get("exceptionName", "")), 20)
-
-
-def _rest(
-    settings: Settings,
-    path: str,
-    method: str = "GET",
-    body: dict[str, Any] | None = None,
-    timeout: float = 10.0,
-) -> Any:
-    url = rest_url(settings) + path
-    data = None if body is None else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json"}
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            text = response.read()
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")[:1500]
-        raise StackError(f"Flink REST {method} {path} -> HTTP {exc.code}: {detail}") from None
-    except OSError as exc:
-        raise StackError(f"Flink REST {url} does not answer ({exc}): is the cluster running?") from None
-    return json.loads(text) if text else {}
+def _cancel_running_jobs(rest: FlinkRest, timeout_s: float = 20.0) -> int:
+    """Cancel every running job, then wait up to ``timeout_s`` for each to end; returns how many ran.
+    A job not ended by then is left to the stop of the processes."""
+    running = [job.job_id for job in rest.jobs() if job.state not in TERMINAL_STATES]
+    for job_id in running:
+        rest.cancel(job_id)
+    for job_id in running:
+        deadline = time.monotonic() + timeout_s
+        try:
+            while rest.job_overview(job_id).state not in TERMINAL_STATES and time.monotonic() < deadline:
+                time.sleep(0.25)
+        except FlinkRestError:
+            pass  # stopping the processes ends it anyway
+    return len(running)
 
 
 def _ensure_port_free_fixed(port: int, what: str) -> None:
@@ -870,10 +613,6 @@ def _wheel_config() -> dict[str, Any]:
 def _write_if_changed(path: Path, text: str) -> None:
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
-
-
-def _tail(text: str, lines: int = 25) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
 
 
 def _exclusive(paths: Paths):  # type: ignore[no-untyped-def]

@@ -12,11 +12,11 @@ import subprocess
 import sys
 import sysconfig
 import time
-import urllib.request
 from pathlib import Path
 
-import orjson
-
+from connectors.flink_rest import FlinkRest, FlinkRestError
+from operators.models_config import ModelsConfig
+from operators.segment_rules import SegmentRules
 from settings import PROJECT_ROOT, Settings
 from stack import connector_jar
 
@@ -31,8 +31,9 @@ def python_path_env(settings: Settings) -> dict[str, str]:
     return {"PYTHONPATH": os.pathsep.join(paths), "FLINK_LOG_DIR": str(log_dir)}
 
 
-def run(settings: Settings, rules_file: Path, bounded: bool = False) -> None:
-    """Build and execute the job in this process; blocks until it ends (bounded) or is cancelled."""
+def run(settings: Settings, rules: SegmentRules, models: ModelsConfig | None, bounded: bool = False) -> None:
+    """Build and execute the job in this process (``models``: the online models, None = rules only);
+    blocks until it ends (bounded) or is cancelled."""
     jar = connector_jar(settings)
     os.environ.update(python_path_env(settings))
     from pyflink.datastream import StreamExecutionEnvironment
@@ -42,8 +43,7 @@ def run(settings: Settings, rules_file: Path, bounded: bool = False) -> None:
     env = StreamExecutionEnvironment.get_execution_environment(job.flink_configuration(settings, local=True))
     env.add_jars(jar.resolve().as_uri())
     job.configure(env, settings)
-    models_yaml = settings.models_file.read_text() if settings.models_enabled else None
-    job.build(env, settings, rules_file.read_text(), models_yaml, bounded=bounded)
+    job.build(env, settings, rules, models, bounded=bounded)
     env.execute(job.JOB_NAME)
 
 
@@ -68,17 +68,22 @@ def wait_until_running(settings: Settings, child: subprocess.Popen[bytes], timeo
     """
     deadline = time.monotonic() + timeout_s
     not_before_ms = int(time.time() * 1000) - 5_000  # the child was spawned just before this call
-    url = f"http://127.0.0.1:{settings.rest_port}/jobs/overview"
+    rest = FlinkRest(f"http://127.0.0.1:{settings.rest_port}", timeout_s=2)
     while time.monotonic() < deadline:
         if child.poll() is not None:
             raise RuntimeError(f"the job process exited with code {child.returncode} before it started")
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                jobs = orjson.loads(response.read())["jobs"]
-            running = [j["jid"] for j in jobs if j["state"] == "RUNNING" and j["start-time"] >= not_before_ms]
+            running = [j.job_id for j in rest.jobs() if j.state == "RUNNING" and j.start_time_ms >= not_before_ms]
             if running:
                 return running[0]
-        except OSError:
+        except FlinkRestError:
             pass
         time.sleep(0.5)
-    raise TimeoutError(f"the job was not RUNNING after {timeout_s:.0f} s (see {url})")
+    raise TimeoutError(f"the job was not RUNNING after {timeout_s:.0f} s (see {rest.url}/jobs/overview)")
+
+
+def job_config(settings: Settings, rules_file: Path | None = None) -> tuple[SegmentRules, ModelsConfig | None]:
+    """The rules and models a job of ``settings`` runs, loaded and validated here (before any Flink starts):
+    ``rules_file`` or ``settings.segments_file``; ``settings.models_file`` if models are enabled."""
+    rules = SegmentRules.from_yaml(rules_file or settings.segments_file)
+    return rules, ModelsConfig.from_yaml(settings.models_file) if settings.models_enabled else None

@@ -14,7 +14,7 @@ The record key is the item id; the latest record per item wins (log compaction k
 True
 >>> encode(item)
 '{"schema":"tailor.catalog_item/1","item_id":"1","title":"Toy Story (1995)","category":null,"tags":["Animation","Comedy"]}'
-"""
+"""  # noqa: E501 (a doctest's expected output cannot wrap)
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ True
 Traceback (most recent call last):
 ...
 state_schemas.cluster_model.ClusterModelError: cluster model payload version 7 is not readable by this Tailor (knows 1); restore with the Tailor version that wrote it, or start the clusterer from scratch
-"""
+"""  # noqa: E501 (a doctest's expected output cannot wrap)
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def decode(payload: str | bytes, river_version: str | None = None) -> ClusterMod
     Traceback (most recent call last):
     ...
     state_schemas.cluster_model.ClusterModelError: the dbstream clusterer was pickled by River 0.21.0 and this job runs River 0.23.0 (pickles only load within one major.minor); restore with River 0.21.x, or start the clusterer from scratch
-    """
+    """  # noqa: E501 (a doctest's expected output cannot wrap)
     try:
         row = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:

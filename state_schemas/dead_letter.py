@@ -41,7 +41,7 @@ def encode(error: str, reason: str, original: bytes | str, source: str, received
 
 
 def decode(payload: bytes | str) -> dict[str, Any]:
-    record = orjson.loads(payload)
+    record: dict[str, Any] = orjson.loads(payload)
     if record.get("schema") != SCHEMA:
         raise ValueError(f"expected schema {SCHEMA!r}, got {record.get('schema')!r}")
     return record

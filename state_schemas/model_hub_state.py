@@ -21,7 +21,7 @@ every event so a checkpoint always holds the models exactly as of the events it 
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import orjson
 
@@ -50,7 +50,7 @@ def decode_globals(payload: str, river_version: str) -> tuple[str, str]:
     Traceback (most recent call last):
     ...
     state_schemas.profile_state.StateVersionError: model state was written with River 0.21.0, this job runs River 0.23.0: restore with the matching Tailor/River version, or start the models from scratch (new job without the savepoint's model state)
-    """
+    """  # noqa: E501 (a doctest's expected output cannot wrap)
     row = _versioned(payload, "model hub globals", 4)
     if row[1] != river_version:
         raise StateVersionError(
@@ -61,7 +61,7 @@ def decode_globals(payload: str, river_version: str) -> tuple[str, str]:
     return row[2], row[3]
 
 
-def _versioned(payload: str, what: str, fields: int) -> list:
+def _versioned(payload: str, what: str, fields: int) -> list[Any]:
     row = orjson.loads(payload)
     if not isinstance(row, list) or not row or row[0] != CURRENT_VERSION or len(row) != fields:
         version = row[0] if isinstance(row, list) and row else None

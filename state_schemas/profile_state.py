@@ -33,7 +33,7 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import orjson
 
@@ -62,7 +62,7 @@ class ProfileState:
     recent_ids: list[int] = field(default_factory=list)
     timer_at: int = 0
     last_purchase_at: int = 0
-    behavior: list = field(default_factory=list)
+    behavior: list[Any] = field(default_factory=list)
 
     @property
     def session_open(self) -> bool:

@@ -69,5 +69,6 @@ def decode(payload: bytes | str) -> dict[str, Any]:
     """
     record = orjson.loads(payload)
     if not isinstance(record, dict) or record.get("schema") != SCHEMA:
-        raise ValueError(f"expected schema {SCHEMA!r}, got {record.get('schema') if isinstance(record, dict) else record!r}")
+        got = record.get("schema") if isinstance(record, dict) else record
+        raise ValueError(f"expected schema {SCHEMA!r}, got {got!r}")
     return record

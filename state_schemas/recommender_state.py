@@ -47,7 +47,7 @@ True
 Traceback (most recent call last):
 ...
 state_schemas.profile_state.StateVersionError: recommender item state version 7 is not readable by this Tailor (knows version 1); restore with the Tailor version that wrote it, or drop the model state
-"""
+"""  # noqa: E501 (a doctest's expected output cannot wrap)
 
 from __future__ import annotations
 

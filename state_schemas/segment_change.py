@@ -64,7 +64,7 @@ def encode(change: SegmentChange, emit_time: int) -> bytes:
 
 def decode(payload: bytes | str) -> dict[str, Any]:
     """Parse an emitted record; raises ``ValueError`` for a schema this version does not know."""
-    record = orjson.loads(payload)
+    record: dict[str, Any] = orjson.loads(payload)
     if record.get("schema") != SCHEMA:
         raise ValueError(f"expected schema {SCHEMA!r}, got {record.get('schema')!r}")
     return record

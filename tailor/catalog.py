@@ -28,9 +28,9 @@ from connectors.catalog_files import read_movielens_items, read_taobao_items
 from connectors.kafka_events import KafkaUnavailable
 from settings import PROJECT_ROOT, Settings
 from settings.errors import TailorError
+from settings.progress import progress_bar
 from state_schemas import catalog_item
 from state_schemas.catalog_item import CatalogItem
-from tailor.produce import ProgressBar
 
 SOURCES = ("movielens", "taobao", "simulated")
 DATA_DIR = PROJECT_ROOT.parent / "shared" / "data"
@@ -92,7 +92,7 @@ def load_catalog(
         topics.ensure_topics(settings, [settings.catalog_topic])
     except KafkaUnavailable as exc:
         raise CatalogError(_with_cli_hint(str(exc))) from None
-    bar = ProgressBar(len(items), unit="items", enabled=progress)
+    bar = progress_bar(len(items), unit="items", enabled=progress)
     sent = 0
     t0 = time.monotonic()
     try:
@@ -104,19 +104,23 @@ def load_catalog(
                     timestamp_ms=now_ms,
                 )
                 sent += 1
-                bar.update(sent)
+                bar.update()
             publisher.flush()
     except KafkaUnavailable as exc:
         raise CatalogError(
-            _with_cli_hint(f"publishing the {source} catalog to {settings.catalog_topic} failed after {sent:,} items: {exc}")
+            _with_cli_hint(
+                f"publishing the {source} catalog to {settings.catalog_topic} failed after {sent:,} items: {exc}"
+            )
         ) from None
     finally:
-        bar.close(sent)
+        bar.close()
     return LoadReport(source, settings.catalog_topic, sent, time.monotonic() - t0)
 
 
 _STACK_HINT = "start the local stack (stack.up)"
-_CLI_HINT = "start the local stack with `bin/tailor stack up`, or point TAILOR_KAFKA_HOST / TAILOR_KAFKA_PORT at your broker"
+_CLI_HINT = (
+    "start the local stack with `bin/tailor stack up`, or point TAILOR_KAFKA_HOST / TAILOR_KAFKA_PORT at your broker"
+)
 
 
 def _with_cli_hint(message: str) -> str:
@@ -124,5 +128,5 @@ def _with_cli_hint(message: str) -> str:
 
     >>> _with_cli_hint("cannot reach Kafka on h:1 (x): start the local stack (stack.up)")
     'cannot reach Kafka on h:1 (x): start the local stack with `bin/tailor stack up`, or point TAILOR_KAFKA_HOST / TAILOR_KAFKA_PORT at your broker'
-    """
+    """  # noqa: E501 (a doctest's expected output cannot wrap)
     return message.replace(_STACK_HINT, _CLI_HINT) if _STACK_HINT in message else f"{message}; {_CLI_HINT}"

@@ -12,8 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from settings.errors import TailorError
 from settings import PROJECT_ROOT, ConfigError, Settings
+from settings.errors import TailorError
 
 DEMO_RULES = PROJECT_ROOT / "config" / "demo-segments.yaml"
 
@@ -47,7 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="YAML file with settings (see settings/__init__.py)")
     nouns = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    demo = nouns.add_parser("demo", help="stack + job + simulated shoppers, printing live segment changes and recommendations", formatter_class=fmt)
+    demo = nouns.add_parser(
+        "demo", help="stack + job + simulated shoppers, printing live segment changes and recommendations",
+        formatter_class=fmt,
+    )
     demo.add_argument("--rate", type=float, default=100, help="simulated events per second")
     demo.add_argument("--duration", type=float, default=0, help="seconds to run (0 = until Ctrl-C)")
     demo.add_argument("--users", type=int, default=300, help="simulated shoppers")
@@ -56,13 +59,25 @@ def build_parser() -> argparse.ArgumentParser:
                       help="what to print, comma-separated: rules, clusters (ML segments), recs (recommendations)")
     demo.set_defaults(handler=cmd_demo)
 
-    test = nouns.add_parser("test", help="start the stack and run the test suite (args go to pytest)", formatter_class=fmt)
-    test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments, e.g. -k normalize")
+    test = nouns.add_parser(
+        "test", help="start the stack and run the test suite (args go to pytest)", formatter_class=fmt,
+        description="Runs pytest: tests/, the doctests of the source packages and the code-quality gates "
+        "(ruff, mypy: tests/test_code_quality.py). The full run starts the local Kafka + Redis stack first "
+        "(installing what is missing); CI runs exactly that. --unit runs only the pure tests, pytest -m "
+        "'not integration' (unit tests, doctests, the gates, and the slow dataset replays), without starting "
+        "the stack. Pytest arguments go after the options, after -- when they start with a dash: "
+        "`tailor test --unit -- -m 'not slow' -k rules`; with --unit a -m expression is narrowed to the pure "
+        "tests ('not integration and (EXPR)').",
+    )
+    test.add_argument("--unit", action="store_true",
+                      help="only the pure tests (-m 'not integration', slow ones included); no stack started")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments, e.g. -- -k normalize")
     test.set_defaults(handler=cmd_test)
 
     stack = nouns.add_parser("stack", help="the local Kafka + Redis stack (installs what is missing)")
     stack_verbs = stack.add_subparsers(title="verbs", metavar="VERB")
-    stack_verbs.add_parser("up", help="install and start Kafka and Redis, create topics").set_defaults(handler=cmd_stack_up)
+    stack_up = stack_verbs.add_parser("up", help="install and start Kafka and Redis, create topics")
+    stack_up.set_defaults(handler=cmd_stack_up)
     stack_verbs.add_parser("down", help="stop Kafka and Redis (data stays)").set_defaults(handler=cmd_stack_down)
     stack_verbs.add_parser("status", help="what is installed and running").set_defaults(handler=cmd_stack_status)
 
@@ -79,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--parallelism", type=int, help="operator parallelism (default: settings parallelism)")
     run.set_defaults(handler=cmd_job_run)
 
-    produce = nouns.add_parser("produce", help="publish a JSONL file of Segment events, or the Taobao CSV", formatter_class=fmt)
+    produce = nouns.add_parser(
+        "produce", help="publish a JSONL file of Segment events, or the Taobao CSV", formatter_class=fmt
+    )
     produce.add_argument("file", type=Path, help="JSONL (one Segment-Spec event per line) or Taobao CSV")
     produce.add_argument("--format", choices=["auto", "jsonl", "taobao"], default="auto", help="input format")
     produce.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")
@@ -216,25 +233,20 @@ def cmd_job_run(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.parallelism:
         settings = Settings.load(args.config, parallelism=args.parallelism)
-    rules = args.rules or settings.segments_file
-    _check_rules(rules)
+    rules_file = args.rules or settings.segments_file
+    # Load and validate here, with the file names, rather than on a TaskManager at the first record.
+    rules, models = local_job.job_config(settings, rules_file)
     if args.cluster:
-        from stack import flink_cluster
+        from stack import flink_cluster, flink_jobs
 
         stack.up(settings)
         flink_cluster.start(settings)
-        job_id = flink_cluster.submit(settings, rules_file=rules, bounded=args.bounded)
+        job_id = flink_jobs.submit(settings, rules_file=rules_file, bounded=args.bounded)
         print(f"submitted job {job_id}; Flink Web UI: http://127.0.0.1:{settings.rest_port}/#/job/{job_id}")
         return 0
-    print(f"running {rules.name} on the embedded mini-cluster; Flink Web UI: http://127.0.0.1:{settings.rest_port}")
-    local_job.run(settings, rules, bounded=args.bounded)
+    print(f"running {rules_file.name} on the embedded mini-cluster; Flink Web UI: http://127.0.0.1:{settings.rest_port}")
+    local_job.run(settings, rules, models, bounded=args.bounded)
     return 0
-
-
-def _check_rules(path: Path) -> None:
-    from operators.segment_rules import SegmentRules
-
-    SegmentRules.from_yaml(path)  # fail here, with the file name, rather than inside the Flink job
 
 
 # -- traffic -----------------------------------------------------------------------------------------
@@ -297,7 +309,8 @@ def cmd_catalog_load(args: argparse.Namespace, settings: Settings) -> int:
         print("tailor: error: --users must be at least 1", file=sys.stderr)
         return 2
     items = catalog_items(args.source, path=args.path, users=args.users, seed=args.seed)
-    print(f"publishing {len(items):,} {args.source} items to {settings.catalog_topic} on {settings.kafka_bootstrap} ...",
+    print(f"publishing {len(items):,} {args.source} items to {settings.catalog_topic} on {settings.kafka_bootstrap}"
+          " ...",
           flush=True)
     report = load_catalog(settings, items, source=args.source)
     print(f"published {report.sent:,} catalog items to {report.topic} in {report.elapsed_s:.1f} s "
@@ -315,15 +328,39 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_test(args: argparse.Namespace, settings: Settings) -> int:
-    import stack
-
-    stack.up(settings)
     extra = [a for a in args.pytest_args if a != "--"]
+    if args.unit:
+        extra = unit_pytest_args(extra)  # pure tests only: nothing needs the stack
+    else:
+        import stack
+
+        stack.up(settings)
     code = subprocess.call([sys.executable, "-m", "pytest", *extra], cwd=PROJECT_ROOT, env=dict(os.environ))
     if code == 5:
         print("tailor: error: pytest collected no tests", file=sys.stderr)
         return 1
     return code
+
+
+def unit_pytest_args(pytest_args: Sequence[str]) -> list[str]:
+    """The pytest arguments of ``tailor test --unit``: the given ones, every ``-m`` narrowed to the pure tests.
+
+    >>> unit_pytest_args(["tests/operators", "-q"])
+    ['-m', 'not integration', 'tests/operators', '-q']
+    >>> unit_pytest_args(["-m", "not slow", "-k", "rules"]), unit_pytest_args(["-mslow"])
+    (['-m', 'not integration and (not slow)', '-k', 'rules'], ['-m', 'not integration and (slow)'])
+    """
+    args, narrowed, rest = [], False, list(pytest_args)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "-m" and rest:
+            arg += rest.pop(0)
+        if arg.startswith("-m") and len(arg) > 2:
+            args += ["-m", f"not integration and ({arg[2:]})"]
+            narrowed = True
+        else:
+            args.append(arg)
+    return args if narrowed else ["-m", "not integration", *args]
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:

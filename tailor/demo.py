@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import redis
 import yaml
 
 import stack
 from connectors import kafka_topics as topics
+from connectors.redis_reader import RedisReader
 from evaluation.simulator import ShopperSimulator
 from operators.segment_rules import SegmentRules
 from settings import PROJECT_ROOT, Settings
@@ -82,7 +82,7 @@ def run_demo(
     say = lambda line: print(f"demo: {line}", flush=True)  # noqa: E731
     _check_port_free(demo.rest_port)
     write_demo_models(settings, demo)
-    stack.up(demo, progress=lambda line: say(line))
+    stack.up(demo, progress=say)
     names = topics.tailor_topics(demo)
     topics.recreate_topics(demo, names)
     _delete_keys(demo)
@@ -115,7 +115,7 @@ def run_demo(
             f"models: {settings.models_file.name} + {DEMO_MODEL_OVERRIDES.name}; ML segments appear after the "
             "clustering warm-up, ~10 s):")
         say(HEADER)
-        counts = watch(demo, duration_s=duration_s, show=show, out=lambda line: say(line))
+        counts = watch(demo, duration_s=duration_s, show=show, out=say)
         say(f"{counts.rules} rule changes, {counts.clusters} ML segment changes, {counts.recs} recommendation "
             f"lists in {duration_s:g} s")
         _check_job_alive(job, log_file, demo.rest_port)
@@ -166,23 +166,21 @@ def _environ() -> dict[str, str]:
 
 
 def _delete_keys(settings: Settings) -> None:
-    client = redis.Redis(host=settings.redis_host, port=settings.redis_port)
-    keys = list(client.scan_iter(f"{settings.redis_prefix}*", count=1000))
-    for i in range(0, len(keys), 1000):
-        client.delete(*keys[i : i + 1000])
+    with RedisReader(settings.redis_host, settings.redis_port, settings.redis_prefix) as reader:
+        reader.delete_all()
 
 
 def _print_audiences(settings: Settings, rules: Path, say) -> None:  # type: ignore[no-untyped-def]
     """Audience sizes, rule segments and ML segments apart: a segment set no rule names is a cluster."""
-    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, decode_responses=True)
-    prefix = f"{settings.redis_prefix}segment:"
-    sizes = {key.removeprefix(prefix): client.scard(key) for key in client.scan_iter(f"{prefix}*")}
+    with RedisReader(settings.redis_host, settings.redis_port, settings.redis_prefix) as reader:
+        sizes, with_recs = reader.audience_sizes(), reader.users_with_recommendations()
     rule_names = {rule.name for rule in SegmentRules.from_yaml(rules).rules}
-    with_recs = sum(1 for _ in client.scan_iter(f"{settings.redis_prefix}recs:*", count=1000))
     rule_sizes = {n: k for n, k in sizes.items() if n in rule_names}
     cluster_sizes = {n: k for n, k in sizes.items() if n not in rule_names}
     if rule_sizes:
         say("rule audiences now: " + ", ".join(f"{name}={n}" for name, n in sorted(rule_sizes.items())))
     if cluster_sizes:
-        say("ML segments now:    " + ", ".join(f"{name}={n}" for name, n in sorted(cluster_sizes.items(), key=lambda kv: -kv[1])))
-    say(f"users with recommendations: {with_recs}  (`TAILOR_REDIS_PREFIX={settings.redis_prefix} bin/tailor show user <id>`)")
+        by_size = sorted(cluster_sizes.items(), key=lambda kv: -kv[1])
+        say("ML segments now:    " + ", ".join(f"{name}={n}" for name, n in by_size))
+    say(f"users with recommendations: {with_recs}  "
+        f"(`TAILOR_REDIS_PREFIX={settings.redis_prefix} bin/tailor show user <id>`)")

@@ -17,12 +17,11 @@ named in the closing summary; it never stops the run. A record Kafka fails to st
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -30,6 +29,7 @@ from connectors import kafka_bulk, kafka_events
 from connectors.taobao_csv import TaobaoEvent, read_taobao
 from settings import Settings
 from settings.errors import TailorError
+from settings.progress import progress_bar
 
 FORMATS = ("jsonl", "taobao")
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "taobao"}
@@ -100,8 +100,8 @@ def produce_file(
 ) -> ProduceReport:
     """Publish the records of ``path`` (the first ``limit`` records) to ``settings.events_topic``.
 
-    ``rate`` throttles to that many records per second; ``progress`` draws a one-line bar on stderr
-    (default: only when stderr is a terminal); ``echo`` receives the closing summary line.
+    ``rate`` throttles to that many records per second; ``progress`` draws a progress bar on stderr
+    (:mod:`settings.progress`; default: only when stderr is a terminal); ``echo`` receives the closing summary line.
     """
     path = Path(path)
     if not path.is_file():
@@ -115,7 +115,7 @@ def produce_file(
 
     rows = read_taobao(path) if fmt == "taobao" else _read_jsonl(path)
     total = count_lines(path) if limit is None else min(limit, count_lines(path))
-    bar = ProgressBar(total, enabled=progress)
+    bar = progress_bar(total, enabled=progress)
     sent = rejected = 0
     examples: list[str] = []
     t0 = time.monotonic()
@@ -142,10 +142,10 @@ def produce_file(
                     rejected += 1
                     if len(examples) < MAX_EXAMPLES:
                         examples.append(str(row))
-                bar.update(done + 1)
+                bar.update()
             publisher.flush()  # raises KafkaUnavailable if Kafka did not store every record
         finally:
-            bar.close(sent + rejected)
+            bar.close()
     report = ProduceReport(
         sent, rejected, examples, settings.events_topic, settings.dead_letters_topic, time.monotonic() - t0
     )
@@ -216,56 +216,3 @@ def _throttle(t0: float, done: int, rate: float) -> None:
     if ahead > 0.001:
         time.sleep(ahead)
 
-
-class ProgressBar:
-    """A one-line ``\\r`` progress bar on stderr: count, rate, and percent + ETA when the total is known.
-
-    ``enabled=None`` shows it only when the stream is a terminal. Redraws at most 5 times a second, so
-    ``update`` can be called for every event.
-    """
-
-    WIDTH = 24
-
-    def __init__(
-        self,
-        total: int | None,
-        unit: str = "events",
-        enabled: bool | None = None,
-        stream: IO[str] | None = None,
-    ) -> None:
-        self.total = total
-        self.unit = unit
-        self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
-        self._t0 = time.monotonic()
-        self._next_draw = self._t0 + 0.2
-        self._width = 0
-
-    def update(self, done: int) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now >= self._next_draw:
-            self._next_draw = now + 0.2
-            self._draw(done, now)
-
-    def close(self, done: int) -> None:
-        if self.enabled:
-            self._draw(done, time.monotonic())
-            self.stream.write("\n")
-            self.stream.flush()
-
-    def _draw(self, done: int, now: float) -> None:
-        elapsed = now - self._t0
-        speed = done / elapsed if elapsed > 0 else 0.0
-        text = f"{done:,} {self.unit}  {speed:,.0f}/s  {elapsed:.1f} s"
-        if self.total:
-            filled = min(self.WIDTH, self.WIDTH * done // self.total)
-            eta = (self.total - done) / speed if speed > 0 else 0.0
-            text = (
-                f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done:,}/{self.total:,} {self.unit} "
-                f"{100 * done // self.total:3d}%  {speed:,.0f}/s  ETA {eta:.0f} s"
-            )
-        self.stream.write("\r" + text.ljust(self._width))  # pad over a longer previous line
-        self.stream.flush()
-        self._width = len(text)

@@ -14,16 +14,12 @@ Both read what the job already writes; nothing here keeps state of its own.
 
 from __future__ import annotations
 
-import time
-import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-import redis
-
-from connectors.kafka_events import KafkaUnavailable
+from connectors.kafka_events import KafkaUnavailable, read_topic
+from connectors.redis_reader import RedisReader, RedisUnavailable
 from settings import Settings
 from settings.errors import TailorError
 from state_schemas import segment_change
@@ -57,40 +53,33 @@ class ClusterRow:
     as_of_ms: int  # event time of that enter
 
 
-def _redis(settings: Settings) -> redis.Redis:
-    return redis.Redis(host=settings.redis_host, port=settings.redis_port, decode_responses=True,
-                       socket_connect_timeout=5)
+def _reader(settings: Settings) -> RedisReader:
+    return RedisReader(settings.redis_host, settings.redis_port, settings.redis_prefix)
 
 
-def _unreachable(settings: Settings, exc: Exception) -> ShowError:
-    return ShowError(
-        f"cannot reach Redis on {settings.redis_host}:{settings.redis_port} ({exc}): "
-        "start the local stack with `bin/tailor stack up`"
-    )
+def _unreachable(exc: RedisUnavailable) -> ShowError:
+    return ShowError(f"{exc}: start the local stack with `bin/tailor stack up`")
 
 
 def user_view(settings: Settings, user_id: str) -> UserView:
     """The user's profile hash and latest recommendations; ``ShowError`` if Redis has neither."""
-    client = _redis(settings)
     try:
-        profile = client.hgetall(f"{settings.redis_prefix}profile:{user_id}")
-        raw = client.get(f"{settings.redis_prefix}recs:{user_id}")
-    except redis.ConnectionError as exc:
-        raise _unreachable(settings, exc) from None
-    finally:
-        client.close()
-    if not profile and raw is None:
+        with _reader(settings) as reader:
+            profile, recommendation = reader.profile(user_id), reader.recommendations(user_id)
+    except RedisUnavailable as exc:
+        raise _unreachable(exc) from None
+    if not profile and recommendation is None:
         raise ShowError(
             f"no profile or recommendations for user {user_id!r} under Redis prefix {settings.redis_prefix!r}; "
             "user ids are userId, else anonymousId"
             + ("" if settings.redis_prefix == "tailor-demo:" else " (the demo's: TAILOR_REDIS_PREFIX=tailor-demo:)")
         )
-    return UserView(user_id, profile, orjson.loads(raw) if raw is not None else None)
+    return UserView(user_id, profile, recommendation)
 
 
 def _iso(ms: str | int | None) -> str:
     try:
-        return datetime.fromtimestamp(int(ms) / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")  # type: ignore[arg-type]
+        return datetime.fromtimestamp(int(ms) / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return "-"
 
@@ -124,7 +113,8 @@ def format_user(view: UserView) -> list[str]:
         lines.append(f"{'recommendations':<16} - (none yet)")
         return lines
     lines.append(
-        f"{'recommendations':<16} {len(rec['items'])} items, {rec.get('model_version')}, as of {_iso(rec.get('event_time'))}"
+        f"{'recommendations':<16} {len(rec['items'])} items, {rec.get('model_version')}, "
+        f"as of {_iso(rec.get('event_time'))}"
     )
     lines += [
         f"{rank:>4}. {i['item_id']:<16} {i['score']:>6.3f}  {i['source']}" for rank, i in enumerate(rec["items"], 1)
@@ -135,7 +125,12 @@ def format_user(view: UserView) -> list[str]:
 def cluster_rows(settings: Settings, tail: int = 5000, timeout_s: float = 15.0) -> list[ClusterRow]:
     """The ML segments seen in the last ``tail`` segment changes per partition, largest audience first."""
     latest: dict[str, dict[str, Any]] = {}
-    for value in _tail_values(settings, settings.segment_changes_topic, tail, timeout_s):
+    try:
+        records = read_topic(settings.kafka_bootstrap, settings.segment_changes_topic, timeout_s=timeout_s,
+                             tail=tail)
+    except KafkaUnavailable as exc:
+        raise ShowError(str(exc)) from None
+    for value in (r.value for r in records if r.value is not None):
         try:
             change = segment_change.decode(value)
         except ValueError:
@@ -145,13 +140,11 @@ def cluster_rows(settings: Settings, tail: int = 5000, timeout_s: float = 15.0) 
         name = change["segment"]
         if name not in latest or change["event_time"] >= latest[name]["event_time"]:
             latest[name] = change
-    client = _redis(settings)
     try:
-        sizes = {name: client.scard(f"{settings.redis_prefix}segment:{name}") for name in latest}
-    except redis.ConnectionError as exc:
-        raise _unreachable(settings, exc) from None
-    finally:
-        client.close()
+        with _reader(settings) as reader:
+            sizes = reader.audience_sizes(latest)
+    except RedisUnavailable as exc:
+        raise _unreachable(exc) from None
     rows = [ClusterRow(n, sizes[n], cluster_explanation(c), c["event_time"]) for n, c in latest.items()]
     return sorted(rows, key=lambda r: (-r.size, r.name))
 
@@ -165,44 +158,3 @@ def format_clusters(rows: list[ClusterRow]) -> list[str]:
     lines = [f"{'ML segment':<25} {'users':>7}  explanation (as of its latest enter, event time)"]
     lines += [f"{r.name:<25} {r.size:>7}  {r.explanation}  ({_iso(r.as_of_ms)})" for r in rows]
     return lines
-
-
-def _tail_values(settings: Settings, topic: str, per_partition: int, timeout_s: float) -> list[bytes]:
-    """Values of the last ``per_partition`` committed records of each partition of ``topic``."""
-    from kafka import KafkaConsumer, TopicPartition
-    from kafka.errors import KafkaError
-
-    try:
-        consumer = KafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap, client_id=f"tailor-show-{uuid.uuid4().hex[:8]}",
-            group_id=None, enable_auto_commit=False, isolation_level="read_committed",
-            bootstrap_timeout_ms=5_000,
-        )
-    except KafkaError as exc:
-        raise ShowError(
-            f"cannot reach Kafka on {settings.kafka_bootstrap} ({exc}): start the local stack with "
-            "`bin/tailor stack up`"
-        ) from None
-    values: list[bytes] = []
-    try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            raise ShowError(f"topic {topic!r} does not exist on {settings.kafka_bootstrap}: has the job run?")
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        start, end = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
-        for tp in tps:
-            consumer.seek(tp, max(start[tp], end[tp] - per_partition))
-        deadline = time.monotonic() + timeout_s
-        behind = {tp for tp in tps if consumer.position(tp) < end[tp]}
-        while behind:
-            if time.monotonic() > deadline:
-                raise KafkaUnavailable(f"reading the tail of {topic!r} took more than {timeout_s:.0f} s")
-            for tp, batch in consumer.poll(timeout_ms=500).items():
-                values += [r.value for r in batch if r.offset < end[tp] and r.value is not None]
-            behind = {tp for tp in behind if consumer.position(tp) < end[tp]}
-    except KafkaError as exc:
-        raise ShowError(f"reading {topic!r} from {settings.kafka_bootstrap} failed: {exc}") from None
-    finally:
-        consumer.close()
-    return values

@@ -11,7 +11,7 @@ from typing import Any
 from connectors import kafka_bulk, kafka_events
 from evaluation.simulator import ShopperSimulator, SimulationError, iso_ms
 from settings import Settings
-from tailor.produce import ProgressBar
+from settings.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def simulate(
     now_ms = int(time.time() * 1000)
     if start_ms is None:
         start_ms = now_ms - int(1000 * total / rate) if fast and total else now_ms
-    bar = ProgressBar(total, enabled=progress)
+    bar = progress_bar(total, enabled=progress)
     sent, first_ms, last_ms = 0, None, None
     t0 = time.monotonic()
     with kafka_bulk.bulk_publisher(settings.kafka_bootstrap) as publisher:
@@ -68,10 +68,10 @@ def simulate(
                 sent += 1
                 first_ms = ts if first_ms is None else first_ms
                 last_ms = ts
-                bar.update(sent)
+                bar.update()
             publisher.flush()
         finally:
-            bar.close(sent)
+            bar.close()
     report = SimulateReport(sent, time.monotonic() - t0, first_ms, last_ms)
     if echo is not None:
         span = "" if first_ms is None else f", event time {iso_ms(first_ms)} .. {iso_ms(last_ms or first_ms)}"

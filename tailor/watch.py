@@ -1,6 +1,6 @@
 """Print segment changes and recommendations as they happen, from the Redis channels the job publishes to.
 
-Two channels (``connectors.redis_audiences``): ``{prefix}segment-changes`` carries rule changes and ML
+Two channels (``connectors.redis_keys``): ``{prefix}segment-changes`` carries rule changes and ML
 segment (cluster) changes, ``{prefix}recommendations`` every new top-K list. One aligned line each::
 
     time(UTC)     kind    +/- segment / list             user               detail
@@ -11,19 +11,19 @@ segment (cluster) changes, ``{prefix}recommendations`` every new top-K list. One
 A cluster change's detail is the cluster's explanation as of that change (its reason without the
 cluster name and the "vs all users" tail), shortened to fit one line. What to show is a subset of
 ``rules``, ``clusters``, ``recs`` (``tailor watch --show clusters,recs``).
-"""
+"""  # noqa: E501 (a doctest's expected output cannot wrap)
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import redis
 
+from connectors.redis_reader import RECOMMENDATIONS, RedisUnavailable, Subscription
 from settings import Settings
 from settings.errors import TailorError
 
@@ -65,7 +65,7 @@ def shorten(text: str, width: int = DETAIL_WIDTH) -> str:
 
 
 def _clock(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%H:%M:%S.%f")[:-3]
 
 
 def cluster_explanation(change: dict[str, Any]) -> str:
@@ -88,7 +88,7 @@ def format_change(change: dict[str, Any]) -> str:
     >>> print(format_change({"event_time": 0, "emit_time": 30, "change": "exit", "segment": "Browsers",
     ...     "kind": "cluster", "user_id": "u1", "trigger": "event", "reason": "Browsers: views +1.2σ vs all users"}))
     00:00:00.000  ML seg  - Browsers                     u1                 views +1.2σ  (emitted 30 ms after)
-    """
+    """  # noqa: E501 (a doctest's expected output cannot wrap)
     kind = change.get("kind", "rule")
     lag = change["emit_time"] - change["event_time"]
     if kind == "cluster":
@@ -140,34 +140,27 @@ def watch(
 ) -> WatchCounts:
     """Subscribe to the job's Redis channels and print what ``show`` selects, for ``duration_s`` (0 = forever)."""
     show = set(show)
-    changes_channel = f"{settings.redis_prefix}segment-changes"
-    recs_channel = f"{settings.redis_prefix}recommendations"
-    channels = ([changes_channel] if show & {"rules", "clusters"} else []) + ([recs_channel] if "recs" in show else [])
-    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, socket_connect_timeout=5)
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
     counts = WatchCounts()
     deadline = time.monotonic() + duration_s if duration_s else None
     try:
-        pubsub.subscribe(*channels)
-        while deadline is None or time.monotonic() < deadline:
-            message = pubsub.get_message(timeout=0.5)
-            if message is None:
-                continue
-            record = orjson.loads(message["data"])
-            if message["channel"].decode() == recs_channel:
-                counts.recs += 1
-                out(format_recommendation(record))
-                continue
-            kind = "clusters" if record.get("kind") == "cluster" else "rules"
-            if kind in show:
-                setattr(counts, kind, getattr(counts, kind) + 1)
-                out(format_change(record))
-    except redis.ConnectionError as exc:
-        raise WatchError(
-            f"cannot reach Redis on {settings.redis_host}:{settings.redis_port} ({exc}): "
-            "start the local stack with `bin/tailor stack up`"
-        ) from None
-    finally:
-        pubsub.close()
-        client.close()
+        with Subscription(
+            settings.redis_host, settings.redis_port, settings.redis_prefix,
+            changes=bool(show & {"rules", "clusters"}), recommendations="recs" in show,
+        ) as channels:
+            while deadline is None or time.monotonic() < deadline:
+                message = channels.get(timeout_s=0.5)
+                if message is None:
+                    continue
+                channel, payload = message
+                record = orjson.loads(payload)
+                if channel == RECOMMENDATIONS:
+                    counts.recs += 1
+                    out(format_recommendation(record))
+                    continue
+                kind = "clusters" if record.get("kind") == "cluster" else "rules"
+                if kind in show:
+                    setattr(counts, kind, getattr(counts, kind) + 1)
+                    out(format_change(record))
+    except RedisUnavailable as exc:
+        raise WatchError(f"{exc}: start the local stack with `bin/tailor stack up`") from None
     return counts

@@ -7,7 +7,7 @@
 This is how a Faust user would write it: the per-user state in a Faust table (in-memory store backed by
 a Kafka changelog topic -- Faust's fault-tolerant state), outputs sent through a Faust topic.
 Event-time timers are a heap in the worker, fired as the watermark passes them (like the plain
-baseline, :class:`bench.baselines.segmenter.Segmenter`); they are not recovered after a crash, and a
+baseline, ``operators.segmenter.Segmenter``); they are not recovered after a crash, and a
 timer can update a user of another partition than the event being processed (only matters for
 recovery). App id = consumer group = ``settings.consumer_group``; internal topics are created by Faust.
 
@@ -19,14 +19,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
 
 from bench.baselines.progress import ProgressFile
-from bench.baselines.segmenter import Segmenter
 from connectors.redis_audiences import RedisAudienceWriter
 from operators.segment_rules import SegmentRules
+from operators.segmenter import Segmenter
 from settings import Settings
 from state_schemas import profile_state
 from state_schemas.profile_state import ProfileState
@@ -56,7 +57,9 @@ def build_app(settings: Settings, progress: ProgressFile, datadir: Path):  # typ
         schema=faust.Schema(key_serializer="raw", value_serializer="raw"),
     )
 
-    class TableSegmenter(Segmenter):
+    class TableStore:
+        """Profiles in the Faust table, encoded (``operators.segmenter.ProfileStore``)."""
+
         def load(self, user: str) -> ProfileState | None:
             raw = user_to_profile.get(user.encode())
             return None if raw is None else profile_state.decode(raw)
@@ -64,19 +67,22 @@ def build_app(settings: Settings, progress: ProgressFile, datadir: Path):  # typ
         def store(self, user: str, state: ProfileState) -> None:
             user_to_profile[user.encode()] = profile_state.encode(state)
 
+        def users(self) -> Iterator[str]:
+            return (key.decode() for key in user_to_profile)
+
     rules = SegmentRules.from_dict(yaml.safe_load(settings.segments_file.read_text()))
     redis_writer = RedisAudienceWriter(settings.redis_host, settings.redis_port, settings.redis_prefix)
     pending_dead_letters: list[bytes] = []
-    segmenter = TableSegmenter(
-        rules, redis_writer, settings.out_of_orderness_ms, settings.events_topic,
-        on_dead_letter=pending_dead_letters.append,
+    segmenter = Segmenter(
+        rules, settings.out_of_orderness_ms, settings.events_topic, on_changes=redis_writer.write,
+        on_dead_letter=pending_dead_letters.append, store=TableStore(),
     )
 
     @app.agent(events)
     async def track_segments(stream):  # type: ignore[no-untyped-def]
         async for raw in stream:
             outputs = segmenter.process(raw)
-            for user, payload in outputs:
+            for user, _, payload in outputs:
                 await changes.send(key=user.encode(), value=payload)
             while pending_dead_letters:
                 await dead_letters.send(value=pending_dead_letters.pop())
@@ -84,7 +90,7 @@ def build_app(settings: Settings, progress: ProgressFile, datadir: Path):  # typ
 
     @app.timer(interval=0.02)
     async def flush_redis() -> None:
-        segmenter.flush()
+        redis_writer.flush()
 
     @app.timer(interval=0.2)
     async def write_progress() -> None:

@@ -1,7 +1,8 @@
 """Baseline (b): what a user would write instead of Flink -- one Python process, same operators.
 
-kafka-python consumer (every partition from the earliest offset) -> :class:`Segmenter` (normalize,
-dedup, ``ProfileTracker``, event-time timers, Redis audiences through ``RedisAudienceWriter``) ->
+kafka-python consumer (every partition from the earliest offset) -> ``operators.segmenter.Segmenter``
+(normalize, then the job's own per-user step and event-time timers; Redis audiences through
+``RedisAudienceWriter``) ->
 segment changes to ``settings.segment_changes_topic`` keyed by user (kafka-python producer, acks=all,
 idempotent, *not* transactional) and dead letters to ``settings.dead_letters_topic``.
 
@@ -20,10 +21,10 @@ import yaml
 
 from bench.baselines.consume_only import consumer_for, stop_on_sigterm
 from bench.baselines.progress import ProgressFile
-from bench.baselines.segmenter import Segmenter
 from connectors import kafka_events
 from connectors.redis_audiences import RedisAudienceWriter
 from operators.segment_rules import SegmentRules
+from operators.segmenter import Segmenter
 from settings import Settings
 
 
@@ -39,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     producer = kafka_events.event_producer(settings.kafka_bootstrap, client_id="bench-python-consumer")
     changes_topic, dlq = settings.segment_changes_topic, settings.dead_letters_topic
     segmenter = Segmenter(
-        rules, redis_writer, settings.out_of_orderness_ms, settings.events_topic,
-        on_dead_letter=lambda record: producer.send(dlq, record),
+        rules, settings.out_of_orderness_ms, settings.events_topic,
+        on_changes=redis_writer.write, on_dead_letter=lambda record: producer.send(dlq, record),
     )
     # Smaller polls than consume-only: the Redis buffer is flushed per poll, which bounds latency.
     consumer = consumer_for(settings, max_poll_records=500, fetch_max_wait_ms=20)
@@ -52,15 +53,15 @@ def main(argv: list[str] | None = None) -> int:
                 records += len(batch)
                 changes = 0
                 for record in batch:
-                    for user, payload in segmenter.process(record.value):
+                    for user, _, payload in segmenter.process(record.value):
                         producer.send(changes_topic, payload, key=user.encode())
                         changes += 1
                 progress.count(len(batch), changes)
-            segmenter.flush()
+            redis_writer.flush()
             if not records:
                 progress.count(0)
     finally:
-        segmenter.flush()
+        redis_writer.flush()
         producer.flush()
         progress.write(done=True)
         consumer.close()

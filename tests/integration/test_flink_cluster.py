@@ -21,8 +21,9 @@ import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 import stack
+from connectors.redis_keys import RedisKeys
 from settings import Settings
-from stack import flink_cluster, process, topics
+from stack import flink_cluster, flink_jobs, process, topics
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +64,7 @@ def settings() -> Settings:
     yield settings
     topics.delete_topics(settings, topics.tailor_topics(settings))
     client = redis.Redis(host=settings.redis_host, port=settings.redis_port)
-    keys = list(client.scan_iter(match=f"{settings.redis_prefix}*"))
+    keys = list(client.scan_iter(match=RedisKeys(settings.redis_prefix).everything_pattern))
     if keys:
         client.delete(*keys)
     client.close()
@@ -82,12 +83,12 @@ def cluster(settings):
 @pytest.fixture(scope="module")
 def job(settings, cluster):
     produced = produce_events(settings)
-    job_id = flink_cluster.submit(settings)
+    job_id = flink_jobs.submit(settings)
     try:
-        flink_cluster.wait_for_job(settings, job_id, "RUNNING", timeout_s=60, all_tasks_running=True)
+        flink_jobs.wait_for_job(settings, job_id, "RUNNING", timeout_s=60, all_tasks_running=True)
         yield job_id, produced
     finally:
-        flink_cluster.cancel(settings, job_id)
+        flink_jobs.cancel(settings, job_id)
 
 
 def produce_events(settings: Settings) -> int:
@@ -162,10 +163,11 @@ def test_segment_changes_reach_kafka_and_redis(settings, job):
 
     client = redis.Redis(host=settings.redis_host, port=settings.redis_port, decode_responses=True)
     try:
-        hesitant = f"{settings.redis_prefix}segment:interested_but_hesitant"
+        keys = RedisKeys(settings.redis_prefix)
+        hesitant = keys.segment("interested_but_hesitant")
         audience = eventually(lambda: client.smembers(hesitant), 10, "the Redis audience")
         assert audience == {USER_1}
-        assert {USER_1, USER_2} <= client.smembers(f"{settings.redis_prefix}segment:active")
+        assert {USER_1, USER_2} <= client.smembers(keys.segment("active"))
     finally:
         client.close()
 
@@ -183,7 +185,7 @@ def test_rest_lists_the_job_with_named_operators(settings, job):
     status = flink_cluster.status(settings)
     assert [j.name for j in status.running_jobs if j.job_id == job_id] == ["tailor-segmentation"]
 
-    vertex_names = " | ".join(flink_cluster.job_vertices(settings, job_id))
+    vertex_names = " | ".join(flink_jobs.job_vertices(settings, job_id))
     for operator in OPERATORS:
         assert operator in vertex_names, vertex_names
 
@@ -192,7 +194,7 @@ def test_custom_metrics_are_visible(settings, job):
     job_id, produced = job
 
     def counted():
-        metrics = flink_cluster.job_metrics(settings, job_id)
+        metrics = flink_jobs.job_metrics(settings, job_id)
         return metrics if metrics.get("normalize_events", {}).get("events_in", 0) > 0 else None
 
     metrics = eventually(counted, 30, "a non-zero normalize_events.events_in")
@@ -215,7 +217,7 @@ def test_models_continue_from_a_savepoint(settings, job, tmp_path):
     products: a hub without its state would only know product 42 and the trending items."""
     job_id, _ = job
     eventually(lambda: read_committed(settings, settings.recommendations_topic), 30, "a first recommendation")
-    savepoint = flink_cluster.stop_with_savepoint(settings, job_id, target_dir=tmp_path)
+    savepoint = flink_jobs.stop_with_savepoint(settings, job_id, target_dir=tmp_path)
 
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     ts = int(time.time() * 1000) + 60_000
@@ -226,7 +228,7 @@ def test_models_continue_from_a_savepoint(settings, job, tmp_path):
     producer.send(settings.events_topic, key=USER_1.encode(), value=orjson.dumps(message), timestamp_ms=ts)
     producer.flush()
     producer.close()
-    restored = flink_cluster.submit(settings, from_savepoint=savepoint)
+    restored = flink_jobs.submit(settings, from_savepoint=savepoint)
     try:
         def list_after_restore():
             for record in read_committed(settings, settings.recommendations_topic):
@@ -239,4 +241,4 @@ def test_models_continue_from_a_savepoint(settings, job, tmp_path):
         items = {item["item_id"] for item in rec["items"]}
         assert items & {str(p) for p in range(6)}, rec
     finally:
-        flink_cluster.cancel(settings, restored)
+        flink_jobs.cancel(settings, restored)

@@ -15,6 +15,7 @@ import redis
 import yaml
 
 from connectors.kafka_events import event_producer, publish_event, read_topic
+from connectors.redis_keys import RedisKeys
 from evaluation.simulator import ShopperSimulator
 from operators.normalize import epoch_ms
 from settings import PROJECT_ROOT
@@ -95,7 +96,7 @@ def test_redis_holds_each_users_latest_recommendation_list(job_output) -> None:
     for _, rec in recs:
         latest[rec["user_id"]] = rec
     for user, rec in latest.items():
-        stored = orjson.loads(client.get(f"{settings.redis_prefix}recs:{user}"))
+        stored = orjson.loads(client.get(RedisKeys(settings.redis_prefix).recommendations(user)))
         assert stored["items"] == rec["items"] and stored["message_id"] == rec["message_id"]
 
 
@@ -132,6 +133,6 @@ def test_redis_cluster_audiences_and_profile_field_match_the_change_log(job_outp
     for user, cluster in current.items():
         audiences[cluster].add(user)
     for cluster, members in audiences.items():
-        assert client.smembers(f"{settings.redis_prefix}segment:{cluster}") == members
+        assert client.smembers(RedisKeys(settings.redis_prefix).segment(cluster)) == members
     for user, cluster in current.items():
-        assert client.hget(f"{settings.redis_prefix}profile:{user}", "cluster") == cluster
+        assert client.hget(RedisKeys(settings.redis_prefix).profile(user), "cluster") == cluster

@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from connectors.kafka_events import event_producer, publish_event, publish_raw, read_topic
+from connectors.redis_keys import RedisKeys
 from settings import PROJECT_ROOT
 from state_schemas import dead_letter, segment_change
 from tests.integration.harness import isolated_settings, run_bounded_job
@@ -174,7 +175,7 @@ def test_out_of_order_events_within_the_bound_give_the_in_order_result(job_outpu
 def test_duplicates_never_count_twice(job_output, redis_client):
     settings, _, _, by_user, _ = job_output
     assert summary(by_user["duplicates"], "interested_but_hesitant") == []  # 4 distinct views, not 6
-    profile = redis_client.hgetall(f"{settings.redis_prefix}profile:duplicates")
+    profile = redis_client.hgetall(RedisKeys(settings.redis_prefix).profile("duplicates"))
     assert profile["purchases_total"] == "1"
 
 
@@ -233,11 +234,11 @@ def test_redis_audiences_and_profiles_match_the_kafka_change_log(job_output, red
         (members[c["segment"]].add if c["change"] == "enter" else members[c["segment"]].discard)(c["user_id"])
     for c in changes:
         per_user[c["user_id"]] = sorted(s for s, users in members.items() if c["user_id"] in users)
-    prefix = settings.redis_prefix
-    redis_segments = {k.removeprefix(f"{prefix}segment:") for k in redis_client.scan_iter(f"{prefix}segment:*")}
+    keys = RedisKeys(settings.redis_prefix)
+    redis_segments = {keys.segment_name(k) for k in redis_client.scan_iter(keys.segments_pattern)}
     assert redis_segments == {s for s, users in members.items() if users}
     for segment, users in members.items():
-        assert redis_client.smembers(f"{prefix}segment:{segment}") == users
+        assert redis_client.smembers(keys.segment(segment)) == users
     for user, segments in per_user.items():
-        profile = redis_client.hgetall(f"{prefix}profile:{user}")
+        profile = redis_client.hgetall(keys.profile(user))
         assert sorted(filter(None, profile["segments"].split(","))) == segments

@@ -1,8 +1,10 @@
-"""Contracts every run of the tracker must keep (after River's ``utils/estimator_checks.py``).
+"""Contracts every run of the segmentation step must keep (after River's ``utils/estimator_checks.py``).
 
 A seeded random stream of a few hundred events over several users and weeks (out of order within
-bounds, with replayed messages) is driven the way the Flink job drives it: events in arrival order,
-timers fired at the watermark, and a final far-future timer per user at end of stream.
+bounds, with replayed messages) is driven through the job's own per-user step
+(``operators.segmentation_step``, via the in-process driver ``operators.segmenter``): events in arrival
+order, state stored encoded, timers fired at the watermark, and a final far-future timer per user at
+end of stream.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pytest
 from operators.normalize import dedup_key
 from operators.profile_tracker import ProfileTracker
 from operators.segment_rules import SegmentRules
+from operators.segmenter import EncodedProfileStore, Segmenter
 from state_schemas import profile_state
 from state_schemas.events import CanonicalEvent
 from state_schemas.profile_state import ProfileState
@@ -67,27 +70,26 @@ def run(
     restart_before: Callable[[int], bool] = lambda i: False,
     fire_timers: bool = True,
 ) -> tuple[list[Output], dict[str, bytes]]:
-    """Drive the tracker like the job; ``restart_before(i)``: checkpoint, restore and use a new tracker."""
-    tracker = ProfileTracker(rules)
-    states: dict[str, ProfileState] = {}
+    """Drive the job's per-user step as the job does (``Segmenter``: encoded state, timers fired at the
+    watermark, a final far-future timer per user at end of stream); ``restart_before(i)``: checkpoint, restore into
+    a new step and driver before event ``i``."""
+
+    def driver(encoded: dict[str, str], before: Segmenter | None = None) -> Segmenter:
+        seg = Segmenter(rules, LATENESS if fire_timers else None, store=EncodedProfileStore(encoded))
+        if before is not None:  # the watermark is where the source left it
+            seg.watermark, seg.max_event_time = before.watermark, before.max_event_time
+        return seg
+
+    seg = driver({})
     outputs: list[Output] = []
-    watermark = 0
     for i, e in enumerate(stream):
         if restart_before(i):
-            states = {u: profile_state.decode(profile_state.encode(s)) for u, s in states.items()}
-            tracker = ProfileTracker(rules)
-        states[e.user_key], changes = tracker.process_one(states.get(e.user_key), e)
-        outputs.append(("event", e.message_id, changes))
-        watermark = max(watermark, e.timestamp - LATENESS)
-        for user in sorted(states) if fire_timers else ():
-            due = tracker.next_deadline(states[user])
-            if due is not None and due <= watermark:
-                states[user], changes = tracker.on_timer(states[user], user, watermark)
-                outputs.append(("timer", user, changes))
-    for user in sorted(states):
-        states[user], changes = tracker.on_timer(states[user], user, END)
-        outputs.append(("end", user, changes))
-    return outputs, {u: profile_state.encode(s) for u, s in states.items()}
+            seg = driver(dict(seg.store.encoded), seg)  # type: ignore[attr-defined]
+        outputs.append(("event", e.message_id, [x.change for x in seg.process_event(e)]))
+    for user in sorted(seg.store.users()):  # a final far-future timer per user
+        seg.register_timer(user, END)
+    outputs.append(("end", "", [x.change for x in seg.advance_watermark(END)]))
+    return outputs, {u: s.encode() for u, s in seg.store.encoded.items()}  # type: ignore[attr-defined]
 
 
 def changes_by_user(outputs: list[Output]) -> dict[str, list[Any]]:

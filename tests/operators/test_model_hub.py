@@ -3,6 +3,7 @@ incremental payloads it hands to Flink state."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import orjson
@@ -11,6 +12,7 @@ import yaml
 
 from evaluation.simulator import ShopperSimulator
 from operators.model_hub import ModelHub, model_input
+from operators.models_config import ModelsConfig
 from operators.normalize import normalize
 from operators.profile_tracker import ProfileTracker
 from operators.segment_rules import SegmentRules
@@ -20,7 +22,7 @@ from state_schemas.catalog_item import CatalogItem
 
 MODELS = yaml.safe_load((PROJECT_ROOT / "config" / "models.yaml").read_text())
 # A short warm-up so a few thousand events reach the clustering phase.
-SMALL = {**MODELS, "clustering": {**MODELS["clustering"], "warmup_events": 200}}
+SMALL = ModelsConfig.from_dict({**MODELS, "clustering": {**MODELS["clustering"], "warmup_events": 200}})
 T0 = 1_795_000_000_000
 
 
@@ -124,7 +126,7 @@ def test_restore_from_persisted_state_continues_exactly(inputs) -> None:
 
 
 def test_user_cap_forgets_the_least_recent_users_in_state_too(inputs) -> None:
-    hub = ModelHub({**SMALL, "max_users": 50})
+    hub = ModelHub(dataclasses.replace(SMALL, max_users=50))
     state = fresh_state()
     run(hub, inputs, state)
 

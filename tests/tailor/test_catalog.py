@@ -107,6 +107,7 @@ def test_cli_catalog_load_rejects_path_for_simulated(capsys):
     assert "--path is for movielens and taobao" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # ~5 s: the Kafka client's connection attempts to time out
 def test_cli_catalog_load_broker_down_says_how_to_start_it(capsys, monkeypatch):
     monkeypatch.setenv("TAILOR_KAFKA_PORT", "1")  # nothing listens on port 1
     monkeypatch.setenv("TAILOR_CATALOG_TOPIC", "test.never-created")

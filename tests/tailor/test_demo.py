@@ -9,6 +9,7 @@ import yaml
 
 from connectors import kafka_topics as topics
 from operators.model_hub import ModelHub
+from operators.models_config import ModelsConfig
 from settings import Settings
 from tailor.demo import DemoError, _check_port_free, demo_settings, write_demo_models
 
@@ -37,7 +38,7 @@ def test_demo_models_are_models_yaml_with_a_short_warm_up(tmp_path):
     for section in ("clustering", "recommendations"):
         differs = {k for k in models[section] if demo_models[section].get(k) != models[section][k]}
         assert differs == {"clustering": {"warmup_events"}, "recommendations": {"min_emit_interval_ms"}}[section]
-    ModelHub(demo_models)  # the job can build its models from it
+    ModelHub(ModelsConfig.from_dict(demo_models))  # the job can build its models from it
 
 
 def test_demo_refuses_a_busy_web_ui_port():

@@ -1,0 +1,188 @@
+"""The segmentation job's dataflow in one Python process: raw events in, segment changes out.
+
+``Segmenter`` drives :class:`operators.segmentation_step.SegmentationStep` the way Flink drives it, for
+the runners that have no Flink: the plain-Python and Faust baselines, the profiler and the contract
+suite. It adds what Flink would provide around the step:
+
+* normalize (invalid input -> a ``tailor.dead_letter/1`` record for ``on_dead_letter``);
+* event-time timers: a heap of (deadline, user) fired when the watermark (highest event time seen
+  minus the out-of-orderness bound) passes them, every registered timer once, as Flink's timer service
+  does (a timer that the state has moved past fires too; the step makes it harmless);
+* per-user state in a :class:`ProfileStore` (objects in a dict by default; :class:`EncodedProfileStore`
+  keeps the encoded form, as Flink's state and a Faust table do).
+
+The watermark advances with every well-formed event, duplicates included, like Flink's watermarks, which
+come from the source before any operator sees the record.
+
+>>> seg = Segmenter(_demo_rules())
+>>> raw = b'{"type":"track","event":"Product Viewed","messageId":"m%d","userId":"u1","timestamp":%d}'
+>>> outs = [seg.process(raw % (i, 1_700_000_000_000 + i)) for i in range(3)]
+>>> [[(e.user_id, e.change.segment, e.change.change) for e in o] for o in outs]
+[[], [('u1', 'browsing', 'enter')], []]
+>>> seg.process(raw % (1, 1_700_000_000_005))   # a duplicate messageId counts once
+[]
+>>> [(e.change.segment, e.change.change) for e in seg.advance_watermark(1_700_003_000_000)]
+[('browsing', 'exit')]
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable, Iterator
+from typing import NamedTuple, Protocol
+
+from operators.normalize import InvalidEvent, normalize
+from operators.segment_rules import SegmentRules
+from operators.segmentation_step import SegmentationStep, StepOutput
+from state_schemas import dead_letter, profile_state
+from state_schemas.events import CanonicalEvent
+from state_schemas.model_input import ModelInput
+from state_schemas.profile_state import ProfileState
+from state_schemas.segment_change import SegmentChange
+
+
+class Emitted(NamedTuple):
+    """One segment change as it leaves the job: Kafka key (user id), the change, its JSON record."""
+
+    user_id: str
+    change: SegmentChange
+    payload: bytes
+
+
+# Called with (user_id, state, changes, encoded changes) for every step that changed segments: the
+# baselines pass ``RedisAudienceWriter.write``.
+ChangesSink = Callable[[str, ProfileState, list[SegmentChange], list[bytes]], object]
+
+
+class ProfileStore(Protocol):
+    def load(self, user: str) -> ProfileState | None: ...
+
+    def store(self, user: str, state: ProfileState) -> None: ...
+
+    def users(self) -> Iterator[str]: ...
+
+
+class ObjectProfileStore:
+    """Profiles as objects in a dict: the cheapest store, what a plain consumer would keep."""
+
+    def __init__(self) -> None:
+        self.profiles: dict[str, ProfileState] = {}
+
+    def load(self, user: str) -> ProfileState | None:
+        return self.profiles.get(user)
+
+    def store(self, user: str, state: ProfileState) -> None:
+        self.profiles[user] = state
+
+    def users(self) -> Iterator[str]:
+        return iter(self.profiles)
+
+
+class EncodedProfileStore:
+    """Profiles in their encoded state form (``state_schemas.profile_state``), decoded on every load and
+    encoded on every store: what the Flink job pays per event."""
+
+    def __init__(self, encoded: dict[str, str] | None = None) -> None:
+        self.encoded: dict[str, str] = {} if encoded is None else encoded
+
+    def load(self, user: str) -> ProfileState | None:
+        raw = self.encoded.get(user)
+        return None if raw is None else profile_state.decode(raw)
+
+    def store(self, user: str, state: ProfileState) -> None:
+        self.encoded[user] = profile_state.encode(state).decode()
+
+    def users(self) -> Iterator[str]:
+        return iter(self.encoded)
+
+
+class Segmenter:
+    def __init__(
+        self,
+        rules: SegmentRules,
+        out_of_orderness_ms: int | None = 5_000,
+        source_topic: str = "events",
+        on_changes: ChangesSink | None = None,
+        on_dead_letter: Callable[[bytes], object] | None = None,
+        on_model_input: Callable[[ModelInput], object] | None = None,
+        store: ProfileStore | None = None,
+    ) -> None:
+        """``out_of_orderness_ms=None``: timers fire only on an explicit ``advance_watermark``."""
+        self.step = SegmentationStep(rules, model_inputs=on_model_input is not None)
+        self.out_of_orderness_ms = out_of_orderness_ms
+        self.source_topic = source_topic
+        self.on_changes = on_changes
+        self.on_dead_letter = on_dead_letter
+        self.on_model_input = on_model_input
+        self.store: ProfileStore = store if store is not None else ObjectProfileStore()
+        self.timers: list[tuple[int, str]] = []
+        self.watermark = 0
+        self.max_event_time = 0
+        self.dead_letters = 0
+        self.duplicates = 0
+        for user in list(self.store.users()):  # restored state: its armed timers come back with it
+            state = self.store.load(user)
+            if state is not None and state.timer_at:
+                heapq.heappush(self.timers, (state.timer_at, user))
+
+    def process(self, raw: bytes) -> list[Emitted]:
+        """One raw Kafka value -> the segment changes it causes (after the timers it made due)."""
+        try:
+            event = normalize(raw)
+        except InvalidEvent as exc:
+            self.dead_letters += 1
+            if self.on_dead_letter is not None:
+                now = int(time.time() * 1000)
+                self.on_dead_letter(dead_letter.encode(exc.code, exc.reason, bytes(raw), self.source_topic, now))
+            return []
+        return self.process_event(event)
+
+    def process_event(self, event: CanonicalEvent) -> list[Emitted]:
+        outputs: list[Emitted] = []
+        if event.timestamp > self.max_event_time:
+            self.max_event_time = event.timestamp
+            if self.out_of_orderness_ms is not None:
+                outputs = self.advance_watermark(event.timestamp - self.out_of_orderness_ms)
+        user = event.user_key
+        out = self.step.on_event(self.store.load(user), event, int(time.time() * 1000))
+        if out is None:
+            self.duplicates += 1
+            return outputs
+        if out.model_input is not None and self.on_model_input is not None:
+            self.on_model_input(out.model_input)
+        return outputs + self._emit(user, out)
+
+    def advance_watermark(self, watermark: int) -> list[Emitted]:
+        """Fire every timer at or before ``watermark`` (Flink fires a timer when the watermark passes it)."""
+        self.watermark = max(self.watermark, watermark)
+        outputs: list[Emitted] = []
+        timers = self.timers
+        while timers and timers[0][0] <= self.watermark:
+            at, user = heapq.heappop(timers)
+            while timers and timers[0] == (at, user):
+                heapq.heappop(timers)  # Flink keeps one timer per key and timestamp
+            state = self.store.load(user)
+            if state is None:
+                continue
+            out = self.step.on_timer(state, user, at, self.watermark, int(time.time() * 1000))
+            outputs += self._emit(user, out)
+        return outputs
+
+    def register_timer(self, user: str, at: int) -> None:
+        heapq.heappush(self.timers, (at, user))
+
+    def _emit(self, user: str, out: StepOutput) -> list[Emitted]:
+        if out.timer_at is not None:
+            self.register_timer(user, out.timer_at)
+        self.store.store(user, out.state)
+        if not out.changes:
+            return []
+        if self.on_changes is not None:
+            self.on_changes(user, out.state, out.changes, out.encoded)
+        return [Emitted(user, c, p) for c, p in zip(out.changes, out.encoded, strict=True)]
+
+
+def _demo_rules() -> SegmentRules:
+    return SegmentRules.from_dict({"session_gap": "30m", "segments": [
+        {"name": "browsing", "when": "session.product_views >= 2"}]})
