@@ -169,7 +169,7 @@ def _contender_settings(b: _Bench, contender: Contender, run: str, events_topic:
     s = b.settings.replace(
         events_topic=events_topic, segment_changes_topic=f"{name}.segment-changes",
         dead_letters_topic=f"{name}.dead-letters", consumer_group=name.replace(".", "-"),
-        redis_prefix=f"{name}:",
+        redis_prefix=f"{name}:", state_dir=b.scratch / "state",
     )
     fresh = [s.segment_changes_topic, s.dead_letters_topic]
     topics.ensure_topics(s, fresh)

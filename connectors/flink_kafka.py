@@ -21,13 +21,17 @@ from pyflink.datastream.connectors.kafka import (
 TRANSACTION_TIMEOUT_MS = 15 * 60 * 1000
 
 
-def event_source(bootstrap: str, topic: str, group_id: str, bounded: bool = False) -> KafkaSource:
-    """Raw event bytes from ``topic``; resumes from the group's committed offsets, else the earliest.
+def event_source(
+    bootstrap: str, topic: str, group_id: str, bounded: bool = False, from_earliest: bool = False
+) -> KafkaSource:
+    """Raw event bytes from ``topic``. A job restored from a checkpoint or savepoint resumes from the
+    offsets in it; a new job from the group's committed offsets, else the earliest (``from_earliest``:
+    always the earliest, for a fresh replay).
 
     ``bounded`` stops at the offsets that are latest when the job starts (replays and tests); the
     final watermark then fires every pending timer.
     """
-    return _source(bootstrap, topic, group_id, ByteArraySchema(), bounded)
+    return _source(bootstrap, topic, group_id, ByteArraySchema(), bounded, from_earliest)
 
 
 def catalog_source(bootstrap: str, topic: str, group_id: str, bounded: bool = False) -> KafkaSource:
@@ -39,13 +43,20 @@ def catalog_source(bootstrap: str, topic: str, group_id: str, bounded: bool = Fa
     return _source(bootstrap, topic, group_id, SimpleStringSchema(), bounded)
 
 
-def _source(bootstrap: str, topic: str, group_id: str, values, bounded: bool) -> KafkaSource:  # type: ignore[no-untyped-def]
+def _source(  # type: ignore[no-untyped-def]
+    bootstrap: str, topic: str, group_id: str, values, bounded: bool, from_earliest: bool = False
+) -> KafkaSource:
+    starting = (
+        KafkaOffsetsInitializer.earliest()
+        if from_earliest
+        else KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST)
+    )
     builder = (
         KafkaSource.builder()
         .set_bootstrap_servers(bootstrap)
         .set_topics(topic)
         .set_group_id(group_id)
-        .set_starting_offsets(KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST))
+        .set_starting_offsets(starting)
         .set_value_only_deserializer(values)
         .set_property("partition.discovery.interval.ms", "30000")
         .set_property("commit.offsets.on.checkpoint", "true")

@@ -156,3 +156,10 @@ def _wait_for_leaders(admin, names: list[str], timeout_ms: int = 15000) -> None:
         raise KafkaUnavailable(
             f"topics {names} were created but have no leader after {timeout_ms} ms: {exc}"
         ) from None
+
+
+def committed_offsets(settings: Settings, group: str, topic: str) -> dict[int, int]:
+    """``{partition: offset}`` the consumer ``group`` has committed on ``topic`` (empty: never read it)."""
+    with admin_client(settings) as admin:
+        offsets = admin.list_group_offsets(group).get(group, {})
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}

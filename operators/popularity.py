@@ -30,6 +30,20 @@ import math
 from collections.abc import Container, Iterable
 
 OVERALL = ""  # the table of all events; segment names are never empty
+# Largest exponent a decayed count may have. ``level - now / half_life`` is at most log2(total weight)
+# for events at or before ``now``; it is larger only for events after ``now`` (other partitions ahead, an
+# older user's turn in a years-long replay), where ``2 **`` would overflow past 1024. No real total
+# weight reaches 2**64, so the clamp changes no legitimate score.
+MAX_EXPONENT = 64.0
+
+
+def _decayed(level: float, ref: float) -> float:
+    """``2 ** (level - ref)``, clamped so it stays finite for any event-time span.
+
+    >>> _decayed(3.0, 1.0), _decayed(5_000.0, 1.0) == 2.0 ** MAX_EXPONENT, _decayed(1.0, 5_000.0)
+    (4.0, True, 0.0)
+    """
+    return math.pow(2.0, min(level - ref, MAX_EXPONENT))
 
 
 def _merge(level: float | None, x: float) -> float:
@@ -43,7 +57,7 @@ def _merge(level: float | None, x: float) -> float:
 class _Table:
     """Levels of the items of one segment plus the exact top board."""
 
-    __slots__ = ("levels", "board", "board_size", "_min", "_ranked")
+    __slots__ = ("_min", "_ranked", "board", "board_size", "levels")
 
     def __init__(self, board_size: int) -> None:
         self.levels: dict[str, float] = {}
@@ -169,12 +183,12 @@ class DecayedPopularity:
         if not ranked:
             return []
         ref = ranked[0][1] if now is None else now / self.half_life_ms
-        return [(item, 2.0 ** (level - ref)) for item, level in ranked]
+        return [(item, _decayed(level, ref)) for item, level in ranked]
 
     def score(self, item_id: str, now: int, segment: str | None = None) -> float:
         table = self.tables.get(OVERALL if segment is None else segment)
         level = None if table is None else table.levels.get(item_id)
-        return 0.0 if level is None else 2.0 ** (level - now / self.half_life_ms)
+        return 0.0 if level is None else _decayed(level, now / self.half_life_ms)
 
     def level(self, item_id: str) -> float | None:
         """The item's overall forward-decay level (comparable across items; None = never seen)."""

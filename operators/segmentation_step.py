@@ -1,15 +1,21 @@
 """The per-user segmentation step, written once: what happens to one user's state on an event or a timer.
 
     on_event   dedupe -> ProfileTracker.process_one -> model input (models on) -> re-arm -> encode changes
-    on_timer   clear the fired timer -> ProfileTracker.on_timer(max(timer, watermark)) -> re-arm -> encode
+    on_timer   the armed timer? -> ProfileTracker.on_timer(timer instant) -> re-arm -> encode changes
 
 Every runner calls it: the Flink job (``pipelines.segmentation_functions.TrackSegments``), the in-process
 driver ``operators.segmenter.Segmenter`` (the plain-Python baseline, the profiler, the contract suite,
 the evaluations). They differ only in where state and timers live and where the outputs go.
 
 Timers are armed lazily, as Flink keeps them: one per user is enough, re-registered only when the next
-deadline is *earlier* than the armed one (``state.timer_at``). A later armed timer that fires early does
-no harm: the tracker only lets time run up to the timer and re-arms from the state.
+deadline is *earlier* than the armed one (``state.timer_at``). Flink cannot unregister the later one, so
+it still fires; a timer that is not the armed one is stale and changes nothing (no deadline is due
+before the armed one). A timer lets the user's time run to *its own instant*, never to the watermark:
+the watermark may be far ahead of this user (another partition read first), and jumping there would
+turn this user's next events into late ones. Changes caused by a timer therefore carry the exact
+deadline as their event time, whatever the read order.
+
+Deadlines beyond ``MAX_TIMER_MS`` (Java's long) are never armed: no watermark reaches them.
 
 >>> from state_schemas.events import CanonicalEvent
 >>> rules = SegmentRules.from_dict({"session_gap": "30m", "segments": [
@@ -24,9 +30,14 @@ no harm: the tracker only lets time run up to the timer and re-arms from the sta
 ([('browsing', 'enter')], None)
 >>> step.on_event(out.state, view(2, 2_000), emit_time=7) is None   # a duplicate changes nothing
 True
->>> out = step.on_timer(out.state, "u1", timer_at=1_801_000, watermark=1_802_000, emit_time=8)
->>> [(c.segment, c.change, c.trigger) for c in out.changes], out.state.timer_at
-([('browsing', 'exit', 'timer')], 0)
+>>> step.on_timer(out.state, "u1", timer_at=1_901_000, emit_time=8) is None   # not the armed timer
+True
+>>> out = step.on_timer(out.state, "u1", timer_at=1_801_000, emit_time=8)   # the session went on
+>>> out.changes, out.timer_at
+([], 1802000)
+>>> out = step.on_timer(out.state, "u1", timer_at=1_802_000, emit_time=9)
+>>> [(c.segment, c.change, c.trigger, c.event_time) for c in out.changes], out.state.timer_at
+([('browsing', 'exit', 'timer', 1802000)], 0)
 """
 
 from __future__ import annotations
@@ -41,6 +52,9 @@ from state_schemas.events import CanonicalEvent
 from state_schemas.model_input import ModelInput
 from state_schemas.profile_state import ProfileState
 from state_schemas.segment_change import SegmentChange
+
+# Flink timers and watermarks are Java longs.
+MAX_TIMER_MS = 2**63 - 1
 
 
 @dataclass(slots=True)
@@ -68,13 +82,12 @@ class SegmentationStep:
         model = model_input(state, event) if self.model_inputs else None
         return self._finish(state, changes, emit_time, model)
 
-    def on_timer(
-        self, state: ProfileState, user_id: str, timer_at: int, watermark: int, emit_time: int
-    ) -> StepOutput:
-        """A timer registered for ``timer_at`` fired while the watermark is ``watermark``."""
-        if state.timer_at and state.timer_at <= timer_at:
-            state.timer_at = 0
-        state, changes = self.tracker.on_timer(state, user_id, max(timer_at, watermark))
+    def on_timer(self, state: ProfileState, user_id: str, timer_at: int, emit_time: int) -> StepOutput | None:
+        """A timer registered for ``timer_at`` fired; None if it is stale (state untouched)."""
+        if state.timer_at != timer_at:
+            return None
+        state.timer_at = 0
+        state, changes = self.tracker.on_timer(state, user_id, timer_at)
         return self._finish(state, changes, emit_time, None)
 
     def _finish(
@@ -82,7 +95,7 @@ class SegmentationStep:
     ) -> StepOutput:
         timer_at = None
         deadline = self.tracker.next_deadline(state)
-        if deadline is not None and (not state.timer_at or deadline < state.timer_at):
+        if deadline is not None and deadline <= MAX_TIMER_MS and (not state.timer_at or deadline < state.timer_at):
             state.timer_at = timer_at = deadline
         encoded = [segment_change.encode(c, emit_time) for c in changes]
         return StepOutput(state, changes, encoded, timer_at, model)

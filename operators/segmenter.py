@@ -7,7 +7,7 @@ suite. It adds what Flink would provide around the step:
 * normalize (invalid input -> a ``tailor.dead_letter/1`` record for ``on_dead_letter``);
 * event-time timers: a heap of (deadline, user) fired when the watermark (highest event time seen
   minus the out-of-orderness bound) passes them, every registered timer once, as Flink's timer service
-  does (a timer that the state has moved past fires too; the step makes it harmless);
+  does (a stale one fires too; the step ignores it);
 * per-user state in a :class:`ProfileStore` (objects in a dict by default; :class:`EncodedProfileStore`
   keeps the encoded form, as Flink's state and a Faust table do).
 
@@ -165,8 +165,9 @@ class Segmenter:
             state = self.store.load(user)
             if state is None:
                 continue
-            out = self.step.on_timer(state, user, at, self.watermark, int(time.time() * 1000))
-            outputs += self._emit(user, out)
+            out = self.step.on_timer(state, user, at, int(time.time() * 1000))
+            if out is not None:
+                outputs += self._emit(user, out)
         return outputs
 
     def register_timer(self, user: str, at: int) -> None:

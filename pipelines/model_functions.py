@@ -27,11 +27,13 @@ from operators.model_hub import ModelHub
 from operators.models_config import ModelsConfig
 from pipelines.flink_metrics import BatchedCounter
 from pipelines.records import CATALOG_ITEM, CHANGE_RECORD_TYPE
-from state_schemas import catalog_item, model_input, recommendation, segment_change
+from state_schemas import catalog_item, dead_letter, model_input, recommendation, segment_change
 
 MODEL_KEY = "models"
 # Changes of kind "cluster", merged into the segment-changes sink.
 CLUSTER_CHANGES = OutputTag("cluster_changes", CHANGE_RECORD_TYPE)
+# Records the models raised on (``tailor.dead_letter/1``, ``internal_error:<ExceptionType>``).
+DEAD_LETTERS = OutputTag("model_dead_letters", Types.STRING())
 
 
 def model_key_of(row):  # type: ignore[no-untyped-def]
@@ -45,8 +47,11 @@ def catalog_record(value: str) -> Row:
 class LearnModels(KeyedProcessFunction):
     """Model inputs and catalog items in; cluster changes (side output) and recommendations out."""
 
-    def __init__(self, models: ModelsConfig, redis_host: str, redis_port: int, redis_prefix: str) -> None:
+    def __init__(
+        self, models: ModelsConfig, redis_host: str, redis_port: int, redis_prefix: str, source_topic: str = "events"
+    ) -> None:
         self.models = models
+        self.source_topic = source_topic
         self.redis_host, self.redis_port, self.redis_prefix = redis_host, redis_port, redis_prefix
 
     def open(self, runtime_context: RuntimeContext) -> None:
@@ -61,27 +66,38 @@ class LearnModels(KeyedProcessFunction):
         self.catalog_items = BatchedCounter(group.counter("catalog_items_in"), every=64)
         self.cluster_changes_out = BatchedCounter(group.counter("cluster_changes_out"), every=16)
         self.recommendations_out = BatchedCounter(group.counter("recommendations_out"), every=16)
+        self.internal_errors = BatchedCounter(group.counter("internal_errors"), every=1)
 
     def close(self) -> None:
-        for counter in (self.model_events, self.catalog_items, self.cluster_changes_out, self.recommendations_out):
+        for counter in (
+            self.model_events, self.catalog_items, self.cluster_changes_out, self.recommendations_out,
+            self.internal_errors,
+        ):
             counter.flush()
         self.redis.close()
 
     def process_element(self, value, ctx):  # type: ignore[no-untyped-def]
-        hub = self.hub or self._restore()
-        if value[0] == CATALOG_ITEM:
-            self.catalog_items.inc()
-            hub.add_catalog_item(catalog_item.decode(value[1]))
-            self._persist(hub)
-            return
-        self.model_events.inc()
-        event = model_input.from_wire(value[1])
-        changes, items = hub.process_one(event)
-        self._persist(hub)
         now = int(time.time() * 1000)
+        try:  # the models learn and score before anything is emitted
+            hub = self.hub or self._restore()
+            if value[0] == CATALOG_ITEM:
+                self.catalog_items.inc()
+                hub.add_catalog_item(catalog_item.decode(value[1]))
+                self._persist(hub)
+                return
+            self.model_events.inc()
+            event = model_input.from_wire(value[1])
+            changes, items = hub.process_one(event)
+            self._persist(hub)
+            encoded = [segment_change.encode(c, now) for c in changes]
+        except Exception as exc:  # noqa: BLE001 - no record may stop the job: it becomes a dead letter
+            self.internal_errors.inc()
+            yield DEAD_LETTERS, dead_letter.encode_internal_error(
+                exc, value[1], self.source_topic, now, "learn_models"
+            ).decode()
+            return
         if changes:
             self.cluster_changes_out.inc(len(changes))
-            encoded = [segment_change.encode(c, now) for c in changes]
             self.redis.write_cluster_changes(event.user_id, hub.clusters.get(event.user_id), changes, encoded)
             for payload in encoded:
                 yield CLUSTER_CHANGES, Row(event.user_id, payload.decode())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+import orjson
 from pyflink.common import Row
 from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext, TimeDomain
@@ -43,15 +44,21 @@ class NormalizeEvents(ProcessFunction):
 
     def process_element(self, value, ctx):  # type: ignore[no-untyped-def]
         self.events_in.inc()
+        raw = b"" if value is None else bytes(value)  # None: a tombstone
         try:
-            event = normalize(value)
+            event = normalize(None if value is None else raw)
+            wire = events.to_wire(event).decode()
         except InvalidEvent as exc:
-            self.dead_letters.inc()
-            now = int(time.time() * 1000)
-            record = dead_letter.encode(exc.code, exc.reason, bytes(value), self.source_topic, now)
-            yield DEAD_LETTERS, record.decode()
+            record = dead_letter.encode(exc.code, exc.reason, raw, self.source_topic, int(time.time() * 1000))
+        except Exception as exc:  # noqa: BLE001 - no record may stop the job: it becomes a dead letter
+            record = dead_letter.encode_internal_error(
+                exc, raw, self.source_topic, int(time.time() * 1000), "normalize_events"
+            )
+        else:
+            yield Row(event.user_key, wire)
             return
-        yield Row(event.user_key, events.to_wire(event).decode())
+        self.dead_letters.inc()
+        yield DEAD_LETTERS, record.decode()
 
 
 class TrackSegments(KeyedProcessFunction):
@@ -60,9 +67,10 @@ class TrackSegments(KeyedProcessFunction):
 
     def __init__(
         self, rules: SegmentRules, redis_host: str, redis_port: int, redis_prefix: str, out_of_orderness_ms: int,
-        models_enabled: bool = False,
+        models_enabled: bool = False, source_topic: str = "events",
     ) -> None:
         self.rules = rules
+        self.source_topic = source_topic
         self.models_enabled = models_enabled
         self.out_of_orderness_ms = out_of_orderness_ms
         self.redis_host, self.redis_port, self.redis_prefix = redis_host, redis_port, redis_prefix
@@ -79,6 +87,7 @@ class TrackSegments(KeyedProcessFunction):
         self.changes_out = BatchedCounter(group.counter("segment_changes_out"))
         self.duplicates = BatchedCounter(group.counter("duplicate_events"), every=16)
         self.late_events = BatchedCounter(group.counter("late_events"), every=16)
+        self.internal_errors = BatchedCounter(group.counter("internal_errors"), every=1)
         # A distribution, not a Python gauge: the JVM reads gauges from its metrics thread, and a call
         # into a torn-down interpreter during cancel crashes the TaskManager. Sampled every 256 events.
         self.event_lag_ms = group.distribution("event_time_lag_ms")
@@ -88,15 +97,23 @@ class TrackSegments(KeyedProcessFunction):
         self.max_event_time = 0
 
     def close(self) -> None:
-        for counter in (self.changes_out, self.duplicates, self.late_events):
+        for counter in (self.changes_out, self.duplicates, self.late_events, self.internal_errors):
             counter.flush()
         self.redis.close()
 
     def process_element(self, value, ctx):  # type: ignore[no-untyped-def]
-        event = events.from_wire(value[1])
-        raw = self.state.value()
         now = int(time.time() * 1000)
-        out = self.step.on_event(None if raw is None else profile_state.decode(raw), event, now)
+        try:  # everything that can fail on a record runs before anything is emitted or stored
+            event = events.from_wire(value[1])
+            raw = self.state.value()
+            out = self.step.on_event(None if raw is None else profile_state.decode(raw), event, now)
+            encoded_state = None if out is None else profile_state.encode(out.state).decode()
+        except Exception as exc:  # noqa: BLE001 - no record may stop the job: it becomes a dead letter
+            self.internal_errors.inc()
+            yield DEAD_LETTERS, dead_letter.encode_internal_error(
+                exc, value[1], self.source_topic, now, "track_segments"
+            ).decode()
+            return
         if out is None:
             self.duplicates.inc()
             return
@@ -109,26 +126,32 @@ class TrackSegments(KeyedProcessFunction):
         self.lag_samples += 1
         if self.lag_samples % 256 == 1:
             self.event_lag_ms.update(now - event.timestamp)
-        yield from self._emit(ctx, event.user_key, out)
+        yield from self._emit(ctx, event.user_key, out, encoded_state)
 
     def on_timer(self, timestamp, ctx):  # type: ignore[no-untyped-def]
         if ctx.time_domain() == TimeDomain.PROCESSING_TIME:
             self.flush_timer_at = 0
             self.redis.flush()
             return
-        raw = self.state.value()
-        if raw is None:
+        user_id, now = ctx.get_current_key(), int(time.time() * 1000)
+        try:
+            raw = self.state.value()
+            out = None if raw is None else self.step.on_timer(profile_state.decode(raw), user_id, timestamp, now)
+            encoded_state = None if out is None else profile_state.encode(out.state).decode()
+        except Exception as exc:  # noqa: BLE001 - a timer must not stop the job either; its user is kept as is
+            self.internal_errors.inc()
+            original = orjson.dumps({"user_id": user_id, "timer": timestamp})
+            yield DEAD_LETTERS, dead_letter.encode_internal_error(
+                exc, original, self.source_topic, now, "track_segments.on_timer"
+            ).decode()
             return
-        watermark = ctx.timer_service().current_watermark()
-        out = self.step.on_timer(
-            profile_state.decode(raw), ctx.get_current_key(), timestamp, watermark, int(time.time() * 1000)
-        )
-        yield from self._emit(ctx, ctx.get_current_key(), out)
+        if out is not None:
+            yield from self._emit(ctx, user_id, out, encoded_state)
 
-    def _emit(self, ctx, user_id: str, out: StepOutput):  # type: ignore[no-untyped-def]
+    def _emit(self, ctx, user_id: str, out: StepOutput, encoded_state: str):  # type: ignore[no-untyped-def]
         if out.timer_at is not None:
             ctx.timer_service().register_event_time_timer(out.timer_at)
-        self.state.update(profile_state.encode(out.state).decode())
+        self.state.update(encoded_state)
         if not out.changes:
             return
         self.changes_out.inc(len(out.changes))

@@ -36,6 +36,7 @@ from connectors import flink_kafka
 from operators.models_config import ModelsConfig
 from operators.segment_rules import SegmentRules
 from pipelines.model_functions import CLUSTER_CHANGES, LearnModels, catalog_record, model_key_of
+from pipelines.model_functions import DEAD_LETTERS as MODEL_DEAD_LETTERS
 from pipelines.records import (
     CHANGE_RECORD_TYPE,
     KEYED_EVENT_TYPE,
@@ -43,31 +44,39 @@ from pipelines.records import (
     RECOMMENDATION_RECORD_TYPE,
 )
 from pipelines.segmentation_functions import DEAD_LETTERS, MODEL_INPUTS, NormalizeEvents, TrackSegments
+from pipelines.state_layout import JOB_NAME, state_dirs
 from settings import Settings
-
-JOB_NAME = "tailor-segmentation"
 
 
 def user_key_of(row):  # type: ignore[no-untyped-def]
     return row[0]
 
 
-def event_watermarks(settings: Settings) -> WatermarkStrategy:
-    """Event time from the Kafka record timestamps, bounded out-of-orderness; an idle partition does not
-    hold back the watermark for more than 30 s."""
-    return WatermarkStrategy.for_bounded_out_of_orderness(
-        Duration.of_millis(settings.out_of_orderness_ms)
-    ).with_idleness(Duration.of_seconds(30))
+def event_watermarks(settings: Settings, bounded: bool = False) -> WatermarkStrategy:
+    """Event time from the Kafka record timestamps with bounded out-of-orderness, per partition: the
+    source's watermark is the minimum over its partitions, so a partition that is read later or lags
+    holds time back instead of its events turning late. A live partition silent for
+    ``idle_partition_ms`` stops holding it back (its later events may then be late: see README,
+    "Event time"); a bounded replay never marks one idle."""
+    strategy = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(settings.out_of_orderness_ms))
+    if not bounded and settings.idle_partition_ms > 0:
+        strategy = strategy.with_idleness(Duration.of_millis(settings.idle_partition_ms))
+    if settings.watermark_alignment_ms > 0:
+        strategy = strategy.with_watermark_alignment(
+            "tailor-events", Duration.of_millis(settings.watermark_alignment_ms), Duration.of_seconds(1)
+        )
+    return strategy
 
 
 def build(
     env: StreamExecutionEnvironment, settings: Settings, rules: SegmentRules, models: ModelsConfig | None = None,
-    bounded: bool = False,
+    bounded: bool = False, from_earliest: bool = False,
 ) -> None:
-    """Add the segmentation graph to ``env``; the online models (clustering, recommendations) with ``models``."""
-    watermarks = event_watermarks(settings)
+    """Add the segmentation graph to ``env``; the online models (clustering, recommendations) with ``models``.
+    ``from_earliest``: read the events topic from its start, not from the group's committed offsets."""
+    watermarks = event_watermarks(settings, bounded)
     source = flink_kafka.event_source(
-        settings.kafka_bootstrap, settings.events_topic, settings.consumer_group, bounded=bounded
+        settings.kafka_bootstrap, settings.events_topic, settings.consumer_group, bounded, from_earliest
     )
     raw_events = env.from_source(source, watermarks, "kafka_events").uid("kafka_events")
 
@@ -89,6 +98,7 @@ def build(
                 settings.redis_prefix,
                 settings.out_of_orderness_ms,
                 models_enabled=models is not None,
+                source_topic=settings.events_topic,
             ),
             output_type=CHANGE_RECORD_TYPE,
         )
@@ -96,22 +106,13 @@ def build(
         .uid("track_segments")
     )
 
-    (
-        normalized.get_side_output(DEAD_LETTERS)
-        .sink_to(
-            flink_kafka.string_sink(
-                settings.kafka_bootstrap, settings.dead_letters_topic, f"{settings.consumer_group}-dead-letters"
-            )
-        )
-        .name("dead_letters_sink")
-        .uid("dead_letters_sink")
-    )
-
+    dead_letters = normalized.get_side_output(DEAD_LETTERS).union(changes.get_side_output(DEAD_LETTERS))
     t_env = StreamTableEnvironment.create(env)
     sinks = t_env.create_statement_set()
     if models is not None:
-        recommendations, cluster_changes = _add_models(env, settings, models, changes, bounded)
+        recommendations, cluster_changes, model_dead_letters = _add_models(env, settings, models, changes, bounded)
         changes = changes.union(cluster_changes)
+        dead_letters = dead_letters.union(model_dead_letters)
         t_env.execute_sql(
             flink_kafka.keyed_changes_sink_ddl(
                 "recommendations_sink",
@@ -122,6 +123,15 @@ def build(
             )
         )
         sinks.add_insert("recommendations_sink", t_env.from_data_stream(recommendations))
+    (
+        dead_letters.sink_to(
+            flink_kafka.string_sink(
+                settings.kafka_bootstrap, settings.dead_letters_topic, f"{settings.consumer_group}-dead-letters"
+            )
+        )
+        .name("dead_letters_sink")
+        .uid("dead_letters_sink")
+    )
     t_env.execute_sql(
         flink_kafka.keyed_changes_sink_ddl(
             "segment_changes_sink",
@@ -135,7 +145,7 @@ def build(
 
 
 def _add_models(env, settings: Settings, models: ModelsConfig, changes, bounded: bool):  # type: ignore[no-untyped-def]
-    """The model branch: (recommendations, cluster changes) streams."""
+    """The model branch: (recommendations, cluster changes, dead letters) streams."""
     catalog = (
         env.from_source(
             flink_kafka.catalog_source(
@@ -154,13 +164,19 @@ def _add_models(env, settings: Settings, models: ModelsConfig, changes, bounded:
         .union(catalog)
         .key_by(model_key_of, key_type=Types.STRING())
         .process(
-            LearnModels(models, settings.redis_host, settings.redis_port, settings.redis_prefix),
+            LearnModels(
+                models, settings.redis_host, settings.redis_port, settings.redis_prefix, settings.events_topic
+            ),
             output_type=RECOMMENDATION_RECORD_TYPE,
         )
         .name("learn_models")
         .uid("learn_models")
     )
-    return recommendations, recommendations.get_side_output(CLUSTER_CHANGES)
+    return (
+        recommendations,
+        recommendations.get_side_output(CLUSTER_CHANGES),
+        recommendations.get_side_output(MODEL_DEAD_LETTERS),
+    )
 
 
 def configure(env: StreamExecutionEnvironment, settings: Settings) -> None:
@@ -170,18 +186,42 @@ def configure(env: StreamExecutionEnvironment, settings: Settings) -> None:
     env.get_checkpoint_config().set_min_pause_between_checkpoints(settings.checkpoint_interval_ms // 2)
 
 
-def flink_configuration(settings: Settings, local: bool) -> Configuration:
+# Failures (a broker restart, a TaskManager lost) restart the job from its latest checkpoint after
+# 1 s, 2 s, 4 s, ... at most 60 s apart, forever: an outage the job cannot fix must not end it. The delay
+# returns to 1 s after 10 minutes without a failure.
+RESTART_STRATEGY = {
+    "restart-strategy.type": "exponential-delay",
+    "restart-strategy.exponential-delay.initial-backoff": "1 s",
+    "restart-strategy.exponential-delay.max-backoff": "60 s",
+    "restart-strategy.exponential-delay.backoff-multiplier": "2.0",
+    "restart-strategy.exponential-delay.reset-backoff-threshold": "10 min",
+    "restart-strategy.exponential-delay.jitter-factor": "0.1",
+    "restart-strategy.exponential-delay.attempts-before-reset-backoff": str(2**31 - 1),
+}
+
+
+def flink_configuration(settings: Settings, local: bool, restore_from: Path | None = None) -> Configuration:
+    """Engine options of the job. Checkpoints are retained when the job is cancelled or dies, under
+    ``state_dirs(settings)``, so a restart by any command can resume from them; ``restore_from``: the
+    checkpoint or savepoint to start from (the embedded mini-cluster; ``flink run -s`` on a cluster)."""
     config = Configuration()
     config.set_string("python.execution-mode", settings.execution_mode)
     config.set_string("pipeline.name", JOB_NAME)
     config.set_string("python.executable", sys.executable)
     config.set_string("python.client.executable", sys.executable)
+    dirs = state_dirs(settings)
+    config.set_string("execution.checkpointing.dir", dirs.checkpoints.resolve().as_uri())
+    config.set_string("execution.checkpointing.savepoint-dir", dirs.savepoints.resolve().as_uri())
+    config.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
+    config.set_string("execution.checkpointing.num-retained", "2")
+    for key, value in RESTART_STRATEGY.items():
+        config.set_string(key, value)
+    if restore_from is not None:
+        config.set_string("execution.state-recovery.path", restore_from.resolve().as_uri())
     if local:
         config.set_string("rest.port", str(settings.rest_port))
         config.set_string("rest.address", "127.0.0.1")
         config.set_string("rest.bind-address", "127.0.0.1")
-        checkpoints = (settings.home / "checkpoints").resolve()
-        config.set_string("execution.checkpointing.dir", checkpoints.as_uri())
     return config
 
 
@@ -190,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rules", type=Path, help="segment rules YAML (default: settings.segments_file)")
     parser.add_argument("--bounded", action="store_true", help="stop at the topic's current end")
+    parser.add_argument("--from-earliest", action="store_true",
+                        help="read the events topic from its start (a fresh replay; a restore ignores it)")
     parser.add_argument("--jar", action="append", default=[], help="extra jar URL (file:///...)")
     args = parser.parse_args(argv)
     settings = Settings.load()
@@ -199,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     configure(env, settings)
     rules = SegmentRules.from_yaml(args.rules or settings.segments_file)
     models = ModelsConfig.from_yaml(settings.models_file) if settings.models_enabled else None
-    build(env, settings, rules, models, bounded=args.bounded)
+    build(env, settings, rules, models, bounded=args.bounded, from_earliest=args.from_earliest)
     env.execute(JOB_NAME)
     return 0
 

@@ -52,6 +52,14 @@ class Settings:
     execution_mode: str = "thread"
     checkpoint_interval_ms: int = 2000
     out_of_orderness_ms: int = 5000
+    # A partition with no records for this long stops holding back event time (live jobs; 0 = never).
+    # Bounded replays never mark a partition idle: every partition has data up to its end offset.
+    idle_partition_ms: int = 30_000
+    # Sources pause partitions whose event time runs this far ahead of the slowest (0 = off).
+    watermark_alignment_ms: int = 0
+    # Retained checkpoints and savepoints, per consumer group and state layout (a shared, durable
+    # file system path on a real cluster).
+    state_dir: Path = PROJECT_ROOT / ".tailor" / "state"
     rest_port: int = 8081
     # Segment rules (YAML); relative paths are resolved against the project root.
     segments_file: Path = PROJECT_ROOT / "config" / "segments.yaml"

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from connectors.flink_rest import TERMINAL_STATES, FlinkRest, FlinkRestError
+from pipelines.state_layout import JOB_NAME
 from settings import PROJECT_ROOT, Settings
 from stack import process
 from stack.errors import StackError
@@ -178,6 +179,13 @@ def stop_with_savepoint(
         if time.monotonic() > deadline:
             raise StackError(f"savepoint of job {job_id} not completed within {timeout_s:.0f} s")
         time.sleep(0.3)
+
+
+@_raises_stack_error
+def running_job(settings: Settings, name: str = JOB_NAME) -> str | None:
+    """The id of the job called ``name`` that is not yet terminal, or None."""
+    jobs = [j for j in rest_client(settings).jobs() if j.name == name and j.state not in TERMINAL_STATES]
+    return jobs[0].job_id if jobs else None
 
 
 @_raises_stack_error

@@ -19,6 +19,7 @@ from operators.models_config import ModelsConfig
 from operators.segment_rules import SegmentRules
 from settings import PROJECT_ROOT, Settings
 from stack import connector_jar
+from stack.job_state import StartPlan, plan_start
 
 
 def python_path_env(settings: Settings) -> dict[str, str]:
@@ -31,30 +32,39 @@ def python_path_env(settings: Settings) -> dict[str, str]:
     return {"PYTHONPATH": os.pathsep.join(paths), "FLINK_LOG_DIR": str(log_dir)}
 
 
-def run(settings: Settings, rules: SegmentRules, models: ModelsConfig | None, bounded: bool = False) -> None:
-    """Build and execute the job in this process (``models``: the online models, None = rules only);
-    blocks until it ends (bounded) or is cancelled."""
+def run(
+    settings: Settings, rules: SegmentRules, models: ModelsConfig | None, bounded: bool = False,
+    plan: StartPlan | None = None,
+) -> None:
+    """Build and execute the job in this process (``models``: the online models, None = rules only),
+    started as ``plan`` says (default: ``stack.job_state.plan_start``: resume from the newest retained
+    checkpoint or savepoint); blocks until it ends (bounded) or is cancelled."""
+    plan = plan or plan_start(settings)
     jar = connector_jar(settings)
     os.environ.update(python_path_env(settings))
     from pyflink.datastream import StreamExecutionEnvironment
 
     from pipelines import segmentation_job as job
 
-    env = StreamExecutionEnvironment.get_execution_environment(job.flink_configuration(settings, local=True))
+    restore = None if plan.restore is None else plan.restore.path
+    env = StreamExecutionEnvironment.get_execution_environment(job.flink_configuration(settings, True, restore))
     env.add_jars(jar.resolve().as_uri())
     job.configure(env, settings)
-    job.build(env, settings, rules, models, bounded=bounded)
+    job.build(env, settings, rules, models, bounded=bounded, from_earliest=plan.from_earliest)
     env.execute(job.JOB_NAME)
 
 
-def spawn(settings: Settings, rules_file: Path, log_file: Path, bounded: bool = False) -> subprocess.Popen[bytes]:
+def spawn(
+    settings: Settings, rules_file: Path, log_file: Path, bounded: bool = False, fresh: bool = False,
+    discard_state: bool = False,
+) -> subprocess.Popen[bytes]:
     """Start ``tailor job run`` as a child process with ``settings`` passed through TAILOR_* variables."""
     env = dict(os.environ)
     env.update(settings.to_environ())
     env.update(python_path_env(settings))
     argv = [sys.executable, "-m", "tailor", "job", "run", "--rules", str(rules_file)]
-    if bounded:
-        argv.append("--bounded")
+    flags = {"--bounded": bounded, "--fresh": fresh, "--discard-state": discard_state}
+    argv += [flag for flag, on in flags.items() if on]
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
         return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=PROJECT_ROOT)

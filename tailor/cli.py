@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pipelines.state_layout import JOB_NAME, state_dirs
 from settings import PROJECT_ROOT, ConfigError, Settings
 from settings.errors import TailorError
 
@@ -87,12 +88,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     job = nouns.add_parser("job", help="the segmentation job")
     job_verbs = job.add_subparsers(title="verbs", metavar="VERB")
-    run = job_verbs.add_parser("run", help="run the job (embedded mini-cluster by default)", formatter_class=fmt)
+    run = job_verbs.add_parser(
+        "run", help="run the job (embedded mini-cluster by default), resuming from its retained state",
+        description="Runs the segmentation job. A start resumes from the newest retained checkpoint or savepoint "
+        "of this consumer group (settings consumer_group, state_dir) and says which; a first start begins "
+        "empty. Only --fresh starts empty on purpose, and it refuses while retained state exists unless "
+        "--discard-state moves that state aside.",
+        formatter_class=fmt,
+    )
     run.add_argument("--rules", type=Path, help="segment rules YAML (default: settings segments_file)")
     run.add_argument("--bounded", action="store_true", help="stop at the topic's current end (replays)")
     run.add_argument("--cluster", action="store_true", help="submit to the standalone Flink cluster (starts it)")
     run.add_argument("--parallelism", type=int, help="operator parallelism (default: settings parallelism)")
+    run.add_argument("--fresh", action="store_true",
+                     help="start with empty state and read the events topic from its start (a full replay)")
+    run.add_argument("--discard-state", action="store_true",
+                     help="with --fresh: move retained checkpoints and savepoints aside instead of refusing")
     run.set_defaults(handler=cmd_job_run)
+    stop = job_verbs.add_parser(
+        "stop", help="stop the running job with a savepoint (the next `job run` resumes from it)",
+        description="Stops the running segmentation job on the Flink REST API at settings rest_port (the "
+        "embedded mini-cluster of `tailor job run` or the standalone cluster) with a savepoint under the "
+        "job's state dir, and prints its path.",
+        formatter_class=fmt,
+    )
+    stop.add_argument("--timeout", type=float, default=120, help="seconds to wait for the savepoint")
+    stop.set_defaults(handler=cmd_job_stop)
 
     produce = nouns.add_parser(
         "produce", help="publish a JSONL file of Segment events, or the Taobao CSV", formatter_class=fmt
@@ -230,22 +251,48 @@ def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_job_run(args: argparse.Namespace, settings: Settings) -> int:
     import stack
     from stack import local_job
+    from stack.job_state import plan_start
 
     if args.parallelism:
         settings = Settings.load(args.config, parallelism=args.parallelism)
+    if args.discard_state and not args.fresh:
+        print("tailor: error: --discard-state only goes with --fresh", file=sys.stderr)
+        return 2
     rules_file = args.rules or settings.segments_file
     # Load and validate here, with the file names, rather than on a TaskManager at the first record.
     rules, models = local_job.job_config(settings, rules_file)
+    plan = plan_start(settings, fresh=args.fresh, discard_state=args.discard_state)
+    print(plan.message, flush=True)
     if args.cluster:
         from stack import flink_cluster, flink_jobs
 
         stack.up(settings)
         flink_cluster.start(settings)
-        job_id = flink_jobs.submit(settings, rules_file=rules_file, bounded=args.bounded)
+        job_id = flink_jobs.submit(
+            settings, rules_file=rules_file, bounded=args.bounded,
+            from_savepoint=None if plan.restore is None else plan.restore.path,
+            args=["--from-earliest"] if plan.from_earliest else (),
+        )
         print(f"submitted job {job_id}; Flink Web UI: http://127.0.0.1:{settings.rest_port}/#/job/{job_id}")
         return 0
-    print(f"running {rules_file.name} on the embedded mini-cluster; Flink Web UI: http://127.0.0.1:{settings.rest_port}")
-    local_job.run(settings, rules, models, bounded=args.bounded)
+    print(f"running {rules_file.name} on the embedded mini-cluster; Flink Web UI: http://127.0.0.1:{settings.rest_port}",
+          flush=True)
+    local_job.run(settings, rules, models, bounded=args.bounded, plan=plan)
+    return 0
+
+
+def cmd_job_stop(args: argparse.Namespace, settings: Settings) -> int:
+    from stack import flink_jobs
+
+    job_id = flink_jobs.running_job(settings)
+    if job_id is None:
+        print(f"tailor: error: no running {JOB_NAME} job on http://127.0.0.1:{settings.rest_port} "
+              "(is it started with `tailor job run`, with the same settings?)", file=sys.stderr)
+        return 1
+    savepoints = state_dirs(settings).savepoints
+    print(f"stopping job {job_id} with a savepoint under {savepoints} ...", flush=True)
+    location = flink_jobs.stop_with_savepoint(settings, job_id, target_dir=savepoints, timeout_s=args.timeout)
+    print(f"stopped; savepoint {location} (the next `tailor job run` resumes from it)")
     return 0
 
 

@@ -92,7 +92,8 @@ def run_demo(
     say(f"published the simulated catalog: {report.sent:,} products to {report.topic}")
 
     log_file = demo.home / "logs" / "demo-job.log"
-    job = local_job.spawn(demo, rules, log_file)
+    # The topics were just recreated: the previous demo's state belongs to the old ones.
+    job = local_job.spawn(demo, rules, log_file, fresh=True, discard_state=True)
     simulator = None
     try:
         say(f"starting the segmentation job on the embedded Flink mini-cluster (log: {log_file}) ...")

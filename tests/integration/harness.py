@@ -3,6 +3,7 @@ helper that runs the real segmentation job (embedded Flink, thread mode) over a 
 
 from __future__ import annotations
 
+import shutil
 import socket
 import time
 import uuid
@@ -18,12 +19,15 @@ from settings import Settings
 from stack import local_job
 
 JOB_TIMEOUT_S = 600
+# Retained checkpoints of the tests' jobs (one consumer group each), emptied at the start of a session.
+TEST_STATE_DIR = Settings.load().home / "test-state"
 
 
 @pytest.fixture(scope="session")
 def stack_settings() -> Settings:
     settings = Settings.load()
     stack.up(settings, progress=lambda _line: None)
+    shutil.rmtree(TEST_STATE_DIR, ignore_errors=True)
     return settings
 
 
@@ -47,6 +51,7 @@ def isolated_settings(base: Settings, name: str, partitions: int = 2, **override
         kafka_partitions=partitions,
         rest_port=_free_port(),
         checkpoint_interval_ms=1000,
+        state_dir=TEST_STATE_DIR,
         **overrides,
     )
     topics.ensure_topics(settings, topics.tailor_topics(settings))

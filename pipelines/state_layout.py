@@ -1,0 +1,29 @@
+"""Where the job's state is retained and which shape it has: no pyflink here, so the CLI can plan a start
+or find a savepoint without loading the engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+from settings import Settings
+
+JOB_NAME = "tailor-segmentation"
+# The shape of the job's operator state (uids, state names, value layouts that cannot be migrated on
+# read). Bump it with any such change: retained state of another layout is then refused with the
+# command to replay instead, never half-restored.
+STATE_LAYOUT = 2
+
+
+class StateDirs(NamedTuple):
+    group: Path  # every layout of this consumer group
+    checkpoints: Path
+    savepoints: Path
+
+
+def state_dirs(settings: Settings) -> StateDirs:
+    """Where this job's checkpoints and savepoints are retained: per consumer group (the job's identity:
+    it also names the offsets and transactional ids) and per state layout."""
+    root = settings.state_dir / settings.consumer_group
+    layout = root / f"layout-{STATE_LAYOUT}"
+    return StateDirs(root, layout / "checkpoints", layout / "savepoints")

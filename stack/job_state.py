@@ -1,0 +1,96 @@
+"""Which state a start of the job resumes from: the failure contract of ``tailor job run``.
+
+    retained checkpoint or savepoint of this layout     resume from the newest one, and say which
+    none, the consumer group never committed offsets   a first start: empty state, earliest offsets
+    none, but the group has committed offsets          refuse: continuing from those offsets with empty
+                                                        state would enter users twice (a lost state dir)
+    only state of an older layout                      refuse, with the replay command
+    --fresh                                             empty state from the earliest offsets; refused while
+                                                        retained state exists, unless --discard-state moves
+                                                        it aside (kept, not deleted)
+
+State lives under ``pipelines.segmentation_job.state_dirs(settings)``: per consumer group (the job's
+identity: its offsets and transactional ids are named after it too) and per state layout.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from connectors import flink_state
+from connectors.flink_state import RetainedState
+from connectors.kafka_topics import committed_offsets
+from pipelines.state_layout import STATE_LAYOUT, state_dirs
+from settings import Settings
+from stack.errors import StackError
+
+# Completed runs of the job whose checkpoints are kept (each start writes under a new job id).
+RUNS_KEPT = 2
+
+
+class StartRefused(StackError):
+    """Starting now would lose or silently drop state; the message says what to run instead."""
+
+
+@dataclass(frozen=True)
+class StartPlan:
+    restore: RetainedState | None  # resume from this checkpoint or savepoint
+    from_earliest: bool  # read the events topic from its start (fresh replay)
+    message: str  # one line for the operator: what this start does
+
+
+def plan_start(settings: Settings, fresh: bool = False, discard_state: bool = False) -> StartPlan:
+    """Decide how a job of ``settings`` starts (see the module doc); raises StartRefused."""
+    dirs = state_dirs(settings)
+    current = flink_state.newest(dirs.checkpoints, dirs.savepoints)
+    others = _other_layouts(dirs.group)
+    if fresh:
+        if (current is not None or others) and not discard_state:
+            found = current.describe() if current is not None else ", ".join(str(p) for p in others)
+            raise StartRefused(
+                f"--fresh would start with empty state, but retained state exists: {found}. "
+                "Add --discard-state to move it aside (kept under "
+                f"{dirs.group}/discarded-<time>/) and replay from the earliest offset, or drop --fresh to resume."
+            )
+        moved = _move_aside(dirs.group) if discard_state else None
+        note = f"; the previous state was moved to {moved}" if moved else ""
+        return StartPlan(None, True, f"starting with empty state from the earliest offsets (--fresh){note}")
+    if current is not None:
+        flink_state.prune_runs(dirs.checkpoints, keep=RUNS_KEPT)
+        return StartPlan(current, False, f"resuming from {current.describe()}")
+    if others:
+        raise StartRefused(
+            f"the retained state {', '.join(str(p) for p in others)} was written by another state layout; this "
+            f"Tailor writes layout {STATE_LAYOUT} and cannot restore it. Replay the events instead: "
+            "`tailor job run --fresh --discard-state` (the old state is kept aside, not deleted)."
+        )
+    offsets = committed_offsets(settings, settings.consumer_group, settings.events_topic)
+    if offsets:
+        raise StartRefused(
+            f"consumer group {settings.consumer_group!r} has committed offsets on {settings.events_topic} "
+            f"({sum(offsets.values()):,} records read) but no retained checkpoint or savepoint is under "
+            f"{dirs.group}: starting now would continue from those offsets with empty state. Point "
+            "TAILOR_STATE_DIR at the job's state, or replay from the start with `tailor job run --fresh`."
+        )
+    return StartPlan(None, False, f"first start of consumer group {settings.consumer_group!r}: empty state")
+
+
+def _other_layouts(group: Path) -> list[Path]:
+    current = f"layout-{STATE_LAYOUT}"
+    return [
+        layout for layout in sorted(group.glob("layout-*"))
+        if layout.name != current and flink_state.retained(layout / "checkpoints", layout / "savepoints")
+    ]
+
+
+def _move_aside(group: Path) -> Path | None:
+    layouts = sorted(group.glob("layout-*"))
+    if not layouts:
+        return None
+    target = group / f"discarded-{time.strftime('%Y%m%dT%H%M%S')}"
+    target.mkdir(parents=True)
+    for layout in layouts:
+        layout.rename(target / layout.name)
+    return target
