@@ -159,6 +159,20 @@ class FlinkRest:
         """Ask the JobManager to cancel the job; returns at once (poll :meth:`job_overview` for the end)."""
         self._call(f"/jobs/{job_id}?mode=cancel", method="PATCH")
 
+    def kafka_source_offsets(self, job_id: str, source: str) -> dict[int, int]:
+        """``{partition: offset of the last record read}`` of the Kafka source named ``source`` (Java gauges
+        ``KafkaSourceReader.topic.<topic>.partition.<p>.currentOffset``; -1 before a partition's first record).
+        {} before the source has opened."""
+        vertex = next((v for v in self.job(job_id).vertices if v.name.startswith(f"Source: {source}")), None)
+        if vertex is None:
+            return {}
+        base = f"/jobs/{job_id}/vertices/{vertex.vertex_id}/subtasks/metrics"
+        names = [m["id"] for m in self._call(base) if m["id"].endswith(".currentOffset") and ".partition." in m["id"]]
+        if not names:
+            return {}
+        values = self._call(f"{base}?get={','.join(names)}&agg=max")
+        return {int(m["id"].rsplit(".partition.", 1)[1].split(".")[0]): int(m["max"]) for m in values}
+
     def trigger_stop_with_savepoint(self, job_id: str, target_dir: Path, drain: bool = False) -> str:
         """Start ``flink stop``: a savepoint into ``target_dir``, then the job finishes. Returns the trigger
         id for :meth:`savepoint_status`. ``drain`` first advances the watermark to the end (fires every timer)."""

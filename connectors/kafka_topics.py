@@ -163,3 +163,14 @@ def committed_offsets(settings: Settings, group: str, topic: str) -> dict[int, i
     with admin_client(settings) as admin:
         offsets = admin.list_group_offsets(group).get(group, {})
     return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
+
+
+def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    """``{partition: offset the next record will get}`` of ``topic`` now."""
+    from kafka import TopicPartition
+    from kafka.admin import OffsetSpec
+
+    with admin_client(settings) as admin:
+        partitions = [p["partition_index"] for t in admin.describe_topics([topic]) for p in t["partitions"]]
+        found = admin.list_partition_offsets({TopicPartition(topic, p): OffsetSpec.LATEST for p in partitions})
+    return {tp.partition: info.offset for tp, info in found.items()}

@@ -126,17 +126,25 @@ class Segmenter:
             if state is not None and state.timer_at:
                 heapq.heappush(self.timers, (state.timer_at, user))
 
-    def process(self, raw: bytes) -> list[Emitted]:
-        """One raw Kafka value -> the segment changes it causes (after the timers it made due)."""
+    def process(self, raw: bytes | None) -> list[Emitted]:
+        """One raw Kafka value (None: a tombstone) -> the segment changes it causes (after the timers it made
+        due). Like the job, it never raises on input: what it cannot use becomes a dead letter."""
+        original = b"" if raw is None else bytes(raw)
         try:
             event = normalize(raw)
         except InvalidEvent as exc:
-            self.dead_letters += 1
-            if self.on_dead_letter is not None:
-                now = int(time.time() * 1000)
-                self.on_dead_letter(dead_letter.encode(exc.code, exc.reason, bytes(raw), self.source_topic, now))
+            self._dead_letter(dead_letter.encode(exc.code, exc.reason, original, self.source_topic, _now()))
             return []
-        return self.process_event(event)
+        try:
+            return self.process_event(event)
+        except Exception as exc:  # noqa: BLE001 - as in the job: the record is kept, the run goes on
+            self._dead_letter(dead_letter.encode_internal_error(exc, original, self.source_topic, _now(), "segmenter"))
+            return []
+
+    def _dead_letter(self, record: bytes) -> None:
+        self.dead_letters += 1
+        if self.on_dead_letter is not None:
+            self.on_dead_letter(record)
 
     def process_event(self, event: CanonicalEvent) -> list[Emitted]:
         outputs: list[Emitted] = []
@@ -182,6 +190,10 @@ class Segmenter:
         if self.on_changes is not None:
             self.on_changes(user, out.state, out.changes, out.encoded)
         return [Emitted(user, c, p) for c, p in zip(out.changes, out.encoded, strict=True)]
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
 
 
 def _demo_rules() -> SegmentRules:

@@ -22,11 +22,11 @@ from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext, TimeDomain
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
-from connectors.redis_audiences import RedisAudienceWriter
 from operators.model_hub import ModelHub
 from operators.models_config import ModelsConfig
 from pipelines.flink_metrics import BatchedCounter
 from pipelines.records import CATALOG_ITEM, CHANGE_RECORD_TYPE
+from pipelines.redis_flushing import FlushedRedisWriter
 from state_schemas import catalog_item, dead_letter, model_input, recommendation, segment_change
 
 MODEL_KEY = "models"
@@ -59,9 +59,8 @@ class LearnModels(KeyedProcessFunction):
         self.items = runtime_context.get_map_state(MapStateDescriptor("model_items", Types.STRING(), Types.STRING()))
         self.globals = runtime_context.get_state(ValueStateDescriptor("model_globals", Types.STRING()))
         self.hub: ModelHub | None = None  # restored from state on the first record: open() has no key yet
-        self.redis = RedisAudienceWriter(self.redis_host, self.redis_port, self.redis_prefix)
-        self.flush_timer_at = 0
         group = runtime_context.get_metrics_group().add_group("tailor")
+        self.redis = FlushedRedisWriter(self.redis_host, self.redis_port, self.redis_prefix, group)
         self.model_events = BatchedCounter(group.counter("model_events_in"))
         self.catalog_items = BatchedCounter(group.counter("catalog_items_in"), every=64)
         self.cluster_changes_out = BatchedCounter(group.counter("cluster_changes_out"), every=16)
@@ -98,7 +97,7 @@ class LearnModels(KeyedProcessFunction):
             return
         if changes:
             self.cluster_changes_out.inc(len(changes))
-            self.redis.write_cluster_changes(event.user_id, hub.clusters.get(event.user_id), changes, encoded)
+            self.redis.writer.write_cluster_changes(event.user_id, hub.clusters.get(event.user_id), changes, encoded)
             for payload in encoded:
                 yield CLUSTER_CHANGES, Row(event.user_id, payload.decode())
         if items is not None:
@@ -109,16 +108,13 @@ class LearnModels(KeyedProcessFunction):
                 ),
                 emit_time=now,
             )
-            self.redis.write_recommendations(event.user_id, payload)
+            self.redis.writer.write_recommendations(event.user_id, payload)
             yield Row(event.user_id, payload.decode())
-        if self.redis.pending and not self.flush_timer_at:
-            self.flush_timer_at = ctx.timer_service().current_processing_time() + self.redis.max_delay_ms
-            ctx.timer_service().register_processing_time_timer(self.flush_timer_at)
+        self.redis.arm(ctx)
 
     def on_timer(self, timestamp, ctx):  # type: ignore[no-untyped-def]
         if ctx.time_domain() == TimeDomain.PROCESSING_TIME:
-            self.flush_timer_at = 0
-            self.redis.flush()
+            self.redis.on_timer(ctx)
         return iter(())
 
     def _restore(self) -> ModelHub:

@@ -14,12 +14,12 @@ from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext, TimeDomain
 from pyflink.datastream.state import ValueStateDescriptor
 
-from connectors.redis_audiences import RedisAudienceWriter
 from operators.normalize import InvalidEvent, normalize
 from operators.segment_rules import SegmentRules
 from operators.segmentation_step import SegmentationStep, StepOutput
 from pipelines.flink_metrics import BatchedCounter
 from pipelines.records import MODEL_EVENT, MODEL_RECORD_TYPE
+from pipelines.redis_flushing import FlushedRedisWriter
 from state_schemas import dead_letter, events, model_input, profile_state
 
 DEAD_LETTERS = OutputTag("dead_letters", Types.STRING())
@@ -81,9 +81,8 @@ class TrackSegments(KeyedProcessFunction):
             # STRING, not a byte array: PyFlink converts byte-array state element by element.
             ValueStateDescriptor("user_to_profile", Types.STRING())
         )
-        self.redis = RedisAudienceWriter(self.redis_host, self.redis_port, self.redis_prefix)
-        self.flush_timer_at = 0
         group = runtime_context.get_metrics_group().add_group("tailor")
+        self.redis = FlushedRedisWriter(self.redis_host, self.redis_port, self.redis_prefix, group)
         self.changes_out = BatchedCounter(group.counter("segment_changes_out"))
         self.duplicates = BatchedCounter(group.counter("duplicate_events"), every=16)
         self.late_events = BatchedCounter(group.counter("late_events"), every=16)
@@ -130,8 +129,7 @@ class TrackSegments(KeyedProcessFunction):
 
     def on_timer(self, timestamp, ctx):  # type: ignore[no-untyped-def]
         if ctx.time_domain() == TimeDomain.PROCESSING_TIME:
-            self.flush_timer_at = 0
-            self.redis.flush()
+            self.redis.on_timer(ctx)
             return
         user_id, now = ctx.get_current_key(), int(time.time() * 1000)
         try:
@@ -155,9 +153,7 @@ class TrackSegments(KeyedProcessFunction):
         if not out.changes:
             return
         self.changes_out.inc(len(out.changes))
-        self.redis.write(user_id, out.state, out.changes, out.encoded)
-        if self.redis.pending and not self.flush_timer_at:
-            self.flush_timer_at = ctx.timer_service().current_processing_time() + self.redis.max_delay_ms
-            ctx.timer_service().register_processing_time_timer(self.flush_timer_at)
+        self.redis.writer.write(user_id, out.state, out.changes, out.encoded)
+        self.redis.arm(ctx)
         for payload in out.encoded:
             yield Row(user_id, payload.decode())

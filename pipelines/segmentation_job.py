@@ -70,11 +70,13 @@ def event_watermarks(settings: Settings, bounded: bool = False) -> WatermarkStra
 
 def build(
     env: StreamExecutionEnvironment, settings: Settings, rules: SegmentRules, models: ModelsConfig | None = None,
-    bounded: bool = False, from_earliest: bool = False,
+    bounded: bool = False, from_earliest: bool = False, replay: bool = False,
 ) -> None:
     """Add the segmentation graph to ``env``; the online models (clustering, recommendations) with ``models``.
-    ``from_earliest``: read the events topic from its start, not from the group's committed offsets."""
-    watermarks = event_watermarks(settings, bounded)
+    ``from_earliest``: read the events topic from its start, not from the group's committed offsets.
+    ``replay``: the source reads a fixed range (a bounded replay, also one that resumed with an unbounded
+    source, see ``stack.replay_end``): no partition is ever treated as idle."""
+    watermarks = event_watermarks(settings, bounded or replay)
     source = flink_kafka.event_source(
         settings.kafka_bootstrap, settings.events_topic, settings.consumer_group, bounded, from_earliest
     )

@@ -18,7 +18,7 @@ from connectors.flink_rest import FlinkRest, FlinkRestError
 from operators.models_config import ModelsConfig
 from operators.segment_rules import SegmentRules
 from settings import PROJECT_ROOT, Settings
-from stack import connector_jar
+from stack import connector_jar, replay_end
 from stack.job_state import StartPlan, plan_start
 
 
@@ -50,8 +50,21 @@ def run(
     env = StreamExecutionEnvironment.get_execution_environment(job.flink_configuration(settings, True, restore))
     env.add_jars(jar.resolve().as_uri())
     job.configure(env, settings)
-    job.build(env, settings, rules, models, bounded=bounded, from_earliest=plan.from_earliest)
-    env.execute(job.JOB_NAME)
+    # A bounded source restored from state never finishes (FLINK-31006): a resumed replay reads unbounded
+    # and is drained once it has read what was in the topic at this start (stack.replay_end).
+    resumed_replay = bounded and restore is not None
+    job.build(
+        env, settings, rules, models, bounded=bounded and not resumed_replay, from_earliest=plan.from_earliest,
+        replay=bounded,
+    )
+    if not resumed_replay:
+        env.execute(job.JOB_NAME)
+        return
+    target = replay_end.replay_target(settings)
+    client = env.execute_async(job.JOB_NAME)
+    savepoint = replay_end.drain_when_read(settings, str(client.get_job_id()), target)
+    client.get_job_execution_result().result()
+    print(f"replay read to its end and drained; savepoint {savepoint}", flush=True)
 
 
 def spawn(

@@ -3,13 +3,21 @@
 Layout::
 
     schema        "tailor.dead_letter/1"
-    error         stable machine-readable code, e.g. "invalid_json", "missing_user"
+    error         stable machine-readable code, e.g. "invalid_json", "missing_user" (list below)
     reason        what is wrong and what was expected, for a human
     original      the original payload, decoded as UTF-8 (invalid bytes replaced) ...
     original_b64  ... and, only when the payload was not valid UTF-8, the exact bytes in base64
     source        where it came from (topic, file:line)
     received_at   epoch ms (wall clock) when it was rejected
     operator      (only for ``internal_error:<ExceptionType>``) the job operator that failed on the record
+
+Codes of records ``operators.normalize`` rejects (``InvalidEvent.code``)::
+
+    tombstone             the record has no value (a Kafka tombstone); ``original`` is empty
+    invalid_json invalid_utf8 not_an_object too_large
+    missing_type unknown_type missing_message_id invalid_message_id
+    missing_user invalid_user_id invalid_anonymous_id
+    missing_timestamp invalid_timestamp missing_event_name invalid_event_name invalid_properties
 
 A record that makes the job's own code raise (a bug, or an input no check foresaw) becomes a dead letter
 too, with code ``internal_error:<ExceptionType>``: the job never dies on input, and the record is kept.

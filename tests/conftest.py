@@ -15,6 +15,7 @@ from operators.segment_rules import SegmentRules
 DEFAULT_RULES_PATH = Path(__file__).resolve().parents[1] / "config" / "segments.yaml"
 MARKS_BY_DIRECTORY = {
     Path(__file__).resolve().parent / "integration": pytest.mark.integration,
+    Path(__file__).resolve().parent / "faults": pytest.mark.integration,
     Path(__file__).resolve().parent / "evaluation": pytest.mark.slow,
 }
 

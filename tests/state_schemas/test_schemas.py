@@ -372,11 +372,10 @@ def test_segment_event_schema_and_normalize_reject_the_same_structural_errors(
         pytest.param(base(properties=None), id="null-properties"),
     ],
 )
-def test_segment_event_normalize_is_more_lenient_than_the_schema_in_known_ways(
+def test_segment_event_schema_states_the_variants_normalize_tolerates(
     validator: jsonschema.protocols.Validator, message: dict[str, Any]
 ) -> None:
-    """Known divergences, pinned so any change is a decision: the schema states what producers should send;
-    normalize tolerates these harmless variants instead of dead-lettering them. Only the letter case of
-    ``type`` is documented (in the schema's description); the other two are not documented yet."""
-    assert validator.is_valid(message) is False
+    """Once known divergences (normalize accepted these harmless variants, the schema did not); the schema now
+    states them, and tests/operators/test_normalize_schema.py holds the schema and normalize equal."""
+    assert validator.is_valid(message) is True
     assert normalize(orjson.dumps(message), now_ms=NOW).user_key == "u1"

@@ -1,0 +1,191 @@
+"""The fault suite: the real job (embedded Flink, thread mode) on the real local Kafka and Redis, under
+the faults users meet, each compared with the fault-free expected output (``harness.reference``).
+
+Every case reports and asserts: records lost, records duplicated, double enters, double exits, and
+(user, segment) memberships where Redis differs from the Kafka change log -- all expected to be 0.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from stack import kafka, redis_server
+from tests.faults.harness import (
+    DAY,
+    Outcome,
+    Record,
+    Workload,
+    compare,
+    dead_letters,
+    hostile_payloads,
+    job_changes,
+    long_span,
+    publish,
+    reference,
+    simulated,
+    wait_for_new_checkpoint,
+    wait_until,
+)
+from tests.integration.harness import isolated_settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+NOW = int(time.time() * 1000)
+START = NOW - 20 * DAY  # simulated traffic in the past: every deadline is reached by the final watermark
+CLEAN = Outcome(lost=0, duplicated=0, double_enters=0, double_exits=0, redis_diff=0)
+
+
+def report(case: str, outcome: Outcome, **extra: object) -> None:
+    figures = ", ".join(f"{k}={v}" for k, v in {**vars(outcome), **extra}.items())
+    print(f"\nfault suite: {case}: {figures}")
+
+
+def test_sigkill_of_the_job_process_three_times_during_one_replay(stack_settings, jobs):
+    settings = isolated_settings(stack_settings, "fault-kill", models_enabled=False)
+    workload = simulated(120_000, users=6_000, seed=21, start_ms=START)
+    publish(settings, workload)
+    job = jobs(settings).start()
+    for _ in range(3):
+        wait_for_new_checkpoint(settings)
+        assert job.child is not None and job.child.poll() is None, "the replay ended before it could be killed"
+        job.kill()
+        job.start()  # the same command again
+    job.wait()
+
+    got, _ = job_changes(settings)
+    outcome = compare(settings, reference(workload), got)
+
+    report("SIGKILL x3", outcome, starts=job.starts, changes=sum(map(len, got.values())))
+    assert outcome == CLEAN
+    assert job.log().count("resuming from checkpoint") == 3
+
+
+def test_kafka_broker_killed_and_restarted_mid_replay(stack_settings, jobs):
+    settings = isolated_settings(stack_settings, "fault-broker", models_enabled=False)
+    workload = simulated(60_000, users=4_000, seed=22, start_ms=START)
+    publish(settings, workload)
+    job = jobs(settings).start()
+    try:
+        wait_for_new_checkpoint(settings)
+        pid = kafka.running_pid(stack_settings)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(5)
+        kafka.start(stack_settings)
+        job.wait()
+    finally:
+        job.stop()
+        kafka.start(stack_settings)
+
+    got, _ = job_changes(settings)
+    outcome = compare(settings, reference(workload), got)
+
+    report("broker SIGKILL + restart", outcome, flink_restarts=job.restarts())
+    assert outcome == CLEAN
+
+
+def test_redis_frozen_for_20_s_does_not_restart_the_job(stack_settings, jobs):
+    settings = isolated_settings(stack_settings, "fault-redis", models_enabled=False)
+    workload = simulated(60_000, users=4_000, seed=23, start_ms=START)
+    publish(settings, workload)
+    job = jobs(settings).start()
+    pid = redis_server.running_pid(stack_settings)
+    assert pid is not None
+    try:
+        wait_for_new_checkpoint(settings)
+        os.kill(pid, signal.SIGSTOP)
+        time.sleep(20)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    job.wait()
+
+    got, _ = job_changes(settings)
+    outcome = compare(settings, reference(workload), got)
+
+    report("Redis SIGSTOP 20 s", outcome, flink_restarts=job.restarts())
+    assert outcome == CLEAN
+    assert job.restarts() == 0
+
+
+def test_poison_pills_amid_good_traffic_become_dead_letters(stack_settings, jobs):
+    settings = isolated_settings(stack_settings, "fault-poison", models_enabled=True)
+    good = simulated(20_000, users=2_000, seed=24, start_ms=START)
+    pills = [Record(None, payload, START) for payload in hostile_payloads()] * 20
+    workload = good.interleave(Workload(pills), every=100)
+    publish(settings, workload)
+    job = jobs(settings).start()
+    job.wait()
+
+    got, _ = job_changes(settings)
+    outcome = compare(settings, reference(good), got)
+    letters = dead_letters(settings)
+
+    report("poison pills", outcome, pills=len(pills), dead_letters=len(letters), flink_restarts=job.restarts())
+    assert outcome == CLEAN
+    assert len(letters) == len(pills)
+    assert job.restarts() == 0
+    assert all(letter["reason"] and ("original" in letter) for letter in letters)
+
+
+def test_eighteen_months_of_traffic_with_models_finish_without_a_restart(stack_settings, jobs):
+    settings = isolated_settings(stack_settings, "fault-span", models_enabled=True)
+    workload = long_span(months=18, per_month=1_000, users=1_500, end_ms=NOW - 40 * DAY)
+    publish(settings, workload)
+    job = jobs(settings).start()
+    job.wait()
+
+    got, clusters = job_changes(settings)
+    outcome = compare(settings, reference(workload), got)
+    span_days = (workload.records[-1].timestamp - workload.records[0].timestamp) / DAY
+
+    report("18-month span, models on", outcome, span_days=round(span_days), cluster_changes=len(clusters),
+           flink_restarts=job.restarts())
+    assert span_days >= 18 * 30 - 31
+    assert outcome == CLEAN
+    assert job.restarts() == 0
+    assert not [d for d in dead_letters(settings) if d["error"].startswith("internal_error")]
+
+
+@pytest.mark.parametrize("partitions", [1, 2, 4])
+def test_partition_count_and_a_lagging_partition_do_not_change_results(stack_settings, jobs, partitions):
+    """The same records on 1, 2 or 4 partitions; with more than one, partition 0's records reach Kafka
+    10 s after the others' (within the live job's 30 s idleness), while the job already runs."""
+    settings = isolated_settings(
+        stack_settings, f"fault-parts{partitions}", partitions=partitions, models_enabled=False
+    )
+    workload = simulated(30_000, users=3_000, seed=25, start_ms=START)
+    end = NOW - DAY  # one event at this time on every partition moves the watermark past every deadline
+    markers = Workload([Record(f"end-{p}".encode(), _marker(p, end), end) for p in range(64)])
+    held = publish(settings, workload, hold=lambda p: partitions > 1 and p == 0)
+    job = jobs(settings, bounded=False).start()
+    try:
+        time.sleep(10)
+        publish(settings, held)
+        publish(settings, markers)
+        expected = reference(workload, until=end - settings.out_of_orderness_ms)
+        total = sum(map(len, expected.values()))
+        wait_until(lambda: _rule_changes(settings) >= total, 300, f"{total} rule changes")
+        time.sleep(3)  # a late duplicate would need a checkpoint to become visible
+    finally:
+        job.stop()
+
+    got, _ = job_changes(settings)
+    got = {u: c for u, c in got.items() if not u.startswith("end-")}
+    outcome = compare(settings, expected, got)
+
+    report(f"{partitions} partition(s), one lagging", outcome, changes=sum(map(len, got.values())))
+    assert outcome == CLEAN
+
+
+def _marker(partition: int, ts: int) -> bytes:
+    return (f'{{"type":"track","event":"End Of Replay","messageId":"end-{partition}","userId":"end-{partition}",'
+            f'"timestamp":{ts}}}').encode()
+
+
+def _rule_changes(settings) -> int:
+    got, _ = job_changes(settings)
+    return sum(len(c) for u, c in got.items() if not u.startswith("end-"))
