@@ -27,7 +27,9 @@ def python_path_env(settings: Settings) -> dict[str, str]:
     paths = [str(PROJECT_ROOT), site_packages]
     if os.environ.get("PYTHONPATH"):
         paths.append(os.environ["PYTHONPATH"])
-    log_dir = settings.home / "logs"
+    # Flink's own log of the embedded cluster (job status, restarts, exceptions): settings.home/logs, or
+    # where the parent put it (``spawn`` puts it next to the job's log file).
+    log_dir = Path(os.environ.get("FLINK_LOG_DIR") or settings.home / "logs")
     log_dir.mkdir(parents=True, exist_ok=True)
     return {"PYTHONPATH": os.pathsep.join(paths), "FLINK_LOG_DIR": str(log_dir)}
 
@@ -75,6 +77,7 @@ def spawn(
     env = dict(os.environ)
     env.update(settings.to_environ())
     env.update(python_path_env(settings))
+    env["FLINK_LOG_DIR"] = str(log_file.parent)  # Flink's log beside ours, not shared with other jobs
     argv = [sys.executable, "-m", "tailor", "job", "run", "--rules", str(rules_file)]
     flags = {"--bounded": bounded, "--fresh": fresh, "--discard-state": discard_state}
     argv += [flag for flag, on in flags.items() if on]

@@ -159,8 +159,11 @@ class JobProcess:
         return "\n".join(self.log().splitlines()[-lines:])
 
     def restarts(self) -> int:
-        """Times Flink restarted the job after a failure (not our own restarts of the process)."""
-        return self.log().count("to RESTARTING")
+        """Times Flink restarted the job after a failure in the latest run of the process (Flink's own log,
+        which ``spawn`` puts beside ours; not our own restarts of the process)."""
+        logs = list(self.log_file.parent.glob("flink-*.log"))
+        assert logs, f"no Flink log next to {self.log_file}"
+        return sum(log.read_text(errors="replace").count("switched from state RUNNING to RESTARTING") for log in logs)
 
 
 def wait_for_new_checkpoint(settings: Settings, timeout_s: float = 120) -> None:
