@@ -33,11 +33,12 @@ from settings import PROJECT_ROOT, Settings
 from stack import flink_cluster, flink_jobs, local_job, maven
 
 BENCH_FLINK_CONFIG = {"metrics.fetcher.update-interval": "500"}
-KEYED_OPERATOR = "track_segments"
-# Where each embedded job's progress is counted: (vertex name prefix, metric). The batched floor's keyed
-# operator receives batches, so its events are counted leaving the source.
+KEYED_OPERATOR = "segment_batches"
+# Where each embedded job's progress is counted: (vertex name prefix, metric). Operators that receive
+# batches count events themselves (``tailor.<metric>``: a custom metric of that operator); the batched
+# floor's events are counted leaving its source.
 PROGRESS_COUNTERS = {
-    "segmentation": (KEYED_OPERATOR, "read-records"),
+    "segmentation": (KEYED_OPERATOR, "tailor.events_in"),
     "floor": (floor_job.KEYED_OPERATOR, "read-records"),
     "floor-batched": (f"Source: {floor_job.BATCHED_SOURCE}", "write-records"),
 }
@@ -64,15 +65,19 @@ class JobProbe:
             return None
 
     def records_into(self, job_id: str, operator: str = KEYED_OPERATOR, metric: str = "read-records") -> int | None:
-        """Records into (``write-records``: out of) the first vertex whose name starts with ``operator``."""
+        """Records into (``write-records``: out of) the first vertex whose name starts with ``operator``;
+        ``tailor.<name>``: that operator's custom counter ``<name>``, summed over subtasks."""
         try:
-            vertices = self.rest.job(job_id).vertices
+            vertex = next((v for v in self.rest.job(job_id).vertices if v.name.startswith(operator)), None)
+            if vertex is None:
+                return None
+            if not metric.startswith("tailor."):
+                return vertex.total(metric)
+            counters = self.rest.operator_metrics(job_id, vertex.vertex_id, "tailor")
         except FlinkRestError:
             return None
-        for vertex in vertices:
-            if vertex.name.startswith(operator):
-                return vertex.total(metric)
-        return None
+        total = counters.get((operator, metric.removeprefix("tailor.")))
+        return None if total is None else int(total["sum"])
 
     def cancel(self, job_id: str) -> None:
         try:
@@ -132,20 +137,12 @@ def _run_local(job_name: str) -> int:
     bench's extra keys added to the job's Flink configuration; or one of the floor jobs."""
     from pipelines import segmentation_job as job
 
-    plain = job.flink_configuration
-
-    def with_bench_keys(settings: Settings, local: bool):  # type: ignore[no-untyped-def]
-        config = plain(settings, local)
-        for key, value in BENCH_FLINK_CONFIG.items():
-            config.set_string(key, value)
-        return config
-
-    job.flink_configuration = with_bench_keys
     settings = Settings.load()
     if job_name.startswith("floor"):
-        floor_job.run(settings, with_bench_keys(settings, local=True), batched=job_name == "floor-batched")
+        config = job.flink_configuration(settings, local=True, extra=BENCH_FLINK_CONFIG)
+        floor_job.run(settings, config, batched=job_name == "floor-batched")
     else:
-        local_job.run(settings, *local_job.job_config(settings))
+        local_job.run(settings, *local_job.job_config(settings), extra_config=BENCH_FLINK_CONFIG)
     return 0
 
 

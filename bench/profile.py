@@ -3,11 +3,12 @@
 Replays seeded simulator events (already serialized, as they arrive from Kafka) through one of two
 paths under pyinstrument and prints µs per event and the hot spots:
 
-* ``job`` -- what the Flink job's Python does per event: ``NormalizeEvents`` (normalize + wire
-  encode) and ``TrackSegments`` (wire decode, then the job's per-user step on state kept encoded, as
-  in Flink's ValueState: decode, ``SegmentationStep``, encode), timers fired at the watermark, no Redis. The
-  JVM <-> Python crossings of thread mode (PEMJA) are *not* in here: compare µs/event with the job's
-  measured rate to see how much of the time is crossings.
+* ``job`` -- what the Flink job's Python does per event in ``SegmentBatches``: batches of ``batch``
+  records as the Java micro-batcher builds them (JSON, parsed here), normalize and the per-user step
+  (``Segmenter``) on profiles cached in front of a dict standing in for Flink's ``MapState``, the changed
+  profiles encoded once per batch, timers fired at the watermark, the changes embedded in one output row
+  per batch; no Redis. The JVM <-> Python crossings of thread mode (PEMJA: one call per batch, the state
+  write-back, the output rows) are *not* in here: compare µs/event with the job's measured rate.
 * ``baseline`` -- the plain consumer's ``operators.segmenter.Segmenter`` (the same step, profiles kept as
   objects in a dict, no state codec), no Redis.
 
@@ -25,11 +26,10 @@ import orjson
 import yaml
 
 from evaluation.simulator import ShopperSimulator
-from operators.normalize import InvalidEvent, normalize
+from operators.normalize import epoch_ms
 from operators.segment_rules import SegmentRules
-from operators.segmenter import EncodedProfileStore, Segmenter
+from operators.segmenter import CachedProfileStore, Segmenter
 from settings import Settings
-from state_schemas import events
 
 
 def profile_per_event_path(settings: Settings, events: int = 100_000, path: str = "job", out=print) -> float:  # type: ignore[no-untyped-def]
@@ -48,20 +48,29 @@ def profile_per_event_path(settings: Settings, events: int = 100_000, path: str 
     return plain_us
 
 
-def replay_job_path(payloads: list[bytes], settings: Settings) -> float:
+def replay_job_path(payloads: list[bytes], settings: Settings, batch: int = 16) -> float:
     """The job's per-event Python work (see module doc); returns µs per event."""
-    segmenter = Segmenter(_rules(settings), settings.out_of_orderness_ms, store=EncodedProfileStore())
+    map_state: dict[str, str] = {}
+    store = CachedProfileStore(map_state.get, map_state.keys)
+    segmenter = Segmenter(_rules(settings), out_of_orderness_ms=None, store=store)
+    batches = [  # what MicroBatcher hands over: [timestamp, partition, offset, value, value_b64]
+        orjson.dumps([[_time(raw), 0, 0, raw.decode(), None] for raw in payloads[i : i + batch]]).decode()
+        for i in range(0, len(payloads), batch)
+    ]
     t0 = time.perf_counter()
-    for raw in payloads:
-        try:  # NormalizeEvents.process_element
-            event = normalize(raw)
-        except InvalidEvent:
-            continue
-        wire = events.to_wire(event).decode()
-        # TrackSegments.process_element: the same step, state kept encoded as in Flink
-        for emitted in segmenter.process_event(events.from_wire(wire)):
-            emitted.payload.decode()
+    for records in batches:  # SegmentBatches.process_element
+        emitted = []
+        rows = orjson.loads(records)
+        for _timestamp, _partition, _offset, text, _b64 in rows:
+            emitted += segmenter.process(text)
+        emitted += segmenter.advance_watermark(rows[-1][0] - settings.out_of_orderness_ms)
+        map_state.update(store.take_dirty())
+        orjson.dumps([[e.user_id, orjson.Fragment(e.payload)] for e in emitted])
     return (time.perf_counter() - t0) / max(len(payloads), 1) * 1e6
+
+
+def _time(raw: bytes) -> int:
+    return epoch_ms(orjson.loads(raw)["timestamp"]) or 0
 
 
 def replay_baseline_path(payloads: list[bytes], settings: Settings) -> float:

@@ -7,12 +7,9 @@ Needs the shaded connector jar ``flink-sql-connector-kafka`` on the job's classp
 from __future__ import annotations
 
 from pyflink.common.serialization import ByteArraySchema, SimpleStringSchema
-from pyflink.datastream.connectors.base import DeliveryGuarantee
 from pyflink.datastream.connectors.kafka import (
     KafkaOffsetResetStrategy,
     KafkaOffsetsInitializer,
-    KafkaRecordSerializationSchema,
-    KafkaSink,
     KafkaSource,
 )
 
@@ -34,6 +31,17 @@ def event_source(
     return _source(bootstrap, topic, group_id, ByteArraySchema(), bounded, from_earliest)
 
 
+def event_record_source(
+    bootstrap: str, topic: str, group_id: str, deserializer, bounded: bool = False,  # type: ignore[no-untyped-def]
+    from_earliest: bool = False,
+) -> KafkaSource:
+    """Whole Kafka records of ``topic`` through a Java ``KafkaRecordDeserializationSchema`` (key, partition,
+    offset, timestamp and value; tombstones included); offsets and bounds as :func:`event_source`."""
+    builder = _builder(bootstrap, topic, group_id, bounded, from_earliest)
+    builder._j_builder.setDeserializer(deserializer)  # PyFlink's builder only offers value-only schemas
+    return builder.build()
+
+
 def catalog_source(bootstrap: str, topic: str, group_id: str, bounded: bool = False) -> KafkaSource:
     """Catalog records (``tailor.catalog_item/1`` JSON strings) from the compacted catalog topic.
 
@@ -46,6 +54,12 @@ def catalog_source(bootstrap: str, topic: str, group_id: str, bounded: bool = Fa
 def _source(  # type: ignore[no-untyped-def]
     bootstrap: str, topic: str, group_id: str, values, bounded: bool, from_earliest: bool = False
 ) -> KafkaSource:
+    return _builder(bootstrap, topic, group_id, bounded, from_earliest).set_value_only_deserializer(values).build()
+
+
+def _builder(  # type: ignore[no-untyped-def]
+    bootstrap: str, topic: str, group_id: str, bounded: bool, from_earliest: bool
+):
     starting = (
         KafkaOffsetsInitializer.earliest()
         if from_earliest
@@ -57,13 +71,12 @@ def _source(  # type: ignore[no-untyped-def]
         .set_topics(topic)
         .set_group_id(group_id)
         .set_starting_offsets(starting)
-        .set_value_only_deserializer(values)
         .set_property("partition.discovery.interval.ms", "30000")
         .set_property("commit.offsets.on.checkpoint", "true")
     )
     if bounded:
         builder = builder.set_bounded(KafkaOffsetsInitializer.latest())
-    return builder.build()
+    return builder
 
 
 def keyed_changes_sink_ddl(
@@ -92,22 +105,4 @@ def keyed_changes_sink_ddl(
     return (
         f"CREATE TEMPORARY TABLE `{table_name}` (user_id STRING, `{value_column}` STRING) "
         f"WITH (\n{with_clause}\n)"
-    )
-
-
-def string_sink(bootstrap: str, topic: str, transactional_id_prefix: str) -> KafkaSink:
-    """Exactly-once sink for plain JSON strings with no key (dead letters)."""
-    return (
-        KafkaSink.builder()
-        .set_bootstrap_servers(bootstrap)
-        .set_record_serializer(
-            KafkaRecordSerializationSchema.builder()
-            .set_topic(topic)
-            .set_value_serialization_schema(SimpleStringSchema())
-            .build()
-        )
-        .set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE)
-        .set_transactional_id_prefix(transactional_id_prefix)
-        .set_property("transaction.timeout.ms", str(TRANSACTION_TIMEOUT_MS))
-        .build()
     )

@@ -29,8 +29,11 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple, Protocol
+
+import orjson
 
 from operators.normalize import InvalidEvent, normalize
 from operators.segment_rules import SegmentRules
@@ -97,6 +100,66 @@ class EncodedProfileStore:
         return iter(self.encoded)
 
 
+class CachedProfileStore:
+    """Profiles decoded in memory in front of a slower store of encoded ones (Flink's ``MapState``, where
+    every call crosses from Python into the JVM): reads hit memory after the first, writes go back in one
+    call per batch (:meth:`take_dirty`). The least recently used profiles beyond ``max_entries`` leave
+    memory (never one not yet written back); they are fetched again when needed.
+
+    >>> backing = {"u1": profile_state.encode(ProfileState(sessions_total=3)).decode()}
+    >>> cache = CachedProfileStore(backing.get, lambda: iter(backing), max_entries=10)
+    >>> state = cache.load("u1"); state.sessions_total += 1; cache.store("u1", state)
+    >>> cache.load("u1").sessions_total, list(cache.take_dirty()), cache.take_dirty()
+    (4, ['u1'], {})
+    """
+
+    def __init__(
+        self, fetch: Callable[[str], str | None], keys: Callable[[], Iterable[str]], max_entries: int = 100_000
+    ) -> None:
+        self.fetch, self.keys, self.max_entries = fetch, keys, max_entries
+        self.profiles: OrderedDict[str, ProfileState] = OrderedDict()
+        self.dirty: set[str] = set()
+
+    def load(self, user: str) -> ProfileState | None:
+        state = self.profiles.get(user)
+        if state is not None:
+            self.profiles.move_to_end(user)
+            return state
+        raw = self.fetch(user)
+        if raw is None:
+            return None
+        state = self.profiles[user] = profile_state.decode(raw)
+        self._bound()
+        return state
+
+    def store(self, user: str, state: ProfileState) -> None:
+        self.profiles[user] = state
+        self.profiles.move_to_end(user)
+        self.dirty.add(user)
+        self._bound()
+
+    def discard(self, user: str) -> None:
+        """Forget the in-memory copy (after a failed step half-changed it): the stored one counts."""
+        self.profiles.pop(user, None)
+        self.dirty.discard(user)
+
+    def users(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def take_dirty(self) -> dict[str, str]:
+        """The encoded profiles changed since the last call, to write back; clears them."""
+        encoded = {user: profile_state.encode(self.profiles[user]).decode() for user in self.dirty}
+        self.dirty.clear()
+        return encoded
+
+    def _bound(self) -> None:
+        while len(self.profiles) > self.max_entries:
+            oldest = next(iter(self.profiles))
+            if oldest in self.dirty:
+                return  # written back at the end of the batch; evicted later
+            del self.profiles[oldest]
+
+
 class Segmenter:
     def __init__(
         self,
@@ -107,8 +170,11 @@ class Segmenter:
         on_dead_letter: Callable[[bytes], object] | None = None,
         on_model_input: Callable[[ModelInput], object] | None = None,
         store: ProfileStore | None = None,
+        operator: str = "segmenter",
     ) -> None:
-        """``out_of_orderness_ms=None``: timers fire only on an explicit ``advance_watermark``."""
+        """``out_of_orderness_ms=None``: timers fire only on an explicit ``advance_watermark``. ``operator``
+        names the runner in the dead letters of records it raised on."""
+        self.operator = operator
         self.step = SegmentationStep(rules, model_inputs=on_model_input is not None)
         self.out_of_orderness_ms = out_of_orderness_ms
         self.source_topic = source_topic
@@ -126,19 +192,21 @@ class Segmenter:
             if state is not None and state.timer_at:
                 heapq.heappush(self.timers, (state.timer_at, user))
 
-    def process(self, raw: bytes | None) -> list[Emitted]:
+    def process(self, raw: bytes | str | None) -> list[Emitted]:
         """One raw Kafka value (None: a tombstone) -> the segment changes it causes (after the timers it made
         due). Like the job, it never raises on input: what it cannot use becomes a dead letter."""
-        original = b"" if raw is None else bytes(raw)
         try:
             event = normalize(raw)
         except InvalidEvent as exc:
-            self._dead_letter(dead_letter.encode(exc.code, exc.reason, original, self.source_topic, _now()))
+            self._dead_letter(dead_letter.encode(exc.code, exc.reason, _bytes(raw), self.source_topic, _now()))
             return []
         try:
             return self.process_event(event)
         except Exception as exc:  # noqa: BLE001 - as in the job: the record is kept, the run goes on
-            self._dead_letter(dead_letter.encode_internal_error(exc, original, self.source_topic, _now(), "segmenter"))
+            self._forget(event.user_key)
+            self._dead_letter(
+                dead_letter.encode_internal_error(exc, _bytes(raw), self.source_topic, _now(), self.operator)
+            )
             return []
 
     def _dead_letter(self, record: bytes) -> None:
@@ -170,13 +238,23 @@ class Segmenter:
             at, user = heapq.heappop(timers)
             while timers and timers[0] == (at, user):
                 heapq.heappop(timers)  # Flink keeps one timer per key and timestamp
-            state = self.store.load(user)
-            if state is None:
-                continue
-            out = self.step.on_timer(state, user, at, int(time.time() * 1000))
-            if out is not None:
-                outputs += self._emit(user, out)
+            try:
+                state = self.store.load(user)
+                out = None if state is None else self.step.on_timer(state, user, at, _now())
+                if out is not None:
+                    outputs += self._emit(user, out)
+            except Exception as exc:  # noqa: BLE001 - a timer must not stop the run either; the user stays as stored
+                self._forget(user)
+                original = orjson.dumps({"user_id": user, "timer": at})
+                self._dead_letter(dead_letter.encode_internal_error(
+                    exc, original, self.source_topic, _now(), f"{self.operator}.timer"
+                ))
         return outputs
+
+    def _forget(self, user: str) -> None:
+        discard = getattr(self.store, "discard", None)  # a store that can drop a half-changed copy does
+        if discard is not None:
+            discard(user)
 
     def register_timer(self, user: str, at: int) -> None:
         heapq.heappush(self.timers, (at, user))
@@ -194,6 +272,10 @@ class Segmenter:
 
 def _now() -> int:
     return int(time.time() * 1000)
+
+
+def _bytes(raw: bytes | str | None) -> bytes:
+    return b"" if raw is None else raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
 
 
 def _demo_rules() -> SegmentRules:

@@ -25,15 +25,15 @@ from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 from operators.model_hub import ModelHub
 from operators.models_config import ModelsConfig
 from pipelines.flink_metrics import BatchedCounter
-from pipelines.records import CATALOG_ITEM, CHANGE_RECORD_TYPE
+from pipelines.records import CATALOG_ITEM, CHANGE_RECORD_TYPE, DEAD_LETTER_RECORD_TYPE
 from pipelines.redis_flushing import FlushedRedisWriter
 from state_schemas import catalog_item, dead_letter, model_input, recommendation, segment_change
 
 MODEL_KEY = "models"
 # Changes of kind "cluster", merged into the segment-changes sink.
 CLUSTER_CHANGES = OutputTag("cluster_changes", CHANGE_RECORD_TYPE)
-# Records the models raised on (``tailor.dead_letter/1``, ``internal_error:<ExceptionType>``).
-DEAD_LETTERS = OutputTag("model_dead_letters", Types.STRING())
+# (user_id, tailor.dead_letter/1 JSON) of records the models raised on (``internal_error:<ExceptionType>``)
+DEAD_LETTERS = OutputTag("model_dead_letters", DEAD_LETTER_RECORD_TYPE)
 
 
 def model_key_of(row):  # type: ignore[no-untyped-def]
@@ -91,9 +91,9 @@ class LearnModels(KeyedProcessFunction):
             encoded = [segment_change.encode(c, now) for c in changes]
         except Exception as exc:  # noqa: BLE001 - no record may stop the job: it becomes a dead letter
             self.internal_errors.inc()
-            yield DEAD_LETTERS, dead_letter.encode_internal_error(
+            yield DEAD_LETTERS, Row(None, dead_letter.encode_internal_error(
                 exc, value[1], self.source_topic, now, "learn_models"
-            ).decode()
+            ).decode())
             return
         if changes:
             self.cluster_changes_out.inc(len(changes))

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pyflink.common.typeinfo import Types
 
-# (user_key, normalized event in wire form, ``state_schemas.events.to_wire``)
-KEYED_EVENT_TYPE = Types.ROW_NAMED(["user_key", "event"], [Types.STRING(), Types.STRING()])
 # (user_id, tailor.segment_change/1 JSON), rule and cluster changes alike -- the user id becomes the
 # Kafka record key
 CHANGE_RECORD_TYPE = Types.ROW_NAMED(["user_id", "change"], [Types.STRING(), Types.STRING()])
+# (user_id or None, tailor.dead_letter/1 JSON)
+DEAD_LETTER_RECORD_TYPE = Types.ROW_NAMED(["user_id", "dead_letter"], [Types.STRING(), Types.STRING()])
 # (kind, payload) into the model hub: kind MODEL_EVENT -> ``state_schemas.model_input`` wire form,
 # CATALOG_ITEM -> tailor.catalog_item/1
 MODEL_RECORD_TYPE = Types.ROW_NAMED(["kind", "payload"], [Types.STRING(), Types.STRING()])

@@ -1,159 +1,147 @@
-"""Thin Flink adapters around the pure operators of the segmentation job.
+"""The job's one Python operator for the rules: a batch of a bucket's raw events in, its outputs out.
 
-Each class only moves data between Flink (state, timers, side outputs, metrics) and an operator from
-``operators/``; the decisions live there.
+``SegmentBatches`` is keyed by bucket (a hash of the user, ``EventRecordDeserializer``); the Java
+``MicroBatcher`` before it hands it every few milliseconds one batch per bucket, in Kafka order, and never
+lets a watermark overtake a record. Per batch it crosses into Python once: normalize and the per-user
+step (``operators.segmenter.Segmenter`` per bucket) for every record, then every timer the watermark has
+passed; profiles live in a ``MapState`` of the bucket (user -> encoded ``ProfileState``), read through a
+cache and written back once per batch. The bucket's deadline index (a heap of (deadline, user)) is
+rebuilt from the profiles after a restore, and one Flink event-time timer per bucket at its earliest
+deadline covers buckets that receive no batch. Outputs leave as one row per kind per batch (changes,
+dead letters, model inputs), split back into records by the Java ``Unbatch``: a record that crosses to
+Java costs as much as a call.
 """
 
 from __future__ import annotations
 
+import base64
 import time
+from typing import Any
 
 import orjson
 from pyflink.common import Row
 from pyflink.common.typeinfo import Types
-from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext, TimeDomain
-from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.datastream import KeyedProcessFunction, RuntimeContext, TimeDomain
+from pyflink.datastream.state import MapStateDescriptor
 
-from operators.normalize import InvalidEvent, normalize
 from operators.segment_rules import SegmentRules
-from operators.segmentation_step import SegmentationStep, StepOutput
+from operators.segmenter import CachedProfileStore, Segmenter
 from pipelines.flink_metrics import BatchedCounter
-from pipelines.records import MODEL_EVENT, MODEL_RECORD_TYPE
+from pipelines.records import MODEL_EVENT
 from pipelines.redis_flushing import FlushedRedisWriter
-from state_schemas import dead_letter, events, model_input, profile_state
+from state_schemas import model_input
 
-DEAD_LETTERS = OutputTag("dead_letters", Types.STRING())
-# Every event, with the user's segments and behavior features, for the model hub (when models are on).
-MODEL_INPUTS = OutputTag("model_inputs", MODEL_RECORD_TYPE)
-
-
-
-class NormalizeEvents(ProcessFunction):
-    """Raw Kafka bytes -> (user_key, normalized event); invalid input -> dead-letter side output."""
-
-    def __init__(self, source_topic: str) -> None:
-        self.source_topic = source_topic
-
-    def open(self, runtime_context: RuntimeContext) -> None:
-        group = runtime_context.get_metrics_group().add_group("tailor")
-        self.events_in = BatchedCounter(group.counter("events_in"))
-        self.dead_letters = BatchedCounter(group.counter("dead_letters"), every=1)
-
-    def close(self) -> None:
-        self.events_in.flush()
-
-    def process_element(self, value, ctx):  # type: ignore[no-untyped-def]
-        self.events_in.inc()
-        raw = b"" if value is None else bytes(value)  # None: a tombstone
-        try:
-            event = normalize(None if value is None else raw)
-            wire = events.to_wire(event).decode()
-        except InvalidEvent as exc:
-            record = dead_letter.encode(exc.code, exc.reason, raw, self.source_topic, int(time.time() * 1000))
-        except Exception as exc:  # noqa: BLE001 - no record may stop the job: it becomes a dead letter
-            record = dead_letter.encode_internal_error(
-                exc, raw, self.source_topic, int(time.time() * 1000), "normalize_events"
-            )
-        else:
-            yield Row(event.user_key, wire)
-            return
-        self.dead_letters.inc()
-        yield DEAD_LETTERS, record.decode()
+# (kind, JSON array of [key, record]) -- one row per kind per batch; pipelines.java_operators.unbatch
+OUTPUT_TYPE = Types.ROW_NAMED(["kind", "records"], [Types.STRING(), Types.STRING()])
+CHANGES, DEAD_LETTERS, MODEL_INPUTS = "changes", "dead_letters", "model_inputs"
+# Profiles kept decoded per subtask, over all its buckets (~1 KB each).
+CACHED_PROFILES = 200_000
 
 
-class TrackSegments(KeyedProcessFunction):
-    """Per-user profile state -> rule segment changes, to Kafka (main output) and Redis: Flink's state,
-    timers and outputs around ``operators.segmentation_step.SegmentationStep``."""
-
+class SegmentBatches(KeyedProcessFunction):
     def __init__(
-        self, rules: SegmentRules, redis_host: str, redis_port: int, redis_prefix: str, out_of_orderness_ms: int,
+        self, rules: SegmentRules, redis_host: str, redis_port: int, redis_prefix: str, buckets: int,
         models_enabled: bool = False, source_topic: str = "events",
     ) -> None:
-        self.rules = rules
-        self.source_topic = source_topic
-        self.models_enabled = models_enabled
-        self.out_of_orderness_ms = out_of_orderness_ms
+        self.rules, self.buckets, self.models_enabled, self.source_topic = rules, buckets, models_enabled, source_topic
         self.redis_host, self.redis_port, self.redis_prefix = redis_host, redis_port, redis_prefix
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        self.step = SegmentationStep(self.rules, model_inputs=self.models_enabled)
-        self.state = runtime_context.get_state(
-            # STRING, not a byte array: PyFlink converts byte-array state element by element.
-            ValueStateDescriptor("user_to_profile", Types.STRING())
+        self.profiles = runtime_context.get_map_state(
+            # STRING values, not byte arrays: PyFlink converts byte arrays element by element.
+            MapStateDescriptor("user_to_profile", Types.STRING(), Types.STRING())
         )
+        self.segmenters: dict[int, Segmenter] = {}  # per bucket, built at its first batch or timer
+        self.armed: dict[int, int] = {}  # per bucket, the event-time timer registered last
         group = runtime_context.get_metrics_group().add_group("tailor")
         self.redis = FlushedRedisWriter(self.redis_host, self.redis_port, self.redis_prefix, group)
+        self.events_in = BatchedCounter(group.counter("events_in"), every=1)  # once per batch: exact for the bench
+        self.batches_in = BatchedCounter(group.counter("batches_in"), every=1)
+        self.dead_letters_out = BatchedCounter(group.counter("dead_letters"), every=1)
         self.changes_out = BatchedCounter(group.counter("segment_changes_out"))
         self.duplicates = BatchedCounter(group.counter("duplicate_events"), every=16)
         self.late_events = BatchedCounter(group.counter("late_events"), every=16)
         self.internal_errors = BatchedCounter(group.counter("internal_errors"), every=1)
-        # A distribution, not a Python gauge: the JVM reads gauges from its metrics thread, and a call
-        # into a torn-down interpreter during cancel crashes the TaskManager. Sampled every 256 events.
+        # Distributions, not Python gauges: the JVM reads gauges from its metrics thread, and a call into
+        # a torn-down interpreter during cancel crashes the TaskManager.
+        self.batch_size = group.distribution("batch_size")
         self.event_lag_ms = group.distribution("event_time_lag_ms")
-        self.lag_samples = 0
-        # Late = behind the bounded-out-of-orderness watermark this subtask has seen; tracked here in
-        # Python because asking the JVM for the watermark on every event costs a cross-language call.
-        self.max_event_time = 0
+        self.dead: list[bytes] = []
+        self.models: list[bytes] = []
 
     def close(self) -> None:
-        for counter in (self.changes_out, self.duplicates, self.late_events, self.internal_errors):
+        for counter in (self.events_in, self.batches_in, self.dead_letters_out, self.changes_out,
+                        self.duplicates, self.late_events, self.internal_errors):
             counter.flush()
         self.redis.close()
 
     def process_element(self, value, ctx):  # type: ignore[no-untyped-def]
-        now = int(time.time() * 1000)
-        try:  # everything that can fail on a record runs before anything is emitted or stored
-            event = events.from_wire(value[1])
-            raw = self.state.value()
-            out = self.step.on_event(None if raw is None else profile_state.decode(raw), event, now)
-            encoded_state = None if out is None else profile_state.encode(out.state).decode()
-        except Exception as exc:  # noqa: BLE001 - no record may stop the job: it becomes a dead letter
-            self.internal_errors.inc()
-            yield DEAD_LETTERS, dead_letter.encode_internal_error(
-                exc, value[1], self.source_topic, now, "track_segments"
-            ).decode()
-            return
-        if out is None:
-            self.duplicates.inc()
-            return
-        if event.timestamp < self.max_event_time - self.out_of_orderness_ms:
-            self.late_events.inc()
-        elif event.timestamp > self.max_event_time:
-            self.max_event_time = event.timestamp
-        if out.model_input is not None:
-            yield MODEL_INPUTS, Row(MODEL_EVENT, model_input.to_wire(out.model_input))
-        self.lag_samples += 1
-        if self.lag_samples % 256 == 1:
-            self.event_lag_ms.update(now - event.timestamp)
-        yield from self._emit(ctx, event.user_key, out, encoded_state)
+        bucket, count, records = value[0], value[1], orjson.loads(value[2])
+        segmenter = self._segmenter(bucket)
+        watermark = ctx.timer_service().current_watermark()
+        emitted, late, duplicates, dead = [], 0, segmenter.duplicates, segmenter.dead_letters
+        for timestamp, _partition, _offset, text, b64 in records:
+            late += timestamp < watermark
+            emitted += segmenter.process(text if b64 is None else base64.b64decode(b64))
+        emitted += segmenter.advance_watermark(watermark)  # deadlines this batch's records did not move
+        self.events_in.inc(count)
+        self.batches_in.inc()
+        self.batch_size.update(count)
+        self.late_events.inc(late)
+        self.duplicates.inc(segmenter.duplicates - duplicates)
+        self.dead_letters_out.inc(segmenter.dead_letters - dead)
+        if records:
+            self.event_lag_ms.update(int(time.time() * 1000) - records[-1][0])
+        yield from self._finish(ctx, bucket, segmenter, emitted)
 
     def on_timer(self, timestamp, ctx):  # type: ignore[no-untyped-def]
         if ctx.time_domain() == TimeDomain.PROCESSING_TIME:
             self.redis.on_timer(ctx)
             return
-        user_id, now = ctx.get_current_key(), int(time.time() * 1000)
-        try:
-            raw = self.state.value()
-            out = None if raw is None else self.step.on_timer(profile_state.decode(raw), user_id, timestamp, now)
-            encoded_state = None if out is None else profile_state.encode(out.state).decode()
-        except Exception as exc:  # noqa: BLE001 - a timer must not stop the job either; its user is kept as is
-            self.internal_errors.inc()
-            original = orjson.dumps({"user_id": user_id, "timer": timestamp})
-            yield DEAD_LETTERS, dead_letter.encode_internal_error(
-                exc, original, self.source_topic, now, "track_segments.on_timer"
-            ).decode()
-            return
-        if out is not None:
-            yield from self._emit(ctx, user_id, out, encoded_state)
+        bucket = _bucket(ctx.get_current_key())
+        self.armed.pop(bucket, None)
+        segmenter = self._segmenter(bucket)
+        emitted = segmenter.advance_watermark(ctx.timer_service().current_watermark())
+        yield from self._finish(ctx, bucket, segmenter, emitted)
 
-    def _emit(self, ctx, user_id: str, out: StepOutput, encoded_state: str):  # type: ignore[no-untyped-def]
-        if out.timer_at is not None:
-            ctx.timer_service().register_event_time_timer(out.timer_at)
-        self.state.update(encoded_state)
-        if not out.changes:
-            return
-        self.changes_out.inc(len(out.changes))
-        self.redis.writer.write(user_id, out.state, out.changes, out.encoded)
-        self.redis.arm(ctx)
-        for payload in out.encoded:
-            yield Row(user_id, payload.decode())
+    def _segmenter(self, bucket: int) -> Segmenter:
+        segmenter = self.segmenters.get(bucket)
+        if segmenter is None:  # the current key is this bucket: its MapState is the one we read
+            store = CachedProfileStore(self.profiles.get, self.profiles.keys, CACHED_PROFILES // self.buckets + 1)
+            segmenter = self.segmenters[bucket] = Segmenter(
+                self.rules, out_of_orderness_ms=None, source_topic=self.source_topic,
+                on_changes=self.redis.writer.write, on_dead_letter=self.dead.append,
+                on_model_input=(lambda m: self.models.append(model_input.to_wire(m))) if self.models_enabled else None,
+                store=store, operator="segment_batches",
+            )
+        return segmenter
+
+    def _finish(self, ctx, bucket: int, segmenter: Segmenter, emitted: list[Any]):  # type: ignore[no-untyped-def]
+        """Write back the bucket's changed profiles, re-arm its timer, flush Redis, emit one row per kind."""
+        dirty = segmenter.store.take_dirty()  # type: ignore[attr-defined]
+        if dirty:
+            self.profiles.put_all(dirty)
+        if segmenter.timers and self.armed.get(bucket) != segmenter.timers[0][0]:
+            self.armed[bucket] = segmenter.timers[0][0]
+            ctx.timer_service().register_event_time_timer(self.armed[bucket])
+        if emitted:
+            self.changes_out.inc(len(emitted))
+            self.redis.writer.flush()
+            self.redis.arm(ctx)  # Redis away: retry on a timer even if no batch comes
+            yield Row(CHANGES, _pairs((e.user_id, e.payload) for e in emitted))
+        if self.dead:
+            self.internal_errors.inc(sum(b'"error":"internal_error:' in record for record in self.dead))
+            yield Row(DEAD_LETTERS, _pairs((None, record) for record in self.dead))
+            self.dead.clear()
+        if self.models:
+            yield Row(MODEL_INPUTS, _pairs((MODEL_EVENT, record) for record in self.models))
+            self.models.clear()
+
+
+def _pairs(pairs: Any) -> str:
+    """``[[key, record], ...]`` with each record (JSON bytes) embedded as written, not re-encoded."""
+    return orjson.dumps([[key, orjson.Fragment(record)] for key, record in pairs]).decode()
+
+
+def _bucket(key: Any) -> int:
+    return key[0] if isinstance(key, Row | tuple) else int(key)

@@ -1,30 +1,34 @@
 """The segmentation job: clickstream events in, segment changes out, the instant they happen.
 
-    kafka_events            KafkaSource, raw bytes; event time from Kafka record timestamps,
-      |                     bounded out-of-orderness watermarks
-    normalize_events        validate + canonicalize          -> dead letters (side output)
-      |  (user_key, event)
-    key_by user_key
-    track_segments          sessions, counters, rule segments, timers, behavior features; writes Redis
-      |  (user_id, tailor.segment_change/1 JSON)          -> model inputs (side output, models on)
-      |                                                      + catalog_items (KafkaSource, compacted topic)
-      |                                                      key_by the single model key
-      |                                                      learn_models: clustering + recommendations;
-      |                                                      writes Redis
-      |                                                        -> cluster changes (side output) -+
-      |  <------------------------------------------------------------------------------------- +
+    kafka_events            KafkaSource of whole records (EventRecordDeserializer: the user's bucket,
+      |                     partition, offset, timestamp, value); event time from the record timestamps,
+      |                     per-partition bounded out-of-orderness watermarks
+    micro_batches           Java: one batch per bucket every batch_window_ms (or batch_max_records), flushed
+      |                     before every watermark, checkpoint barrier and end of input
+    key_by bucket
+    segment_batches         Python, once per batch: normalize, sessions, counters, rule segments, timers,
+      |                     behavior features; writes Redis      (MapState: user -> profile, per bucket)
+      |  (kind, records)
+    segment_changes / dead_letters / model_inputs   Java Unbatch: one record each
+      |                                              model inputs + catalog_items (KafkaSource, compacted topic)
+      |                                              key_by the single model key
+      |                                              learn_models: clustering + recommendations; writes Redis
+      |                                                -> cluster changes, dead letters -+
+      |  <--------------------------------------------------------------------------- +
     segment_changes_sink    Kafka, exactly-once, keyed by user id (rule and cluster changes)
     recommendations_sink    Kafka, exactly-once, keyed by user id (tailor.recommendation/1)
     dead_letters_sink       Kafka, exactly-once
 
 Run it with ``tailor job run`` (embedded mini-cluster, or ``--cluster`` for a standalone cluster); on any
-other Flink cluster: ``flink run -py pipelines/segmentation_job.py -pyfs <project dir>``.
+other Flink cluster: ``flink run -py pipelines/segmentation_job.py -pyfs <project dir>`` with the Kafka
+connector and ``tailor-flink-ops`` jars in its lib (``stack.job_jars``).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from pyflink.common import Configuration, Duration, WatermarkStrategy
@@ -35,21 +39,13 @@ from pyflink.table import StreamTableEnvironment
 from connectors import flink_kafka
 from operators.models_config import ModelsConfig
 from operators.segment_rules import SegmentRules
+from pipelines import java_operators
 from pipelines.model_functions import CLUSTER_CHANGES, LearnModels, catalog_record, model_key_of
 from pipelines.model_functions import DEAD_LETTERS as MODEL_DEAD_LETTERS
-from pipelines.records import (
-    CHANGE_RECORD_TYPE,
-    KEYED_EVENT_TYPE,
-    MODEL_RECORD_TYPE,
-    RECOMMENDATION_RECORD_TYPE,
-)
-from pipelines.segmentation_functions import DEAD_LETTERS, MODEL_INPUTS, NormalizeEvents, TrackSegments
+from pipelines.records import MODEL_RECORD_TYPE, RECOMMENDATION_RECORD_TYPE
+from pipelines.segmentation_functions import CHANGES, DEAD_LETTERS, MODEL_INPUTS, OUTPUT_TYPE, SegmentBatches
 from pipelines.state_layout import JOB_NAME, state_dirs
 from settings import Settings
-
-
-def user_key_of(row):  # type: ignore[no-untyped-def]
-    return row[0]
 
 
 def event_watermarks(settings: Settings, bounded: bool = False) -> WatermarkStrategy:
@@ -77,76 +73,53 @@ def build(
     ``replay``: the source reads a fixed range (a bounded replay, also one that resumed with an unbounded
     source, see ``stack.replay_end``): no partition is ever treated as idle."""
     watermarks = event_watermarks(settings, bounded or replay)
-    source = flink_kafka.event_source(
-        settings.kafka_bootstrap, settings.events_topic, settings.consumer_group, bounded, from_earliest
+    deserializer = java_operators.event_record_deserializer(settings.batch_buckets)
+    source = flink_kafka.event_record_source(
+        settings.kafka_bootstrap, settings.events_topic, settings.consumer_group, deserializer, bounded, from_earliest
     )
-    raw_events = env.from_source(source, watermarks, "kafka_events").uid("kafka_events")
+    events = env.from_source(source, watermarks, "kafka_events").uid("kafka_events")
 
-    # (user_key, normalized event)
-    normalized = (
-        raw_events.process(NormalizeEvents(settings.events_topic), output_type=KEYED_EVENT_TYPE)
-        .name("normalize_events")
-        .uid("normalize_events")
-    )
-
-    # (user_id, segment change JSON)
-    changes = (
-        normalized.key_by(user_key_of, key_type=Types.STRING())
+    # (kind, records): one row per kind per batch
+    outputs = (
+        java_operators.batched_by_bucket(events, settings.batch_max_records, settings.batch_window_ms)
         .process(
-            TrackSegments(
-                rules,
-                settings.redis_host,
-                settings.redis_port,
-                settings.redis_prefix,
-                settings.out_of_orderness_ms,
-                models_enabled=models is not None,
-                source_topic=settings.events_topic,
+            SegmentBatches(
+                rules, settings.redis_host, settings.redis_port, settings.redis_prefix, settings.batch_buckets,
+                models_enabled=models is not None, source_topic=settings.events_topic,
             ),
-            output_type=CHANGE_RECORD_TYPE,
+            output_type=OUTPUT_TYPE,
         )
-        .name("track_segments")
-        .uid("track_segments")
+        .name("segment_batches")
+        .uid("segment_batches")
     )
+    # (user_id, tailor.segment_change/1 JSON), (user_id, tailor.dead_letter/1 JSON)
+    changes = java_operators.unbatch(outputs, CHANGES, "user_id", "change", "segment_changes")
+    dead_letters = java_operators.unbatch(outputs, DEAD_LETTERS, "user_id", "dead_letter", "dead_letters")
 
-    dead_letters = normalized.get_side_output(DEAD_LETTERS).union(changes.get_side_output(DEAD_LETTERS))
     t_env = StreamTableEnvironment.create(env)
     sinks = t_env.create_statement_set()
     if models is not None:
-        recommendations, cluster_changes, model_dead_letters = _add_models(env, settings, models, changes, bounded)
+        model_inputs = java_operators.unbatch(outputs, MODEL_INPUTS, "kind", "payload", "model_inputs")
+        recommendations, cluster_changes, model_dead_letters = _add_models(env, settings, models, model_inputs, bounded)
         changes = changes.union(cluster_changes)
         dead_letters = dead_letters.union(model_dead_letters)
-        t_env.execute_sql(
-            flink_kafka.keyed_changes_sink_ddl(
-                "recommendations_sink",
-                settings.kafka_bootstrap,
-                settings.recommendations_topic,
-                f"{settings.consumer_group}-recommendations",
-                value_column="recommendation",
-            )
-        )
-        sinks.add_insert("recommendations_sink", t_env.from_data_stream(recommendations))
-    (
-        dead_letters.sink_to(
-            flink_kafka.string_sink(
-                settings.kafka_bootstrap, settings.dead_letters_topic, f"{settings.consumer_group}-dead-letters"
-            )
-        )
-        .name("dead_letters_sink")
-        .uid("dead_letters_sink")
-    )
-    t_env.execute_sql(
-        flink_kafka.keyed_changes_sink_ddl(
-            "segment_changes_sink",
-            settings.kafka_bootstrap,
-            settings.segment_changes_topic,
-            f"{settings.consumer_group}-segment-changes",
-        )
-    )
-    sinks.add_insert("segment_changes_sink", t_env.from_data_stream(changes))
+        _keyed_sink(t_env, sinks, "recommendations_sink", settings, settings.recommendations_topic, recommendations,
+                    "recommendation")
+    _keyed_sink(t_env, sinks, "segment_changes_sink", settings, settings.segment_changes_topic, changes, "change")
+    _keyed_sink(t_env, sinks, "dead_letters_sink", settings, settings.dead_letters_topic, dead_letters, "dead_letter")
     sinks.attach_as_datastream()
 
 
-def _add_models(env, settings: Settings, models: ModelsConfig, changes, bounded: bool):  # type: ignore[no-untyped-def]
+def _keyed_sink(t_env, sinks, name: str, settings: Settings, topic: str, stream, value_column: str) -> None:  # type: ignore[no-untyped-def]
+    """An exactly-once Kafka sink of (user_id, <value_column>) records, keyed by user id (none: null)."""
+    prefix = f"{settings.consumer_group}-{name.removesuffix('_sink').replace('_', '-')}"
+    t_env.execute_sql(
+        flink_kafka.keyed_changes_sink_ddl(name, settings.kafka_bootstrap, topic, prefix, value_column=value_column)
+    )
+    sinks.add_insert(name, t_env.from_data_stream(stream))
+
+
+def _add_models(env, settings: Settings, models: ModelsConfig, model_inputs, bounded: bool):  # type: ignore[no-untyped-def]
     """The model branch: (recommendations, cluster changes, dead letters) streams."""
     catalog = (
         env.from_source(
@@ -162,7 +135,7 @@ def _add_models(env, settings: Settings, models: ModelsConfig, changes, bounded:
         .uid("catalog_records")
     )
     recommendations = (
-        changes.get_side_output(MODEL_INPUTS)
+        model_inputs
         .union(catalog)
         .key_by(model_key_of, key_type=Types.STRING())
         .process(
@@ -202,7 +175,9 @@ RESTART_STRATEGY = {
 }
 
 
-def flink_configuration(settings: Settings, local: bool, restore_from: Path | None = None) -> Configuration:
+def flink_configuration(
+    settings: Settings, local: bool, restore_from: Path | None = None, extra: Mapping[str, str] | None = None
+) -> Configuration:
     """Engine options of the job. Checkpoints are retained when the job is cancelled or dies, under
     ``state_dirs(settings)``, so a restart by any command can resume from them; ``restore_from``: the
     checkpoint or savepoint to start from (the embedded mini-cluster; ``flink run -s`` on a cluster)."""
@@ -224,6 +199,8 @@ def flink_configuration(settings: Settings, local: bool, restore_from: Path | No
         config.set_string("rest.port", str(settings.rest_port))
         config.set_string("rest.address", "127.0.0.1")
         config.set_string("rest.bind-address", "127.0.0.1")
+    for key, value in (extra or {}).items():  # e.g. the bench's faster metric refresh
+        config.set_string(key, value)
     return config
 
 

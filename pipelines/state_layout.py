@@ -12,7 +12,7 @@ JOB_NAME = "tailor-segmentation"
 # The shape of the job's operator state (uids, state names, value layouts that cannot be migrated on
 # read). Bump it with any such change: retained state of another layout is then refused with the
 # command to replay instead, never half-restored.
-STATE_LAYOUT = 2
+STATE_LAYOUT = 3
 
 
 class StateDirs(NamedTuple):

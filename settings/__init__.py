@@ -55,6 +55,11 @@ class Settings:
     # A partition with no records for this long stops holding back event time (live jobs; 0 = never).
     # Bounded replays never mark a partition idle: every partition has data up to its end offset.
     idle_partition_ms: int = 30_000
+    # Micro-batches into the Python operator: at most this many ms or records buffered per source
+    # subtask; events are grouped into this many buckets of users (the rule state's unit of rescaling).
+    batch_window_ms: int = 25
+    batch_max_records: int = 2000
+    batch_buckets: int = 32
     # Sources pause partitions whose event time runs this far ahead of the slowest (0 = off).
     watermark_alignment_ms: int = 0
     # Retained checkpoints and savepoints, per consumer group and state layout (a shared, durable

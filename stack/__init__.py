@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 from connectors import kafka_topics as topics
 from settings import Settings
-from stack import java, kafka, maven, process, redis_server
+from stack import java, job_jar, kafka, maven, process, redis_server
 from stack.errors import StackError
 
 __all__ = ["ComponentStatus", "StackError", "connector_jar", "down", "status", "up"]
@@ -150,6 +150,17 @@ def connector_jar(settings: Settings | None = None) -> Path:
     settings = settings or Settings.load()
     with _exclusive(settings):
         return maven.ensure_connector(settings, progress=lambda _line: None)
+
+
+def job_jars(settings: Settings | None = None) -> list[Path]:
+    """Every jar the job needs beside Flink's own: the Kafka connector and the job's Java operators
+    (``stack.job_jar``, compiled on first use)."""
+    from stack import flink_cluster  # lazily: keep importing this package light
+
+    settings = settings or Settings.load()
+    connector = connector_jar(settings)
+    with _exclusive(settings):
+        return [connector, job_jar.ensure_job_jar(settings, flink_cluster.pyflink_home(), connector)]
 
 
 def _service_line(name: str, address: str, pid: int, started: bool, t0: float) -> str:

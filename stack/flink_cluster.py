@@ -143,7 +143,7 @@ def ensure_layout(
     """Create (or refresh) the lib dir of symlinks and the conf dir; starts nothing. Idempotent.
     ``extra_config``: Flink keys that override ``flink_config``'s (e.g. ``tailor bench`` moves the
     JobManager RPC port and refreshes REST metrics faster)."""
-    from stack import connector_jar  # lazily: keep importing this module light
+    from stack import job_jars  # lazily: keep importing this module light
 
     _check_taskmanagers(taskmanagers)
     paths = Paths.of(settings)
@@ -157,7 +157,7 @@ def ensure_layout(
         raise StackError(
             f"{python_jar} is missing (found {found or 'none'}): install apache-flink=={FLINK_VERSION}"
         )
-    jars = [*sorted((flink_home / "lib").glob("*.jar")), python_jar, connector_jar(settings)]
+    jars = [*sorted((flink_home / "lib").glob("*.jar")), python_jar, *job_jars(settings)]
     wanted = {jar.name: jar.resolve() for jar in jars}
     for link in paths.lib.iterdir():
         if link.name not in wanted or not link.is_symlink() or link.resolve() != wanted[link.name]:

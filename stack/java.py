@@ -1,4 +1,5 @@
-"""Find a Java 17+ runtime (Kafka 4.x and Flink 2.x both need it), installing it if we may.
+"""Find a Java 17+ JDK (Kafka 4.x and Flink 2.x need the runtime; the job's own operators need javac),
+installing it if we may.
 
 The check parses ``java -version`` rather than trusting the path, because an older default JVM
 selected by update-alternatives is a common cause of baffling Kafka start-up failures.
@@ -16,7 +17,7 @@ from stack import apt
 from stack.errors import StackError
 
 MIN_MAJOR = 17
-APT_PACKAGE = "openjdk-17-jre-headless"
+APT_PACKAGE = "openjdk-17-jdk-headless"
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,15 @@ def find() -> Java | None:
 
 
 def ensure() -> Java:
-    """A usable Java >= 17; installs openjdk-17-jre-headless via apt if none is on PATH."""
+    """A usable Java >= 17 with javac; installs openjdk-17-jdk-headless via apt if either is missing."""
     java = find()
-    if java is None:
+    if java is None or shutil.which("javac") is None:
         apt.install([APT_PACKAGE], f"Java {MIN_MAJOR} not found on PATH")
         java = find()
         if java is None:
             raise StackError(f"installed {APT_PACKAGE} but `java` is still not on PATH: add its bin/ to PATH")
+        if shutil.which("javac") is None:
+            raise StackError(f"installed {APT_PACKAGE} but `javac` is still not on PATH: add its bin/ to PATH")
     if java.major < MIN_MAJOR:
         raise StackError(
             f"{java.path} is Java {java.version}; Kafka 4 and Flink 2 need Java {MIN_MAJOR}+: "

@@ -18,7 +18,7 @@ from connectors.flink_rest import FlinkRest, FlinkRestError
 from operators.models_config import ModelsConfig
 from operators.segment_rules import SegmentRules
 from settings import PROJECT_ROOT, Settings
-from stack import connector_jar, replay_end
+from stack import job_jars, replay_end
 from stack.job_state import StartPlan, plan_start
 
 
@@ -36,21 +36,22 @@ def python_path_env(settings: Settings) -> dict[str, str]:
 
 def run(
     settings: Settings, rules: SegmentRules, models: ModelsConfig | None, bounded: bool = False,
-    plan: StartPlan | None = None,
+    plan: StartPlan | None = None, extra_config: dict[str, str] | None = None,
 ) -> None:
     """Build and execute the job in this process (``models``: the online models, None = rules only),
     started as ``plan`` says (default: ``stack.job_state.plan_start``: resume from the newest retained
     checkpoint or savepoint); blocks until it ends (bounded) or is cancelled."""
     plan = plan or plan_start(settings)
-    jar = connector_jar(settings)
+    jars = job_jars(settings)
     os.environ.update(python_path_env(settings))
     from pyflink.datastream import StreamExecutionEnvironment
 
     from pipelines import segmentation_job as job
 
     restore = None if plan.restore is None else plan.restore.path
-    env = StreamExecutionEnvironment.get_execution_environment(job.flink_configuration(settings, True, restore))
-    env.add_jars(jar.resolve().as_uri())
+    config = job.flink_configuration(settings, True, restore, extra_config)
+    env = StreamExecutionEnvironment.get_execution_environment(config)
+    env.add_jars(*(jar.resolve().as_uri() for jar in jars))
     job.configure(env, settings)
     # A bounded source restored from state never finishes (FLINK-31006): a resumed replay reads unbounded
     # and is drained once it has read what was in the topic at this start (stack.replay_end).

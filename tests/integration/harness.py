@@ -50,9 +50,7 @@ def isolated_settings(base: Settings, name: str, partitions: int = 2, **override
         redis_prefix=f"test:{tag}:",
         kafka_partitions=partitions,
         rest_port=_free_port(),
-        checkpoint_interval_ms=1000,
-        state_dir=TEST_STATE_DIR,
-        **overrides,
+        **{"checkpoint_interval_ms": 1000, "state_dir": TEST_STATE_DIR, **overrides},
     )
     topics.ensure_topics(settings, topics.tailor_topics(settings))
     return settings

@@ -28,7 +28,8 @@ from stack import flink_cluster, flink_jobs, process, topics
 pytestmark = pytest.mark.integration
 
 OPERATORS = (
-    "kafka_events", "normalize_events", "track_segments", "dead_letters_sink", "segment_changes_sink"
+    "kafka_events", "micro_batches", "segment_batches", "segment_changes", "dead_letters", "model_inputs",
+    "learn_models", "dead_letters_sink", "segment_changes_sink", "recommendations_sink",
 )
 USER_1, USER_2 = "user-1", "user-2"
 FILLER_EVENTS = 300
@@ -195,17 +196,19 @@ def test_custom_metrics_are_visible(settings, job):
 
     def counted():
         metrics = flink_jobs.job_metrics(settings, job_id)
-        return metrics if metrics.get("normalize_events", {}).get("events_in", 0) > 0 else None
+        return metrics if metrics.get("segment_batches", {}).get("events_in", 0) > 0 else None
 
-    metrics = eventually(counted, 30, "a non-zero normalize_events.events_in")
-    assert set(metrics) == {"normalize_events", "track_segments", "learn_models"}
-    assert set(metrics["normalize_events"]) == {"events_in", "dead_letters"}
-    assert set(metrics["track_segments"]) == {
-        "segment_changes_out", "duplicate_events", "late_events", "event_time_lag_ms"
+    metrics = eventually(counted, 30, "a non-zero segment_batches.events_in")
+    assert set(metrics) == {"segment_batches", "learn_models"}
+    assert set(metrics["segment_batches"]) == {
+        "events_in", "batches_in", "dead_letters", "segment_changes_out", "duplicate_events", "late_events",
+        "internal_errors", "batch_size", "event_time_lag_ms",
+        "redis_flush_failures", "redis_commands_replayed", "redis_buffered_commands",
     }
-    assert 0 < metrics["normalize_events"]["events_in"] <= produced
-    assert metrics["normalize_events"]["dead_letters"] <= 1
-    assert metrics["track_segments"]["event_time_lag_ms"] > 0  # a gauge: live, not batched
+    assert 0 < metrics["segment_batches"]["events_in"] <= produced
+    assert 0 < metrics["segment_batches"]["batches_in"] <= metrics["segment_batches"]["events_in"]
+    assert metrics["segment_batches"]["dead_letters"] <= 1
+    assert metrics["segment_batches"]["event_time_lag_ms"] > 0, metrics  # a distribution: live, not batched
     assert set(metrics["learn_models"]) >= {"model_events_in", "recommendations_out", "cluster_changes_out"}
 
 

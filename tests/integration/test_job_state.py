@@ -1,0 +1,78 @@
+"""How a start of the job picks its state (``stack.job_state.plan_start``), on the real broker: every row
+of the failure contract in its module docstring."""
+
+from __future__ import annotations
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from pipelines.state_layout import STATE_LAYOUT, state_dirs
+from stack.job_state import StartRefused, plan_start
+from tests.integration.harness import isolated_settings
+
+
+def retained_checkpoint(settings, job_id: str = "0" * 32, n: int = 7, layout: int = STATE_LAYOUT):
+    chk = settings.state_dir / settings.consumer_group / f"layout-{layout}" / "checkpoints" / job_id / f"chk-{n}"
+    chk.mkdir(parents=True)
+    (chk / "_metadata").write_bytes(b"flink")
+    return chk
+
+
+def commit_offsets(settings) -> None:
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=settings.consumer_group,
+                             enable_auto_commit=False)
+    try:
+        from kafka.structs import OffsetAndMetadata
+
+        consumer.commit({TopicPartition(settings.events_topic, 0): OffsetAndMetadata(5, "", -1)})
+    finally:
+        consumer.close()
+
+
+@pytest.fixture
+def settings(stack_settings, tmp_path):
+    return isolated_settings(stack_settings, "jobstate", state_dir=tmp_path / "state")
+
+
+def test_first_start_is_empty(settings):
+    plan = plan_start(settings)
+
+    assert (plan.restore, plan.from_earliest) == (None, False)
+    assert "first start" in plan.message
+
+
+def test_a_restart_resumes_from_the_newest_retained_checkpoint(settings):
+    retained_checkpoint(settings, job_id="a" * 32, n=3)
+    newest = retained_checkpoint(settings, job_id="b" * 32, n=9)
+
+    plan = plan_start(settings)
+
+    assert plan.restore is not None and plan.restore.path == newest
+    assert plan.message.startswith("resuming from checkpoint")
+
+
+def test_committed_offsets_without_state_are_refused(settings):
+    commit_offsets(settings)
+
+    with pytest.raises(StartRefused, match="committed offsets"):
+        plan_start(settings)
+
+
+def test_state_of_another_layout_is_refused_with_the_replay_command(settings):
+    retained_checkpoint(settings, layout=STATE_LAYOUT - 1)
+
+    with pytest.raises(StartRefused, match="--fresh --discard-state"):
+        plan_start(settings)
+
+
+def test_fresh_refuses_over_retained_state_and_discard_moves_it_aside(settings):
+    chk = retained_checkpoint(settings)
+
+    with pytest.raises(StartRefused, match="--discard-state"):
+        plan_start(settings, fresh=True)
+    plan = plan_start(settings, fresh=True, discard_state=True)
+
+    assert (plan.restore, plan.from_earliest) == (None, True)
+    assert not chk.exists()
+    assert list(state_dirs(settings).group.glob(f"discarded-*/layout-{STATE_LAYOUT}/checkpoints/*/chk-7/_metadata"))
+    assert plan_start(settings, fresh=True).from_earliest  # nothing retained any more
