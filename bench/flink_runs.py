@@ -34,11 +34,12 @@ from stack import flink_cluster, flink_jobs, local_job, maven
 
 BENCH_FLINK_CONFIG = {"metrics.fetcher.update-interval": "500"}
 KEYED_OPERATOR = "segment_batches"
-# Where each embedded job's progress is counted: (vertex name prefix, metric). Operators that receive
-# batches count events themselves (``tailor.<metric>``: a custom metric of that operator); the batched
-# floor's events are counted leaving its source.
+# Where each embedded job's progress is counted: (vertex name prefix, metric). The segmentation job's
+# events are counted as its Kafka source reads them (``source-offsets``: the last offset read per
+# partition; the bench topic is read from offset 0), at most one batch window and the network buffers
+# ahead of the Python operator; the batched floor's leaving its source.
 PROGRESS_COUNTERS = {
-    "segmentation": (KEYED_OPERATOR, "tailor.events_in"),
+    "segmentation": ("kafka_events", "source-offsets"),
     "floor": (floor_job.KEYED_OPERATOR, "read-records"),
     "floor-batched": (f"Source: {floor_job.BATCHED_SOURCE}", "write-records"),
 }
@@ -66,18 +67,15 @@ class JobProbe:
 
     def records_into(self, job_id: str, operator: str = KEYED_OPERATOR, metric: str = "read-records") -> int | None:
         """Records into (``write-records``: out of) the first vertex whose name starts with ``operator``;
-        ``tailor.<name>``: that operator's custom counter ``<name>``, summed over subtasks."""
+        ``source-offsets``: records the Kafka source ``operator`` has read (from offset 0)."""
         try:
+            if metric == "source-offsets":
+                offsets = self.rest.kafka_source_offsets(job_id, operator)
+                return sum(offset + 1 for offset in offsets.values() if offset >= 0) if offsets else None
             vertex = next((v for v in self.rest.job(job_id).vertices if v.name.startswith(operator)), None)
-            if vertex is None:
-                return None
-            if not metric.startswith("tailor."):
-                return vertex.total(metric)
-            counters = self.rest.operator_metrics(job_id, vertex.vertex_id, "tailor")
         except FlinkRestError:
             return None
-        total = counters.get((operator, metric.removeprefix("tailor.")))
-        return None if total is None else int(total["sum"])
+        return None if vertex is None else vertex.total(metric)
 
     def cancel(self, job_id: str) -> None:
         try:

@@ -155,8 +155,9 @@ def _add_models(env, settings: Settings, models: ModelsConfig, model_inputs, bou
 
 
 def configure(env: StreamExecutionEnvironment, settings: Settings) -> None:
-    """Checkpointing and parallelism; engine options are set in ``flink_configuration``."""
+    """Checkpointing, parallelism and network flushing; engine options are set in ``flink_configuration``."""
     env.set_parallelism(settings.parallelism)
+    env.set_buffer_timeout(settings.buffer_timeout_ms)
     env.enable_checkpointing(settings.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
     env.get_checkpoint_config().set_min_pause_between_checkpoints(settings.checkpoint_interval_ms // 2)
 
@@ -189,6 +190,8 @@ def flink_configuration(
     dirs = state_dirs(settings)
     config.set_string("execution.checkpointing.dir", dirs.checkpoints.resolve().as_uri())
     config.set_string("execution.checkpointing.savepoint-dir", dirs.savepoints.resolve().as_uri())
+    config.set_string("state.backend.type", settings.state_backend)
+    config.set_string("execution.checkpointing.incremental", str(settings.state_backend == "rocksdb").lower())
     config.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
     config.set_string("execution.checkpointing.num-retained", "2")
     for key, value in RESTART_STRATEGY.items():

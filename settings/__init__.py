@@ -50,14 +50,19 @@ class Settings:
     # Flink
     parallelism: int = 1
     execution_mode: str = "thread"
-    checkpoint_interval_ms: int = 2000
+    checkpoint_interval_ms: int = 500
     out_of_orderness_ms: int = 5000
     # A partition with no records for this long stops holding back event time (live jobs; 0 = never).
     # Bounded replays never mark a partition idle: every partition has data up to its end offset.
     idle_partition_ms: int = 30_000
+    # Where keyed state lives: "hashmap" (JVM heap, full snapshots) or "rocksdb" (local disk,
+    # incremental checkpoints: each uploads only what changed).
+    state_backend: str = "hashmap"
+    # A network buffer leaves at the latest this long after its first record (Flink's default: 100 ms).
+    buffer_timeout_ms: int = 10
     # Micro-batches into the Python operator: at most this many ms or records buffered per source
     # subtask; events are grouped into this many buckets of users (the rule state's unit of rescaling).
-    batch_window_ms: int = 25
+    batch_window_ms: int = 10
     batch_max_records: int = 2000
     batch_buckets: int = 32
     # Sources pause partitions whose event time runs this far ahead of the slowest (0 = off).

@@ -239,7 +239,9 @@ def test_a_frozen_redis_stalls_nothing_and_converges_after_sigcont(redis_server,
     steps = workload(6_000)
     expected = reference_contents(redis_server, steps)
     victim = redis_server()
-    writer = RedisAudienceWriter("127.0.0.1", victim.port)  # default timeouts: 2 s socket, 1 s connect
+    # Default timeouts (2 s socket, 1 s connect); a buffer that holds the whole outage, so this thread, which
+    # also resumes Redis, never blocks (blocking has its own test below).
+    writer = RedisAudienceWriter("127.0.0.1", victim.port, max_buffered=200_000)
     received: set[bytes] = set()
     listening = threading.Event()
     listening.set()
@@ -291,7 +293,9 @@ def test_a_killed_and_restarted_redis_converges(redis_server, caplog):
     # With an AOF, what Redis acknowledged survives SIGKILL (written before the reply); the writer
     # replays what it has not seen acknowledged.
     victim = redis_server(appendonly="yes", appendfsync="always")
-    writer = RedisAudienceWriter("127.0.0.1", victim.port, socket_timeout_s=0.5, backoff_max_s=0.5)
+    writer = RedisAudienceWriter(
+        "127.0.0.1", victim.port, socket_timeout_s=0.5, backoff_max_s=0.5, max_buffered=200_000
+    )
     third = len(steps) // 3
 
     for step in steps[:third]:
