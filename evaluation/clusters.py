@@ -15,6 +15,9 @@ config/models.yaml, algorithm swapped):
   order, the two streams merged in a different (seeded, random block) interleaving, as the single model
   hub would receive them from two upstream subtasks;
 * cluster switches per 1k events, with the hysteresis margin and without it (a replay at margin 0);
+* **stability**: switches per user per active day, and the share of switches reverted within an hour
+  (A -> B, then B -> A within 60 min: churn, not a change of behavior); ``--hysteresis`` sweeps the
+  margin for the configured algorithm and prints these next to ARI p1/p2, to choose it by measurement;
 * cluster sizes, and each cluster's name and z-scores.
 
 Writes ``clusters-<time>.json``, ``.md`` and ``.png`` into evaluation-results/.
@@ -30,7 +33,7 @@ import random
 import sys
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--algorithms", default=",".join(ALGORITHMS), help="comma-separated algorithms to compare")
     parser.add_argument("--sample", type=int, default=4_000, help="users sampled for the silhouette")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default evaluation-results/)")
+    parser.add_argument("--simulated", type=int, default=0, metavar="USERS",
+                        help="replay `tailor demo`'s simulated shoppers instead of Taobao: this many users, 100 "
+                             "events/s for 75 s, its rules (config/demo-segments.yaml) and its 200-event warm-up")
+    parser.add_argument("--hysteresis", default="", metavar="M1,M2,...",
+                        help="also sweep these hysteresis margins (z units) for the first algorithm, e.g. 0,0.25,0.5,1")
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
@@ -68,6 +76,9 @@ def run(args: argparse.Namespace, settings: Any) -> int:
 
     base = ModelsConfig.from_yaml(settings.models_file).clustering
     rules = SegmentRules.from_yaml(settings.segments_file)
+    if args.simulated:
+        base = dataclasses.replace(base, warmup_events=200)
+        rules = SegmentRules.from_yaml(PROJECT_ROOT / "config" / "demo-segments.yaml")
     algorithms = [a.strip() for a in args.algorithms.split(",") if a.strip()]
     if unknown := set(algorithms) - set(ALGORITHMS):
         print(f"error: unknown algorithm(s) {sorted(unknown)}; expected some of {ALGORITHMS}", file=sys.stderr)
@@ -77,7 +88,13 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         return 2
     print(f"replaying {args.data} through the profile tracker ...", file=sys.stderr)
     with progress_bar(None, "features", "rows") as bar:  # rows read, reported every 5,000: no total to reach
-        stream, rejected = feature_stream(args.data, rules, args.limit, progress=_advance(bar))
+        if args.simulated:
+            from evaluation.simulator import ShopperSimulator
+
+            simulated = ShopperSimulator(seed=7, users=args.simulated).events(int(time.time() * 1000), 100.0, 7_500)
+            stream, rejected = feature_stream(simulated, rules, args.limit, progress=_advance(bar))
+        else:
+            stream, rejected = feature_stream(read_taobao_rows(args.data), rules, args.limit, progress=_advance(bar))
     print(f"{len(stream):,} events, {len({u for u, _, _ in stream}):,} users, {rejected} rows rejected",
           file=sys.stderr)
     results = []
@@ -86,8 +103,13 @@ def run(args: argparse.Namespace, settings: Any) -> int:
             config = dataclasses.replace(base, algorithm=a)
             results.append(evaluate(config, stream, args.sample, progress=_advance(bar)))
             bar.update(len(stream) - bar.n)
+    sweep = []
+    for margin in [float(m) for m in args.hysteresis.split(",") if m.strip()]:
+        config = dataclasses.replace(base, algorithm=algorithms[0], hysteresis=margin)
+        with progress_bar(len(stream), f"hysteresis {margin}") as bar:
+            sweep.append({"hysteresis": margin, **_stability_row(config, stream, _advance(bar))})
     report = {"data": str(args.data), "events": len(stream), "rejected_rows": rejected,
-              "config": dataclasses.asdict(base), "results": results}
+              "config": dataclasses.asdict(base), "results": results, "hysteresis_sweep": sweep}
     table = markdown(report)
     print(table)
     out = args.out or RESULTS_DIR
@@ -101,24 +123,31 @@ def run(args: argparse.Namespace, settings: Any) -> int:
 
 
 # -- replay --------------------------------------------------------------------------------------------
-def feature_stream(
-    path: Path, rules: SegmentRules, limit: int = 0, progress: Callable[[int, int], None] | None = None
-) -> tuple[list[FeatureEvent], int]:
-    """Every good row as (user, time, features), exactly as the rule operator computes them; + rejects."""
+def read_taobao_rows(path: Path) -> Iterator[dict[str, Any] | None]:
+    """The CSV's rows as Segment-Spec events; ``None`` for a row the reader rejects."""
     from connectors.taobao_csv import TaobaoEvent, read_taobao
 
+    for row in read_taobao(path):
+        yield row.event if isinstance(row, TaobaoEvent) else None
+
+
+def feature_stream(
+    events: Iterable[dict[str, Any] | None], rules: SegmentRules, limit: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[FeatureEvent], int]:
+    """Every good event as (user, time, features), exactly as the rule operator computes them; + rejects."""
     step = SegmentationStep(rules, model_inputs=True)
     states: dict[str, Any] = {}
     stream: list[FeatureEvent] = []
     rejected = 0
-    for n, row in enumerate(read_taobao(path), start=1):
+    for n, raw in enumerate(events, start=1):
         if limit and n > limit:
             break
-        if not isinstance(row, TaobaoEvent):
+        if raw is None:
             rejected += 1
             continue
         try:
-            event = normalize(orjson.dumps(row.event))
+            event = normalize(orjson.dumps(raw))
         except InvalidEvent:
             rejected += 1
             continue
@@ -159,6 +188,7 @@ def replay(config: ClusteringConfig, stream: Sequence[FeatureEvent], timed: bool
     """Test-then-learn the stream through the clusterer and the segment changes, as the model hub does."""
     clusterer = BehaviorClusterer(config)
     current: dict[str, str | None] = {}
+    switches: list[Switch] = []
     learn_ns = predict_ns = predictions = changes = 0
     clock = time.perf_counter_ns
     for n, (user, ts, features) in enumerate(stream, start=1):
@@ -171,13 +201,59 @@ def replay(config: ClusteringConfig, stream: Sequence[FeatureEvent], timed: bool
         if predicted is not None:
             predict_ns += t2 - t1
             predictions += 1
-        current[user], emitted = cluster_changes(user, current.get(user), predicted, clusterer, ts, None,
-                                                 features=features)
+        before = current.get(user)
+        current[user], emitted = cluster_changes(user, before, predicted, clusterer, ts, None, features=features)
+        if before is not None and current[user] != before:
+            switches.append((user, ts, before, current[user]))
         changes += sum(1 for c in emitted if c.change == "exit")
         if progress and n % 5_000 == 0:
             progress(n, len(stream))
     return {"clusterer": clusterer, "us_learn": learn_ns / 1e3 / max(len(stream), 1),
-            "us_predict": predict_ns / 1e3 / max(predictions, 1), "switches": changes}
+            "us_predict": predict_ns / 1e3 / max(predictions, 1), "switches": changes,
+            "stability": switch_stability(switches, user_days(stream))}
+
+
+def _stability_row(config: ClusteringConfig, stream: Sequence[FeatureEvent],
+                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Stability and ARI p1 vs p2 of one configuration (the hysteresis sweep's row)."""
+    base = replay(config, stream, progress=progress)
+    latest = {user: features for user, _, features in stream}
+    users = sorted(latest)
+    p2 = replay(config, parallelism_2(stream))["clusterer"]
+    labels = [base["clusterer"].predict_one(latest[u]) for u in users]
+    return {**base["stability"],
+            "ari_p1_vs_p2": adjusted_rand_index(labels, [p2.predict_one(latest[u]) for u in users])}
+
+
+# (user, event time, cluster left, cluster entered)
+Switch = tuple[str, int, str, str]
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+
+
+def user_days(stream: Sequence[FeatureEvent]) -> int:
+    """Distinct (user, UTC day) pairs with an event: the exposure switches are counted against."""
+    return len({(user, ts // DAY_MS) for user, ts, _ in stream})
+
+
+def switch_stability(switches: Sequence[Switch], active_user_days: int, within_ms: int = HOUR_MS) -> dict[str, Any]:
+    """Switches per user per active day, and the share reverted (A -> B, then B -> A) within ``within_ms``.
+
+    >>> s = [("u", 0, "A", "B"), ("u", 600_000, "B", "A"), ("v", 0, "A", "B"), ("v", 2 * HOUR_MS, "B", "A")]
+    >>> switch_stability(s, active_user_days=4)
+    {'switches': 4, 'switches_per_user_day': 1.0, 'reverted_within_1h': 0.25}
+    """
+    last: dict[str, Switch] = {}
+    reverted = 0
+    for switch in sorted(switches, key=lambda s: (s[0], s[1])):
+        user, ts, left, entered = switch
+        previous = last.get(user)
+        if previous is not None and previous[2] == entered and previous[3] == left and ts - previous[1] <= within_ms:
+            reverted += 1
+        last[user] = switch
+    return {"switches": len(switches),
+            "switches_per_user_day": len(switches) / active_user_days if active_user_days else 0.0,
+            f"reverted_within_{within_ms // HOUR_MS}h": reverted / len(switches) if switches else 0.0}
 
 
 def evaluate(config: ClusteringConfig, stream: Sequence[FeatureEvent], sample: int = 4_000,
@@ -211,6 +287,7 @@ def evaluate(config: ClusteringConfig, stream: Sequence[FeatureEvent], sample: i
         "ari_p1_vs_p2": adjusted_rand_index(labels, [p2.predict_one(latest[u]) for u in users]),
         "switches_per_1k_events": 1000 * base["switches"] / max(len(stream), 1),
         "switches_per_1k_events_no_hysteresis": 1000 * no_margin["switches"] / max(len(stream), 1),
+        **base["stability"],
         "sizes": dict(sorted(sizes.items(), key=lambda kv: -kv[1])),
         "explanations": {n: {f: round(v, 2) for f, v in clusterer.explain(n).items()} for n in clusterer.names()},
         "descriptions": [clusterer.describe(n) for n in clusterer.names()],
@@ -269,16 +346,22 @@ def markdown(report: dict[str, Any]) -> str:
         f"Taobao clustering: {report['events']:,} events ({report['rejected_rows']} rows rejected)",
         "",
         "| algorithm | clusters | silhouette | µs/learn | µs/predict | ARI run vs run | ARI p1 vs p2 "
-        "| switches / 1k events (no hysteresis) | cluster sizes |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| switches / 1k events (no hysteresis) | switches / user-day | reverted within 1 h | cluster sizes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
         sizes = ", ".join(f"{n} {c:,}" for n, c in r["sizes"].items())
         lines.append(
             f"| {r['algorithm']} | {r['clusters']} | {r['silhouette']:.3f} | {r['us_learn']:.1f} | "
             f"{r['us_predict']:.1f} | {r['ari_run_vs_run']:.3f} | {r['ari_p1_vs_p2']:.3f} | "
-            f"{r['switches_per_1k_events']:.1f} ({r['switches_per_1k_events_no_hysteresis']:.1f}) | {sizes} |"
+            f"{r['switches_per_1k_events']:.1f} ({r['switches_per_1k_events_no_hysteresis']:.1f}) | "
+            f"{r['switches_per_user_day']:.3f} | {r['reverted_within_1h']:.1%} | {sizes} |"
         )
+    if report.get("hysteresis_sweep"):
+        lines += ["", "| hysteresis (z) | switches | switches / user-day | reverted within 1 h | ARI p1 vs p2 |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {r['hysteresis']} | {r['switches']:,} | {r['switches_per_user_day']:.3f} | "
+                  f"{r['reverted_within_1h']:.1%} | {r['ari_p1_vs_p2']:.3f} |" for r in report["hysteresis_sweep"]]
     for r in report["results"]:
         lines += ["", f"{r['algorithm']} clusters (centroid z-scores):"]
         lines += [f"- {d}" for d in r["descriptions"]]

@@ -1,11 +1,12 @@
-"""Taobao sample: next-interaction Precision@k / Recall@k of the hybrid recommender vs popularity.
+"""Taobao sample: next-interaction Precision@k / Recall@k of the hybrid recommender vs the baselines.
 
 Test-then-learn, event by event in file order: before learning event e of user u, recommend for u (with
 u's rule segments at that moment, from the job's per-user step (``operators.segmentation_step``) on
-``config/segments.yaml``); a hit at k if e's item is in the top k. The baseline is the trending list
-(``operators.popularity`` with the same half-life and event weights). The catalog (item -> category) is
-loaded first, as the compacted catalog topic would be. Rows the CSV reader rejects (the sample's last
-row is truncated) are counted and reported. Per-cluster rows: see ``CLUSTER_HOOK`` below.
+``config/segments.yaml``); a hit at k if e's item is in the top k. The baselines, on the same events
+(``evaluation.next_item``): repeat the user's last 10 distinct items, item-KNN on the last item, and the
+trending list (same half-life and event weights); every group is split into repeat and novel items. The
+catalog (item -> category) is loaded first, as the compacted catalog topic would be. Rows the CSV reader
+rejects (the sample's last row is truncated) are counted and reported. Per-cluster rows: see ``CLUSTER_HOOK`` below.
 
 Cost per event, in CPU time of this thread (steadier than wall time on a shared machine): ``recommend``
 (the test), ``learn_one``, ``recommend_if_due`` and ``export`` -- the model hub's per-event path is the
@@ -26,9 +27,9 @@ import yaml
 from connectors.catalog_files import read_taobao_items
 from connectors.taobao_csv import RejectedRow, read_taobao
 from evaluation import RESULTS_DIR
+from evaluation.next_item import BASELINES, CONTENDERS, Contest
 from evaluation.plots import bar_plot
 from evaluation.replay_metrics import (
-    NextItemHits,
     PersistedState,
     Stopwatch,
     markdown_table,
@@ -37,7 +38,6 @@ from evaluation.replay_metrics import (
 )
 from operators.models_config import ModelsConfig
 from operators.normalize import normalize
-from operators.popularity import DecayedPopularity
 from operators.recommender import HybridRecommender, RecommenderConfig
 from operators.segment_rules import SegmentRules
 from operators.segmentation_step import SegmentationStep
@@ -45,7 +45,7 @@ from settings import PROJECT_ROOT, Settings
 from settings.progress import progress_bar
 from state_schemas.segment_change import ENTER
 
-HELP = "Taobao sample: Precision/Recall@10/20 of next interaction, hybrid vs popularity, per segment"
+HELP = "Taobao sample: next-interaction Recall@10, hybrid vs repeat / item-KNN / popularity, per segment"
 DATA = PROJECT_ROOT.parent / "shared" / "data" / "taobao" / "user_behavior_sample.csv"
 KS = (10, 20)
 # Per-cluster rows: when the model hub replays the same events, pass each user's cluster name as one
@@ -84,16 +84,16 @@ def replay(
     config: RecommenderConfig, data: Path = DATA, limit: int | None = None, segments: bool = True,
     quiet: bool = True,
 ) -> dict[str, Any]:
-    """Replay the sample; returns per-group metrics for ``hybrid`` and ``popular`` plus timings."""
+    """Replay the sample; returns per-group metrics of ``hybrid`` (Tailor), Recall@10 of every contender
+    per group (``contest``), timings and state sizes."""
     rec = HybridRecommender(config)
     for item in read_taobao_items(data):
         rec.add_catalog_item(item)
     rec.take_dirty()
-    baseline = DecayedPopularity(config.half_life_ms, board_size=max(KS))
+    contest = Contest(KS, config.half_life_ms)
     step = SegmentationStep(SegmentRules.from_yaml(PROJECT_ROOT / "config" / "segments.yaml")) if segments else None
     profiles: dict[str, Any] = {}
     user_segments: dict[str, set[str]] = {}
-    hybrid, popular = NextItemHits(KS), NextItemHits(KS)
     sources: dict[str, int] = {}
     clock = Stopwatch()
     persisted = PersistedState()
@@ -117,10 +117,9 @@ def replay(
         recs = rec.recommend(user, k=max(KS), now=event.timestamp, segments=segs)
         t1 = time.thread_time()
         clock.add("recommend", t1 - t0)
-        hybrid.update([r.item_id for r in recs], item, groups)
+        contest.test(user, item, [r.item_id for r in recs], groups, now=event.timestamp)
         for r in recs[:10]:
             sources[r.source] = sources.get(r.source, 0) + 1
-        popular.update([i for i, _ in baseline.top(max(KS))], item, groups)
         t2 = time.thread_time()
         rec.learn_one(user, item, event.name, event.timestamp, event.category, segs)
         t3 = time.thread_time()
@@ -130,21 +129,21 @@ def replay(
         clock.add("recommend_if_due", t4 - t3)
         persisted.add(rec)  # what the model hub writes to Flink state after every event
         clock.add("export", time.thread_time() - t4)
-        baseline.learn_one(item, event.timestamp, config.event_weights.get(event.name, 0.0))
+        contest.learn(user, item, event.timestamp, config.event_weights.get(event.name, 0.0))
         out = step.on_event(profiles.get(user), event, emit_time=0) if step is not None else None
         if out is not None:
             profiles[user] = out.state
             for change in out.changes:
                 members = user_segments.setdefault(user, set())
                 (members.add if change.change == ENTER else members.discard)(change.segment)
-        bar.set_postfix_str(f"recall@10 {hybrid.row('all')['recall@10']:.4f}", refresh=False)
+        bar.set_postfix_str(f"recall@10 {contest.recall('all', 10)['tailor']:.4f}", refresh=False)
         bar.update()
     bar.close()
     return {
         "events": n,
         "rejected_rows": rejected,
-        "hybrid": {g: hybrid.row(g) for g in hybrid.groups()},
-        "popular": {g: popular.row(g) for g in popular.groups()},
+        "hybrid": {g: contest.hits["tailor"].row(g) for g in contest.groups()},
+        "contest": {g: contest.recall(g, 10) for g in contest.groups()},
         "sources_in_top10": sources,
         "us_per_call": clock.us_per_call(),
         "state_bytes": persisted.sizes(),
@@ -157,14 +156,13 @@ def replay(
 def run(args: argparse.Namespace, settings: Settings) -> int:
     config = config_with(models_section(settings), args.set)
     result = replay(config, args.data, args.limit, segments=not args.no_segments, quiet=args.quiet)
-    headers = ["group", "events", *(f"{m}@{k}" for k in KS for m in ("P", "R")), *(f"pop R@{k}" for k in KS),
-               "R@10 lift"]
+    headers = ["group", "events", "P@10", "R@20", *(f"{name} R@10" for name in CONTENDERS), "vs best baseline"]
     rows = []
     for group, h in result["hybrid"].items():
-        p = result["popular"][group]
-        lift = h["recall@10"] / p["recall@10"] if p["recall@10"] else float("inf")
-        rows.append([group, h["events"], *(h[f"{m}@{k}"] for k in KS for m in ("precision", "recall")),
-                     *(p[f"recall@{k}"] for k in KS), lift])
+        recall = result["contest"][group]
+        best = max(recall[name] for name in BASELINES)
+        rows.append([group, h["events"], h["precision@10"], h["recall@20"], *(recall[n] for n in CONTENDERS),
+                     round(recall["tailor"] / best, 2) if best else float("inf")])
     print_table(headers, rows)
     timing = result["us_per_call"]
     size = result["state_bytes"]
@@ -184,6 +182,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     paths = write_results("taobao-recommendations", result, markdown)
     groups = [r[0] for r in rows]
     paths.append(bar_plot(RESULTS_DIR / "taobao-recommendations.png", "Taobao next-interaction Recall@10",
-                          "recall@10", groups, {"hybrid": [r[3] for r in rows], "popularity": [r[6] for r in rows]}))
+                          "recall@10", groups, {name: [r[4 + n] for r in rows] for n, name in enumerate(CONTENDERS)}))
     print("wrote " + ", ".join(str(p.relative_to(PROJECT_ROOT)) for p in paths))
     return 0

@@ -40,6 +40,7 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
         "blend.content": [0.5, 1.0],
         "blend.recent": [0.5, 1.0, 2.0],
         "blend.popular": [0.25, 0.5, 1.0],
+        "blend.covisit": [0.0, 0.5, 1.0, 2.0],
         "mf.feedback": ["negative_sampling", "positive_only"],
         "half_life_ms": [1_800_000, 3_600_000, 21_600_000],
     },

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -48,6 +48,7 @@ import river
 
 from operators.content_similarity import ContentIndex
 from operators.matrix_factorization import KINDS, MatrixFactorization
+from operators.next_item_baselines import ItemCoOccurrence
 from operators.popularity import DecayedPopularity
 from settings.errors import TailorError
 from state_schemas import recommender_state as rs
@@ -56,8 +57,20 @@ from state_schemas.events import ORDER_COMPLETED
 from state_schemas.recommendation import RecommendedItem
 
 FEEDBACK_MODES = ("negative_sampling", "positive_only")
-_SOURCES = ("mf", "content", "popular")
+_SOURCES = ("mf", "content", "popular", "covisit")
 _MASK = (1 << 64) - 1
+
+
+class _Excluded:
+    """Membership in either of two collections, without copying them per call."""
+
+    __slots__ = ("first", "second")
+
+    def __init__(self, first: Iterable[str], second: Container[str]) -> None:
+        self.first, self.second = set(first), second
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.first or item in self.second
 
 
 class RecommenderConfigError(TailorError, ValueError):
@@ -90,6 +103,7 @@ class RecommenderConfig:
     blend_content: float = 1.0
     blend_recent: float = 1.0
     blend_popular: float = 0.5
+    blend_covisit: float = 1.0
     warm_after: int = 5
     half_life_ms: int = 3_600_000
     # bounds: memory (LRU caps) and work per call (candidate pool)
@@ -100,6 +114,9 @@ class RecommenderConfig:
     pool_popular: int = 30
     pool_category: int = 20
     pool_content: int = 30
+    pool_covisit: int = 30
+    covisit_window: int = 5
+    covisit_neighbours: int = 50
     content_postings: int = 200
     popular_board: int = 100
     segment_cap: int = 1000
@@ -188,6 +205,7 @@ class HybridRecommender:
         )
         self.popularity = DecayedPopularity(c.half_life_ms, c.popular_board, c.segment_cap)
         self.content = ContentIndex(max_postings=c.content_postings)
+        self.covisits = ItemCoOccurrence(c.covisit_window, c.covisit_neighbours, c.max_users)
         self.users: dict[str, rs.UserState] = {}
         self.items: dict[str, rs.ItemState] = {}
         self._known: list[str | None] = []  # items by ItemState.pos, for uniform negative sampling
@@ -229,6 +247,9 @@ class HybridRecommender:
         trending_in = (*segments, "category:" + category) if category else segments
         self.popularity.learn_one(item_id, timestamp, weight, trending_in)
         self._dirty_items.update(self.popularity.take_dropped() & self.items.keys())
+        if self.config.covisit_window:
+            window = list(dict.fromkeys(i for i, _ in reversed(user.recent)))[: self.config.covisit_window]
+            self._dirty_items.update(self.covisits.learn_context(item_id, window) & self.items.keys())
         user.recent.append((item_id, float(weight)))
         del user.recent[: -self.config.max_recent]
         if event_name == ORDER_COMPLETED and item_id not in user.purchased:
@@ -298,25 +319,27 @@ class HybridRecommender:
         self.mf.remove_item(item_id)
         self.popularity.remove_item(item_id)
         self.content.remove(item_id)
+        self.covisits.remove_item(item_id)
         self._evicted_items.add(item_id)
         self._dirty_items.discard(item_id)
 
     # -- recommending ------------------------------------------------------------------------------
     def recommend(
         self, user_id: str, k: int | None = None, now: int | None = None, segments: Sequence[str] = (),
-        category: str | None = None,
+        category: str | None = None, exclude: Container[str] = (),
     ) -> list[RecommendedItem]:
+        """The user's top ``k``; never a purchased item, nor one in ``exclude``."""
         self._flush_catalog()
         c = self.config
         k = c.k if k is None else k
         user = self.users.get(user_id)
-        exclude = set(user.purchased) if user else set()
-        features: dict[str, list[float]] = {}  # item -> [content, recent, popular]
+        excluded = _Excluded(user.purchased if user else (), exclude)
+        features: dict[str, list[float]] = {}  # item -> [content, recent, popular, covisit]
 
         def feature(item: str) -> list[float]:
             f = features.get(item)
             if f is None:
-                f = features[item] = [0.0, 0.0, 0.0]
+                f = features[item] = [0.0, 0.0, 0.0, 0.0]
             return f
 
         def add_popular(ranked: list[tuple[str, float]], scale: float = 1.0) -> None:
@@ -339,29 +362,33 @@ class HybridRecommender:
                     categories[cat] = categories.get(cat, 0.0) + w
             top_w = max(profile.values())
             for item, w in profile.items():
-                if item not in exclude:
+                if item not in excluded:
                     feature(item)[1] = w / top_w
-            for item, sim in self.content.similar_to_profile(profile, c.pool_content, exclude):
+            for item, sim in self.content.similar_to_profile(profile, c.pool_content, excluded):
                 feature(item)[0] = sim
+            covisited = self.covisits.similar_to_profile(profile, c.pool_covisit, excluded) if c.blend_covisit else []
+            for item, score in covisited:
+                if item in self.items:
+                    feature(item)[3] = score / covisited[0][1]
             for cat, w in categories.items():
                 share = w / total
-                trending = self.popularity.top(c.pool_category, "category:" + cat, exclude, now)
+                trending = self.popularity.top(c.pool_category, "category:" + cat, excluded, now)
                 for item, _ in trending:  # an item of a category the user keeps coming back to
                     f = feature(item)
                     f[0] = max(f[0], share)
                 add_popular(trending, share)
         if category is not None:
-            add_popular(self.popularity.top(c.pool_category, "category:" + category, exclude, now))
+            add_popular(self.popularity.top(c.pool_category, "category:" + category, excluded, now))
         for segment in segments:
-            add_popular(self.popularity.top(c.pool_popular, segment, exclude, now))
-        add_popular(self.popularity.top(c.pool_popular, None, exclude, now))
+            add_popular(self.popularity.top(c.pool_popular, segment, excluded, now))
+        add_popular(self.popularity.top(c.pool_popular, None, excluded, now))
         if category is not None:
             features = {i: f for i, f in features.items() if self._category(i) == category}
         if not features:
             return []
         items = list(features)
-        columns = np.array(list(features.values()))  # content, recent, popular
-        parts = np.empty((3, len(items)))  # per item: mf, content (+ recent), popular; argmax = source
+        columns = np.array(list(features.values()))  # content, recent, popular, covisit
+        parts = np.empty((4, len(items)))  # per item: mf, content (+ recent), popular, covisit; argmax = source
         parts[0] = 0.0
         confidence = min(1.0, user.n_events / c.warm_after) if user and c.warm_after else (1.0 if user else 0.0)
         if confidence > 0 and c.blend_mf > 0 and self.mf.has_user(user_id):
@@ -373,7 +400,8 @@ class HybridRecommender:
                 parts[0, known] = c.blend_mf * confidence * (raw[known] - lo) / span
         parts[1] = c.blend_content * columns[:, 0] + c.blend_recent * columns[:, 1]
         parts[2] = c.blend_popular * columns[:, 2]
-        total = parts[0] + parts[1] + parts[2]
+        parts[3] = c.blend_covisit * columns[:, 3]
+        total = parts.sum(axis=0)
         if len(items) > k:  # the k best (and any tied with the k-th), then an exact sort with id tie-breaks
             kth = np.partition(total, len(items) - k)[len(items) - k]
             rows = np.flatnonzero(total >= kth).tolist()
@@ -438,8 +466,9 @@ class HybridRecommender:
         state = self.items[item_id]
         state.mf = self.mf.export_item(item_id)
         state.popularity = self.popularity.export_item(item_id)
+        state.occurrences, state.covisits = self.covisits.export_item(item_id)
         payload = rs.encode_item(state)
-        state.mf, state.popularity = None, {}
+        state.mf, state.popularity, state.covisits = None, {}, {}
         return payload
 
     def import_item(self, item_id: str, payload: str) -> None:
@@ -447,7 +476,8 @@ class HybridRecommender:
         if state.mf is not None:
             self.mf.import_item(item_id, state.mf)
         self.popularity.import_item(item_id, state.popularity)
-        state.mf, state.popularity = None, {}
+        self.covisits.import_item(item_id, state.occurrences, state.covisits)
+        state.mf, state.popularity, state.covisits = None, {}, {}
         if state.pos >= len(self._known):
             self._known.extend([None] * (state.pos + 1 - len(self._known)))
         self._known[state.pos] = item_id

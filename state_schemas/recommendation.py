@@ -6,7 +6,7 @@ by ``user_id``)::
 
     schema         "tailor.recommendation/1"
     user_id        the user key the job tracks (userId, else anonymousId)
-    items          [{item_id, score, source}], best first; source is "mf" | "content" | "popular"
+    items          [{item_id, score, source}], best first; source is "mf" | "content" | "popular" | "covisit"
     model_version  which model produced it, e.g. "mf-biased/river-0.23.0/cfg-1a2b3c4d"
     message_id     the triggering event's messageId
     event_time     epoch ms of the triggering event
@@ -26,7 +26,7 @@ from typing import Any, Final
 import orjson
 
 SCHEMA: Final = "tailor.recommendation/1"
-SOURCES: Final = frozenset({"mf", "content", "popular"})
+SOURCES: Final = frozenset({"mf", "content", "popular", "covisit"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Versioned payloads of ``operators.recommender.HybridRecommender`` state (users: version 2; items, globals: 1).
+"""Versioned payloads of ``operators.recommender.HybridRecommender`` state (users, items: version 2; globals: 1).
 
 The model hub persists them in Flink state (``state_schemas.model_hub_state``): one payload per user,
 one per item, one for the globals. Compact JSON arrays, element 0 = version; floats round-trip exactly
@@ -19,7 +19,7 @@ job writes it after every event of the user, so it holds only what the recommend
 Version 1 users (``recent`` entries with a timestamp, ``last_emitted`` as ``[item_id, score, source]``)
 are upgraded on read.
 
-Item ``[1, seq, pos, n_events, category, mf, popularity, catalog]``::
+Item ``[2, seq, pos, n_events, category, mf, popularity, catalog, occurrences, covisits]``::
 
     seq           LRU clock value of the item's last touch
     pos           slot in the negative-sampling array of known items
@@ -29,6 +29,10 @@ Item ``[1, seq, pos, n_events, category, mf, popularity, catalog]``::
     popularity    {segment: forward-decay level}, overall under ""
     catalog       [catalog_seq, title, category, [tags...]] or null: the catalog record, with the order
                   in which it was added (the content index is rebuilt from these in that order)
+    occurrences   interactions counted by the co-visitation index (operators.next_item_baselines)
+    covisits      {item_id: count} of items seen in the same user's window, capped per item
+
+Version 1 items (no co-visitation) are upgraded on read with none.
 
 Globals ``[1, river_version, config_hash, mf, rng, clock, catalog_clock]``::
 
@@ -43,14 +47,17 @@ Globals ``[1, river_version, config_hash, mf, rng, clock, catalog_clock]``::
 True
 >>> decode_user('[1, 3, 2, null, [["i1", 1.0, 5]], [], 7, [["i1", 0.5, "mf"]]]').last_emitted
 ['i1']
+>>> decode_item('[1, 4, 0, 2, "c", null, {}, null]').covisits
+{}
 >>> decode_item('[7, 1]')
 Traceback (most recent call last):
 ...
-state_schemas.profile_state.StateVersionError: recommender item state version 7 is not readable by this Tailor (knows version 1); restore with the Tailor version that wrote it, or drop the model state
+state_schemas.profile_state.StateVersionError: recommender item state version 7 is not readable by this Tailor (knows version 1 and 2); restore with the Tailor version that wrote it, or drop the model state
 """  # noqa: E501 (a doctest's expected output cannot wrap)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -58,8 +65,9 @@ import orjson
 
 from state_schemas.profile_state import StateVersionError
 
-CURRENT_VERSION: Final = 1  # items and globals
+CURRENT_VERSION: Final = 1  # globals
 USER_VERSION: Final = 2
+ITEM_VERSION: Final = 2
 
 
 @dataclass(slots=True)
@@ -82,6 +90,8 @@ class ItemState:
     mf: list[Any] | None = None
     popularity: dict[str, float] = field(default_factory=dict)
     catalog: tuple[int, str, str | None, tuple[str, ...]] | None = None
+    occurrences: float = 0.0
+    covisits: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -110,16 +120,19 @@ def decode_user(payload: str | bytes) -> UserState:
 
 def encode_item(i: ItemState) -> str:
     return orjson.dumps(
-        [CURRENT_VERSION, i.seq, i.pos, i.n_events, i.category, i.mf, i.popularity, i.catalog]
+        [ITEM_VERSION, i.seq, i.pos, i.n_events, i.category, i.mf, i.popularity, i.catalog, i.occurrences,
+         i.covisits]
     ).decode()
 
 
 def decode_item(payload: str | bytes) -> ItemState:
-    row = _versioned(payload, "recommender item", 8)
+    row = _versioned(payload, "recommender item", {1: 8, ITEM_VERSION: 10})
     catalog = row[7]
     if catalog is not None:
         catalog = (catalog[0], catalog[1], catalog[2], tuple(catalog[3]))
-    return ItemState(row[1], row[2], row[3], row[4], row[5], row[6], catalog)
+    if row[0] == 1:
+        return ItemState(row[1], row[2], row[3], row[4], row[5], row[6], catalog)
+    return ItemState(row[1], row[2], row[3], row[4], row[5], row[6], catalog, row[8], row[9])
 
 
 def encode_globals(g: GlobalsState) -> str:
@@ -133,7 +146,11 @@ def decode_globals(payload: str | bytes) -> GlobalsState:
     return GlobalsState(*row[1:])
 
 
-def _versioned(payload: str | bytes, what: str, fields: int, known: tuple[int, ...] = (CURRENT_VERSION,)) -> list[Any]:
+def _versioned(
+    payload: str | bytes, what: str, fields: int | Mapping[int, int], known: tuple[int, ...] = (CURRENT_VERSION,)
+) -> list[Any]:
+    if isinstance(fields, Mapping):
+        known = tuple(fields)
     try:
         row = orjson.loads(payload)
     except orjson.JSONDecodeError as e:
@@ -146,8 +163,9 @@ def _versioned(payload: str | bytes, what: str, fields: int, known: tuple[int, .
             f"{what} state version {row[0]!r} is not readable by this Tailor (knows version {versions}); "
             "restore with the Tailor version that wrote it, or drop the model state"
         )
-    if len(row) != fields:
+    expected = fields[row[0]] if isinstance(fields, Mapping) else fields
+    if len(row) != expected:
         raise StateVersionError(
-            f"{what} state version {row[0]} must have {fields} fields, got {len(row)}; the state is corrupted"
+            f"{what} state version {row[0]} must have {expected} fields, got {len(row)}; the state is corrupted"
         )
     return row

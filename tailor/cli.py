@@ -201,7 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     import evaluation
 
     for name, module in evaluation.modules():
-        parser_ = evaluations.add_parser(name, help=module.HELP, description=module.__doc__, formatter_class=fmt)
+        parser_ = evaluations.add_parser(
+            name.replace("_", "-"), help=module.HELP, description=module.__doc__, formatter_class=fmt
+        )
         module.add_arguments(parser_)
         parser_.set_defaults(handler=module.run)
 

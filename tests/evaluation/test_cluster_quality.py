@@ -20,7 +20,8 @@ from tests.conftest import DEFAULT_RULES_PATH
 def taobao_slice() -> list[clusters.FeatureEvent]:
     if not clusters.TAOBAO.exists():
         pytest.fail(f"{clusters.TAOBAO} is missing (see ../shared/data/README.md)")
-    stream, _ = clusters.feature_stream(clusters.TAOBAO, SegmentRules.from_yaml(DEFAULT_RULES_PATH), limit=15_000)
+    rows = clusters.read_taobao_rows(clusters.TAOBAO)
+    stream, _ = clusters.feature_stream(rows, SegmentRules.from_yaml(DEFAULT_RULES_PATH), limit=15_000)
     return stream
 
 

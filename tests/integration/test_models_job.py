@@ -66,7 +66,7 @@ def test_recommendation_events_follow_the_schema_and_are_keyed_by_user(job_outpu
         assert rec["schema"] == "tailor.recommendation/1"
         assert key.decode() == rec["user_id"] and rec["user_id"] in users
         assert 1 <= len(rec["items"]) <= 10
-        assert {i["source"] for i in rec["items"]} <= {"mf", "content", "popular"}
+        assert {i["source"] for i in rec["items"]} <= recommendation.SOURCES
         assert rec["model_version"].startswith("mf-")
         assert rec["emit_time"] >= rec["event_time"]
 

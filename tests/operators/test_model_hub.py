@@ -18,6 +18,7 @@ from operators.profile_tracker import ProfileTracker
 from operators.segment_rules import SegmentRules
 from settings import PROJECT_ROOT
 from state_schemas import model_input as model_input_wire
+from state_schemas import recommendation
 from state_schemas.catalog_item import CatalogItem
 
 MODELS = yaml.safe_load((PROJECT_ROOT / "config" / "models.yaml").read_text())
@@ -97,7 +98,7 @@ def test_hub_recommends_with_known_sources_and_never_a_purchased_item(inputs) ->
 
     lists = [(m.user_id, recs) for m, (_, recs) in zip(inputs, outputs) if recs]
     assert len(lists) > 100
-    assert all(r.source in {"mf", "content", "popular"} for _, recs in lists for r in recs)
+    assert all(r.source in recommendation.SOURCES for _, recs in lists for r in recs)
     bought: dict[str, set] = {}
     for m, (_, recs) in zip(inputs, outputs):
         if recs:

@@ -62,7 +62,15 @@ def test_recommender_globals_reject_unknown_or_broken(payload, message):
 
 def test_recommender_state_first_element_is_version():
     assert orjson.loads(rs.encode_user(rs.UserState()))[0] == rs.USER_VERSION == 2
-    assert orjson.loads(rs.encode_item(rs.ItemState()))[0] == rs.CURRENT_VERSION
+    assert orjson.loads(rs.encode_item(rs.ItemState()))[0] == rs.ITEM_VERSION == 2
+
+
+def test_recommender_item_version_1_is_upgraded_on_read_without_covisits():
+    v1 = '[1, 4, 0, 2, "c", [0.1, [0.2]], {"": 3.5}, [1, "t", "c", ["g"]]]'
+    item = rs.decode_item(v1)
+    assert (item.seq, item.pos, item.n_events, item.popularity) == (4, 0, 2, {"": 3.5})
+    assert (item.occurrences, item.covisits) == (0.0, {})
+    assert rs.decode_item(rs.encode_item(item)) == item
 
 
 def test_recommender_user_version_1_is_upgraded_on_read():
