@@ -106,7 +106,7 @@ class ClusteringConfig:
     relabel_every_events: int = 10_000  # model updates between relabels (0 = never by count)
     relabel_every_ms: int = 7 * 86_400_000  # event time between relabels (0 = never by time)
     rename_distance: float = 2.0  # a relabeled centroid further than this from its predecessor is renamed
-    hysteresis: float = 0.25  # a user switches cluster only when the new one is this much closer (z units)
+    hysteresis: float = 1.0  # a user switches cluster only when the new one is this much closer (z units)
 
     @classmethod
     def from_dict(cls, section: dict[str, Any]) -> ClusteringConfig:

@@ -10,6 +10,8 @@ user's ``features``, a switch needs the new cluster's center to be at least ``cl
 No change while the clusterer is warming up (``predicted is None``); a user whose cluster no longer
 exists (renamed at a relabel) moves to the predicted one at once.
 
+A change names the cluster by its segment id (``segment_id``: "Cart Fillers" -> ``cart_fillers``), like
+a rule segment, so audience keys and profile fields have no spaces; the display name opens ``reason``.
 Each change carries the cluster's explanation: ``reason`` is the one-line description
 ("Cart Fillers: cart rate +2.3σ, ...") and ``facts`` the centroid z-scores (rounded, keys ``z.<feature>``)
 plus, when given, the user's own feature values (keys ``user.<feature>``).
@@ -19,17 +21,29 @@ plus, when given, the user's own feature values (keys ``user.<feature>``).
 >>> c._named = [("Browsers", 0, [0.0] * 9), ("Cart Fillers", 1, [0.0] * 9)]
 >>> current, changes = cluster_changes("u1", "Browsers", "Cart Fillers", c, 5, "m1")
 >>> current, [(x.segment, x.change, x.kind) for x in changes]
-('Cart Fillers', [('Browsers', 'exit', 'cluster'), ('Cart Fillers', 'enter', 'cluster')])
+('Cart Fillers', [('browsers', 'exit', 'cluster'), ('cart_fillers', 'enter', 'cluster')])
 >>> cluster_changes("u1", "Cart Fillers", None, c, 6, "m2")
 ('Cart Fillers', [])
 """
 
 from __future__ import annotations
 
+import re
+
 from operators.behavior_clusters import BehaviorClusterer
 from state_schemas.segment_change import ENTER, EXIT, SegmentChange
 
 KIND = "cluster"
+_WORD = re.compile(r"[^\W_]+")
+
+
+def segment_id(name: str) -> str:
+    """The segment id of a cluster name: lower-case words joined by ``_``.
+
+    >>> segment_id("Cart Fillers"), segment_id("  Über-Käufer 2 ")
+    ('cart_fillers', 'über_käufer_2')
+    """
+    return "_".join(_WORD.findall(name.lower()))
 
 
 def cluster_changes(
@@ -75,4 +89,4 @@ def _change(
     facts: dict[str, float] = {f"z.{f}": round(v, 2) for f, v in z.items()}
     if features is not None:
         facts.update({f"user.{f}": round(v, 3) for f, v in features.items()})
-    return SegmentChange(user_id, name, KIND, change, reason, facts, trigger, event_time, message_id)
+    return SegmentChange(user_id, segment_id(name), KIND, change, reason, facts, trigger, event_time, message_id)

@@ -26,7 +26,7 @@ import river
 
 from operators.behavior_clusters import BehaviorClusterer
 from operators.behavior_features import FEATURE_NAMES, BehaviorStats, behavior_features, update_stats
-from operators.cluster_segments import cluster_changes
+from operators.cluster_segments import cluster_changes, segment_id
 from operators.models_config import ModelsConfig
 from operators.recommender import HybridRecommender
 from state_schemas import model_hub_state
@@ -92,6 +92,11 @@ class ModelHub:
             self.recommender.learn_one(m.user_id, m.item_id, m.event_name, m.timestamp, m.category, segments)
         recommendations = self.recommender.recommend_if_due(m.user_id, now=m.timestamp, segments=segments)
         return changes, recommendations
+
+    def cluster_segment(self, user_id: str) -> str | None:
+        """The segment id of the user's current cluster (as its changes name it), None if none."""
+        cluster = self.clusters.get(user_id)
+        return None if cluster is None else segment_id(cluster)
 
     def _remember(self, user_id: str, cluster: str | None) -> None:
         self.clusters[user_id] = cluster

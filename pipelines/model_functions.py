@@ -97,7 +97,7 @@ class LearnModels(KeyedProcessFunction):
             return
         if changes:
             self.cluster_changes_out.inc(len(changes))
-            self.redis.writer.write_cluster_changes(event.user_id, hub.clusters.get(event.user_id), changes, encoded)
+            self.redis.writer.write_cluster_changes(event.user_id, hub.cluster_segment(event.user_id), changes, encoded)
             for payload in encoded:
                 yield CLUSTER_CHANGES, Row(event.user_id, payload.decode())
         if items is not None:

@@ -18,6 +18,7 @@ from connectors.kafka_events import event_producer, publish_event, read_topic
 from connectors.redis_keys import RedisKeys
 from evaluation.simulator import ShopperSimulator
 from operators.normalize import epoch_ms
+from operators.cluster_segments import segment_id
 from settings import PROJECT_ROOT
 from state_schemas import catalog_item, recommendation, segment_change
 from state_schemas.catalog_item import CatalogItem
@@ -108,7 +109,7 @@ def test_ml_segment_changes_go_to_the_segment_changes_topic_with_an_explanation(
     assert rules and clusters
     for c in clusters:
         assert c["change"] in ("enter", "exit") and c["trigger"] == "event"
-        assert c["reason"].startswith(c["segment"])
+        assert " " not in c["segment"] and segment_id(c["reason"].split(":")[0]) == c["segment"]
         assert any(k.startswith("z.") for k in c["facts"])
     # per user, ML segment changes alternate enter / exit, starting with an enter
     by_user = defaultdict(list)

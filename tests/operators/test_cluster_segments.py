@@ -32,7 +32,7 @@ def test_cluster_changes_first_cluster_is_an_enter_with_explanation() -> None:
     assert current == "Cart Fillers"
     [enter] = changes
     assert (enter.user_id, enter.segment, enter.kind, enter.change, enter.trigger, enter.event_time,
-            enter.message_id) == ("u1", "Cart Fillers", "cluster", "enter", "event", 10, "m1")
+            enter.message_id) == ("u1", "cart_fillers", "cluster", "enter", "event", 10, "m1")
     assert enter.reason.startswith("Cart Fillers: cart rate +1.0σ")
     assert enter.facts["z.cart_rate"] == 1.0 and enter.facts["user.cart_rate"] == 0.9
 
@@ -44,7 +44,7 @@ def test_cluster_changes_hysteresis_holds_near_the_boundary() -> None:
     assert cluster_changes("u1", "Browsers", "Cart Fillers", c, 1, "m", features=features(0.1)) == ("Browsers", [])
     current, changes = cluster_changes("u1", "Browsers", "Cart Fillers", c, 2, "m", features=features(0.3))
     assert current == "Cart Fillers"
-    assert [(x.segment, x.change) for x in changes] == [("Browsers", "exit"), ("Cart Fillers", "enter")]
+    assert [(x.segment, x.change) for x in changes] == [("browsers", "exit"), ("cart_fillers", "enter")]
 
 
 def test_cluster_changes_without_features_switch_at_once() -> None:
@@ -64,5 +64,5 @@ def test_cluster_changes_leave_a_retired_cluster_at_once() -> None:
     c = clusterer(hysteresis=5.0)
     current, changes = cluster_changes("u1", "Old Name", "Browsers", c, 3, "m", features=features(0.0))
     assert current == "Browsers"
-    assert [(x.segment, x.change) for x in changes] == [("Old Name", "exit"), ("Browsers", "enter")]
+    assert [(x.segment, x.change) for x in changes] == [("old_name", "exit"), ("browsers", "enter")]
     assert changes[0].reason == "Old Name: cluster retired at a model relabel"
