@@ -71,6 +71,11 @@ class Settings:
     # file system path on a real cluster).
     state_dir: Path = PROJECT_ROOT / ".tailor" / "state"
     rest_port: int = 8081
+    # `tailor collect`: where Segment SDKs post, and the write keys it accepts (comma-separated; an SDK's
+    # write key is its HTTP Basic user name). Empty: `tailor collect` asks for one.
+    collector_host: str = "127.0.0.1"
+    collector_port: int = 8088
+    collector_write_keys: str = ""
     # Segment rules (YAML); relative paths are resolved against the project root.
     segments_file: Path = PROJECT_ROOT / "config" / "segments.yaml"
     # Online models (clustering, recommendations): on/off and their parameters (YAML).

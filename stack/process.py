@@ -211,3 +211,10 @@ def relative(path: Path) -> str:
 
 def took(t0: float) -> str:
     return f" in {time.monotonic() - t0:.1f} s"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])

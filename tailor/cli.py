@@ -124,6 +124,22 @@ def build_parser() -> argparse.ArgumentParser:
     produce.add_argument("--limit", type=int, help="stop after this many lines")
     produce.set_defaults(handler=cmd_produce)
 
+    collect = nouns.add_parser(
+        "collect", help="Segment's HTTP Tracking API in front of the events topic: point an SDK's host at it",
+        description="Serve Segment's HTTP Tracking API (/v1/track, identify, page, screen, group, alias, batch)."
+        " Events are validated with the job's schema (invalid ones go to the dead-letter topic, and the "
+        "response lists them) and acknowledged only after Kafka stored them (503 + Retry-After otherwise).\n\n"
+        "Point an SDK at it, e.g. analytics-python: analytics.write_key = 'KEY'; "
+        "analytics.host = 'http://127.0.0.1:8088'.",
+        formatter_class=fmt,
+    )
+    collect.add_argument("--write-key", action="append", default=[], metavar="KEY",
+                         help="accept this write key (repeatable; default: setting collector_write_keys, "
+                              "env TAILOR_COLLECTOR_WRITE_KEYS)")
+    collect.add_argument("--host", help="listen address (default: setting collector_host, 127.0.0.1)")
+    collect.add_argument("--port", type=int, help="listen port (default: setting collector_port, 8088)")
+    collect.set_defaults(handler=cmd_collect)
+
     simulate = nouns.add_parser("simulate", help="publish seeded, realistic shopper traffic", formatter_class=fmt)
     simulate.add_argument("--rate", type=float, default=200, help="events per second")
     simulate.add_argument("--duration", type=float, default=60, help="seconds")
@@ -307,6 +323,21 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     report = produce_file(settings, args.file, fmt=args.format, rate=args.rate, limit=args.limit)
     return 0 if report.sent else 1
+
+
+def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
+    from connectors.collector import serve
+
+    keys = frozenset(args.write_key) | {k.strip() for k in settings.collector_write_keys.split(",") if k.strip()}
+    if not keys:
+        print("tailor: error: no write key: pass --write-key KEY (the key your SDKs send) or set "
+              "TAILOR_COLLECTOR_WRITE_KEYS=KEY1,KEY2", file=sys.stderr)
+        return 2
+    host, port = args.host or settings.collector_host, args.port or settings.collector_port
+    print(f"collecting on http://{host}:{port}/v1/ -> {settings.events_topic} on {settings.kafka_bootstrap} "
+          f"({len(keys)} write key(s)); Ctrl-C stops", flush=True)
+    serve(settings, keys, host, port)
+    return 0
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
