@@ -7,7 +7,8 @@ a ``writeKey`` field). ``messages`` turns a parsed body into the messages to sto
 would: the endpoint sets ``type``; a batch's top-level ``context`` and ``integrations`` fill what a
 message lacks; ``receivedAt`` is stamped; a missing ``timestamp`` is ``receivedAt`` corrected for the
 device clock (``receivedAt - (sentAt - originalTimestamp)``), else ``receivedAt``; a missing
-``messageId`` becomes ``api-`` + a hash of the message, so a retried request is still deduplicated.
+``messageId`` becomes ``api-`` + a hash of the message as sent, so a retried request is still
+deduplicated (and two identical calls without ``messageId`` or ``timestamp`` count once: SDKs set both).
 Limits are Segment's: 32 KB per message, 500 KB per request (``TrackingApiError`` with status 400 or
 413 otherwise). Validation against the event schema is the job's own ``operators.normalize``.
 
@@ -68,8 +69,10 @@ def write_key(authorization: str | None, body: dict[str, Any]) -> str | None:
 
 def messages(method: str, body: dict[str, Any], received_ms: int) -> list[dict[str, Any]]:
     """The messages one call to ``/v1/<method>`` stores, stamped and completed as described above."""
+    defaults: dict[str, Any] = {}
+    batch: list[dict[str, Any]]
     if method in SINGLE:
-        batch, defaults = [dict(body, type=method)], {}
+        batch = [dict(body, type=method)]
     elif method in BATCH:
         raw = body.get("batch")
         if not isinstance(raw, list) or not raw:
@@ -84,17 +87,17 @@ def messages(method: str, body: dict[str, Any], received_ms: int) -> list[dict[s
     sent_at = _parse_time(body.get("sentAt"))
     out = []
     for n, given in enumerate(batch):
-        message = {**defaults, **given}
+        message: dict[str, Any] = {**defaults, **given}
         message.pop("writeKey", None)
+        if not message.get("messageId"):  # from the message as sent: a retry of it gets the same id
+            digest = hashlib.blake2b(orjson.dumps(message, option=orjson.OPT_SORT_KEYS), digest_size=12)
+            message["messageId"] = "api-" + digest.hexdigest()
         message["receivedAt"] = received_at
         if "timestamp" not in message:
             original = _parse_time(message.get("originalTimestamp"))
             sent = _parse_time(message.get("sentAt")) or sent_at
             skew = received_ms - sent if sent is not None and original is not None else 0
             message["timestamp"] = _iso(original + skew) if original is not None else received_at
-        if not message.get("messageId"):
-            digest = hashlib.blake2b(orjson.dumps(message, option=orjson.OPT_SORT_KEYS), digest_size=12)
-            message["messageId"] = "api-" + digest.hexdigest()
         if len(orjson.dumps(message)) > MAX_MESSAGE_BYTES:
             raise TrackingApiError(400, f"message {n} is larger than {MAX_MESSAGE_BYTES // 1024} KB")
         out.append(message)
