@@ -17,19 +17,15 @@ from __future__ import annotations
 
 import base64
 import json
-import re
-import shutil
-import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
+from bench.wrk import ensure_wrk, run_wrk
 from connectors.kafka_topics import delete_topics, end_offsets, ensure_topics
 from settings import PROJECT_ROOT, Settings
-from stack import apt
-from stack.collector_process import running_collector
+from stack.service_process import running_collector
 
 WRITE_KEY = "bench-collector"
 LUA = r"""
@@ -70,8 +66,7 @@ SCENARIOS = (
 
 
 def run(settings: Settings, seconds: float = 10.0) -> int:
-    if shutil.which("wrk") is None:
-        apt.install(["wrk"], "the collector benchmark needs wrk")
+    ensure_wrk()
     bench = settings.replace(events_topic="bench-collector.events", dead_letters_topic="bench-collector.dead-letters")
     auth = base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
     results = []
@@ -85,10 +80,7 @@ def run(settings: Settings, seconds: float = 10.0) -> int:
             script.write_text(LUA % {"auth": auth, "batch": scenario.batch, "pause_ms": scenario.pause_ms,
                                      "path": path})
             with running_collector(bench, WRITE_KEY, Path(tmp) / "collector.log") as url:
-                argv = ["wrk", "-t1", f"-c{scenario.connections}", f"-d{seconds:g}s", "--latency", "-s",
-                        str(script), url]
-                out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
-            stats = parse_wrk(out)
+                stats = run_wrk(url, script, scenario.connections, seconds)
             stored = sum(end_offsets(bench, bench.events_topic).values())
             acked = stats["ok_requests"] * scenario.batch
             row = {**asdict(scenario), **stats, "events_per_s": stats["requests_per_s"] * scenario.batch,
@@ -104,28 +96,3 @@ def run(settings: Settings, seconds: float = 10.0) -> int:
     path.write_text(json.dumps({"seconds": seconds, "results": results}, indent=2))
     print(f"wrote {path.relative_to(PROJECT_ROOT)}")
     return 0 if all(r["acknowledged_not_stored"] == 0 for r in results) else 1
-
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-
-
-def parse_wrk(text: str) -> dict[str, Any]:
-    """Requests/s, 2xx requests and the latency percentiles of ``wrk --latency`` output.
-
-    >>> parse_wrk('''  Latency Distribution
-    ...      50%    3.15ms
-    ...      75%    4.01ms
-    ...      90%    5.88ms
-    ...      99%   52.60ms
-    ...   20860 requests in 10.01s, 2.98MB read
-    ...   Non-2xx or 3xx responses: 10
-    ... Requests/sec:   2084.51''')["ok_requests"]
-    20850
-    """
-    percentiles = {f"p{p}_ms": float(v) * _UNITS[unit]
-                   for p, v, unit in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)}
-    total = int(re.search(r"(\d+) requests in", text).group(1))  # type: ignore[union-attr]
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
-    return {"requests_per_s": rate, "requests": total, "ok_requests": total - (int(bad.group(1)) if bad else 0),
-            **percentiles}

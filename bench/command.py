@@ -6,6 +6,7 @@
     tailor bench --workloads simulated,taobao --max-seconds 120 --no-latency
     tailor bench profile [--events N]    pyinstrument over the per-event Python path, top hot spots
     tailor bench collector               `tailor collect` under wrk: events/s, p50/p99, acknowledged = stored
+    tailor bench serve                   `tailor serve` under wrk: Redis warm and Redis stopped
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ DESCRIPTION = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     table = "; ".join(f"{c.id} ({c.group}): {c.label}" for c in CONTENDERS)
     parser.description = DESCRIPTION
-    parser.add_argument("action", nargs="?", choices=("run", "profile", "collector"), default="run",
-                        help="run the benchmark, profile the per-event Python path, or load-test `tailor collect`")
+    parser.add_argument("action", nargs="?", choices=("run", "profile", "collector", "serve"), default="run",
+                        help="run the benchmark, profile the per-event Python path, or load-test `tailor collect` "
+                             "or `tailor serve`")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny sizes (3,000 events, 300 users), one 4 s latency step: seconds per contender")
     parser.add_argument("--only", help=f"comma-separated contender ids or group letters; default all. {table}")
@@ -52,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rest-port", type=int, default=8091,
                         help="Flink REST port for the bench's jobs and cluster (the demo's 8081 stays free)")
     parser.add_argument("--profile-events", type=int, default=100_000, help="profile: events replayed")
-    parser.add_argument("--collector-seconds", type=float, default=10.0, help="collector: seconds per wrk scenario")
+    parser.add_argument("--http-seconds", type=float, default=10.0,
+                        help="collector, serve: seconds per wrk scenario")
     parser.add_argument("--profile-path", choices=("job", "baseline"), default="job",
                         help="profile: the job's per-event Python (wire + state codecs) or the plain baseline's")
 
@@ -67,7 +70,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "collector":
         from bench.collector_load import run as run_collector_bench
 
-        return run_collector_bench(settings, seconds=args.collector_seconds)
+        return run_collector_bench(settings, seconds=args.http_seconds)
+    if args.action == "serve":
+        from bench.serving_load import run as run_serving_bench
+
+        return run_serving_bench(settings, seconds=args.http_seconds)
     from bench.runner import BenchOptions, run_bench
 
     changes: dict = {"workloads": tuple(w.strip() for w in args.workloads.split(",") if w.strip()),

@@ -9,6 +9,9 @@ original 2017 timestamps, so with the default 7 days the broker would delete a f
 within one retention check (5 minutes). The topics derived from events (segment changes, dead
 letters) inherit those event timestamps through Flink's Kafka sink, so they need the same setting.
 On a local stack, disk use is bounded by the datasets we replay; delete or recreate topics to reclaim it.
+In production set them per topic (settings ``events_retention_ms``, ``outputs_retention_ms`` for segment
+changes and recommendations, ``dead_letters_retention_ms``): raw events and dead letters hold personal
+data and should not outlive their use. The compacted catalog keeps the latest record per item.
 """
 
 from __future__ import annotations
@@ -20,13 +23,24 @@ from contextlib import contextmanager
 from connectors.kafka_events import KafkaUnavailable
 from settings import Settings
 
-TOPIC_CONFIG = {"retention.ms": "-1"}
 # The catalog holds the latest metadata per item id: compaction keeps one record per key forever.
 COMPACTED_TOPIC_CONFIG = {"cleanup.policy": "compact"}
 
 
 def topic_config(settings: Settings, name: str) -> dict[str, str]:
-    return COMPACTED_TOPIC_CONFIG if name == settings.catalog_topic else TOPIC_CONFIG
+    """The configuration a Tailor topic is created with.
+
+    >>> s = Settings(events_retention_ms=604_800_000)
+    >>> topic_config(s, s.events_topic), topic_config(s, s.segment_changes_topic)
+    ({'retention.ms': '604800000'}, {'retention.ms': '-1'})
+    """
+    if name == settings.catalog_topic:
+        return COMPACTED_TOPIC_CONFIG
+    retention = {
+        settings.events_topic: settings.events_retention_ms,
+        settings.dead_letters_topic: settings.dead_letters_retention_ms,
+    }.get(name, settings.outputs_retention_ms)
+    return {"retention.ms": str(retention)}
 
 
 def tailor_topics(settings: Settings) -> list[str]:

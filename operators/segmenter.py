@@ -36,6 +36,7 @@ from typing import NamedTuple, Protocol
 import orjson
 
 from operators.normalize import InvalidEvent, normalize
+from operators.privacy import Privacy
 from operators.segment_rules import SegmentRules
 from operators.segmentation_step import SegmentationStep, StepOutput
 from state_schemas import dead_letter, profile_state
@@ -171,10 +172,13 @@ class Segmenter:
         on_model_input: Callable[[ModelInput], object] | None = None,
         store: ProfileStore | None = None,
         operator: str = "segmenter",
+        privacy: Privacy | None = None,
     ) -> None:
         """``out_of_orderness_ms=None``: timers fire only on an explicit ``advance_watermark``. ``operator``
-        names the runner in the dead letters of records it raised on."""
+        names the runner in the dead letters of records it raised on. ``privacy``: pseudonymous user ids and
+        redacted dead letters (``operators.privacy``; default: dead letters redacted, ids as they came)."""
         self.operator = operator
+        self.privacy = privacy if privacy is not None else Privacy()
         self.step = SegmentationStep(rules, model_inputs=on_model_input is not None)
         self.out_of_orderness_ms = out_of_orderness_ms
         self.source_topic = source_topic
@@ -196,17 +200,18 @@ class Segmenter:
         """One raw Kafka value (None: a tombstone) -> the segment changes it causes (after the timers it made
         due). Like the job, it never raises on input: what it cannot use becomes a dead letter."""
         try:
-            event = normalize(raw)
+            event = self.privacy.event(normalize(raw))
         except InvalidEvent as exc:
-            self._dead_letter(dead_letter.encode(exc.code, exc.reason, _bytes(raw), self.source_topic, _now()))
+            original = self.privacy.original(_bytes(raw))
+            self._dead_letter(dead_letter.encode(exc.code, exc.reason, original, self.source_topic, _now()))
             return []
         try:
             return self.process_event(event)
         except Exception as exc:  # noqa: BLE001 - as in the job: the record is kept, the run goes on
             self._forget(event.user_key)
-            self._dead_letter(
-                dead_letter.encode_internal_error(exc, _bytes(raw), self.source_topic, _now(), self.operator)
-            )
+            self._dead_letter(dead_letter.encode_internal_error(
+                exc, self.privacy.original(_bytes(raw)), self.source_topic, _now(), self.operator
+            ))
             return []
 
     def _dead_letter(self, record: bytes) -> None:

@@ -90,7 +90,7 @@ def messages(method: str, body: dict[str, Any], received_ms: int) -> list[dict[s
         message: dict[str, Any] = {**defaults, **given}
         message.pop("writeKey", None)
         if not message.get("messageId"):  # from the message as sent: a retry of it gets the same id
-            digest = hashlib.blake2b(orjson.dumps(message, option=orjson.OPT_SORT_KEYS), digest_size=12)
+            digest = hashlib.blake2b(_dumps(message, n, orjson.OPT_SORT_KEYS), digest_size=12)
             message["messageId"] = "api-" + digest.hexdigest()
         message["receivedAt"] = received_at
         if "timestamp" not in message:
@@ -98,10 +98,17 @@ def messages(method: str, body: dict[str, Any], received_ms: int) -> list[dict[s
             sent = _parse_time(message.get("sentAt")) or sent_at
             skew = received_ms - sent if sent is not None and original is not None else 0
             message["timestamp"] = _iso(original + skew) if original is not None else received_at
-        if len(orjson.dumps(message)) > MAX_MESSAGE_BYTES:
+        if len(_dumps(message, n)) > MAX_MESSAGE_BYTES:
             raise TrackingApiError(400, f"message {n} is larger than {MAX_MESSAGE_BYTES // 1024} KB")
         out.append(message)
     return out
+
+
+def _dumps(message: dict[str, Any], n: int, option: int = 0) -> bytes:
+    try:
+        return orjson.dumps(message, option=option)
+    except TypeError as e:  # orjson writes 254 levels of nesting (it reads 1024)
+        raise TrackingApiError(400, f"message {n} cannot be stored: {e} (nested too deeply?)") from e
 
 
 def _iso(ms: int) -> str:

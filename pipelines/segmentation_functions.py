@@ -25,11 +25,13 @@ from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext, TimeDomain
 from pyflink.datastream.state import MapStateDescriptor
 
+from operators.privacy import Privacy, Pseudonymizer
 from operators.segment_rules import SegmentRules
 from operators.segmenter import CachedProfileStore, Segmenter
 from pipelines.flink_metrics import BatchedCounter
 from pipelines.records import MODEL_EVENT
 from pipelines.redis_flushing import FlushedRedisWriter
+from settings.secrets import pseudonym_key
 from state_schemas import model_input
 
 # (kind, JSON array of [key, record]) -- one row per kind per batch; pipelines.java_operators.unbatch
@@ -43,10 +45,13 @@ FREEZE_EVERY_BATCHES = 2_000
 class SegmentBatches(KeyedProcessFunction):
     def __init__(
         self, rules: SegmentRules, redis_host: str, redis_port: int, redis_prefix: str, buckets: int,
-        models_enabled: bool = False, source_topic: str = "events",
+        models_enabled: bool = False, source_topic: str = "events", pseudonym_key_file: str = "",
+        redact_dead_letters: bool = True,
     ) -> None:
         self.rules, self.buckets, self.models_enabled, self.source_topic = rules, buckets, models_enabled, source_topic
         self.redis_host, self.redis_port, self.redis_prefix = redis_host, redis_port, redis_prefix
+        # The key file's path only: the key itself is read in open(), on the TaskManager (settings.secrets).
+        self.pseudonym_key_file, self.redact_dead_letters = pseudonym_key_file, redact_dead_letters
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.profiles = runtime_context.get_map_state(
@@ -54,6 +59,8 @@ class SegmentBatches(KeyedProcessFunction):
             MapStateDescriptor("user_to_profile", Types.STRING(), Types.STRING())
         )
         self.segmenters: dict[int, Segmenter] = {}  # per bucket, built at its first batch or timer
+        key = pseudonym_key(self.pseudonym_key_file)
+        self.privacy = Privacy(None if key is None else Pseudonymizer(key), self.redact_dead_letters)
         self.armed: dict[int, int] = {}  # per bucket, the event-time timer registered last
         group = runtime_context.get_metrics_group().add_group("tailor")
         self.redis = FlushedRedisWriter(self.redis_host, self.redis_port, self.redis_prefix, group)
@@ -123,7 +130,7 @@ class SegmentBatches(KeyedProcessFunction):
                 self.rules, out_of_orderness_ms=None, source_topic=self.source_topic,
                 on_changes=self.redis.writer.write, on_dead_letter=self.dead.append,
                 on_model_input=(lambda m: self.models.append(model_input.to_wire(m))) if self.models_enabled else None,
-                store=store, operator="segment_batches",
+                store=store, operator="segment_batches", privacy=self.privacy,
             )
         return segmenter
 

@@ -86,6 +86,7 @@ def build(
             SegmentBatches(
                 rules, settings.redis_host, settings.redis_port, settings.redis_prefix, settings.batch_buckets,
                 models_enabled=models is not None, source_topic=settings.events_topic,
+                pseudonym_key_file=settings.pseudonym_key_file, redact_dead_letters=settings.redact_dead_letters,
             ),
             output_type=OUTPUT_TYPE,
         )

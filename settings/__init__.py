@@ -76,6 +76,24 @@ class Settings:
     collector_host: str = "127.0.0.1"
     collector_port: int = 8088
     collector_write_keys: str = ""
+    # `tailor serve` (connectors/serving.py): address, per-request time budget, cache freshness and
+    # stale window, and the decision matrix.
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 8090
+    serve_budget_ms: int = 50
+    serve_cache_ttl_ms: int = 1000
+    serve_stale_ms: int = 30_000
+    decisions_file: Path = PROJECT_ROOT / "config" / "decisions.yaml"
+    # Privacy (operators/privacy.py): a file holding the key that turns user ids into pseudonyms before any
+    # state or output (empty: env TAILOR_PSEUDONYM_KEY, else ids as they come); dead letters without
+    # traits and context.
+    pseudonym_key_file: str = ""
+    redact_dead_letters: bool = True
+    # Topic retention in ms (-1: forever, the local default because replays carry old timestamps; see
+    # connectors/kafka_topics.py). Applied when a topic is created.
+    events_retention_ms: int = -1
+    outputs_retention_ms: int = -1
+    dead_letters_retention_ms: int = -1
     # Segment rules (YAML); relative paths are resolved against the project root.
     segments_file: Path = PROJECT_ROOT / "config" / "segments.yaml"
     # Online models (clustering, recommendations): on/off and their parameters (YAML).

@@ -140,6 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--port", type=int, help="listen port (default: setting collector_port, 8088)")
     collect.set_defaults(handler=cmd_collect)
 
+    serve_noun = nouns.add_parser(
+        "serve", help="the serving API: profiles, recommendations, content decisions (cache, breaker, fallback)",
+        description="Serve GET /v1/users/{id}/profile, GET /v1/users/{id}/recommendations?k=, POST /v1/decide, "
+        "/health, /metrics and the OpenAPI document (/openapi.json, /docs) from the job's Redis, with a per-request "
+        "time budget, a stale-while-revalidate cache, a circuit breaker and fallback content.",
+        formatter_class=fmt,
+    )
+    serve_noun.add_argument("--decisions", type=Path, help="decision matrix YAML (default: setting decisions_file)")
+    serve_noun.add_argument("--host", help="listen address (default: setting serve_host, 127.0.0.1)")
+    serve_noun.add_argument("--port", type=int, help="listen port (default: setting serve_port, 8090)")
+    serve_noun.set_defaults(handler=cmd_serve)
+
     simulate = nouns.add_parser("simulate", help="publish seeded, realistic shopper traffic", formatter_class=fmt)
     simulate.add_argument("--rate", type=float, default=200, help="events per second")
     simulate.add_argument("--duration", type=float, default=60, help="seconds")
@@ -337,6 +349,22 @@ def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
     print(f"collecting on http://{host}:{port}/v1/ -> {settings.events_topic} on {settings.kafka_bootstrap} "
           f"({len(keys)} write key(s)); Ctrl-C stops", flush=True)
     serve(settings, keys, host, port)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from connectors.serving import serve
+    from operators.decisions import DecisionMatrix
+
+    decisions = args.decisions or settings.decisions_file
+    if not decisions.exists():
+        print(f"tailor: error: decision matrix {decisions} does not exist (see config/decisions.yaml)", file=sys.stderr)
+        return 2
+    DecisionMatrix.from_yaml(decisions)  # refuse to start on an invalid matrix, with its line number
+    host, port = args.host or settings.serve_host, args.port or settings.serve_port
+    print(f"serving on http://{host}:{port}/v1/ (docs: /docs) from Redis {settings.redis_host}:{settings.redis_port} "
+          f"prefix {settings.redis_prefix!r}, decisions {decisions}; Ctrl-C stops", flush=True)
+    serve(settings, decisions, host, port)
     return 0
 
 

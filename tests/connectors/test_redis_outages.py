@@ -8,12 +8,7 @@ outage the victim must hold exactly what the reference holds, without an excepti
 from __future__ import annotations
 
 import logging
-import os
 import random
-import shutil
-import signal
-import socket
-import subprocess
 import threading
 import time
 from collections import defaultdict
@@ -23,108 +18,27 @@ from typing import Any
 
 import orjson
 import pytest
-import redis
 
 from connectors.redis_audiences import RedisAudienceWriter
 from connectors.redis_reader import Subscription
 from state_schemas import segment_change
 from state_schemas.profile_state import ProfileState
 from state_schemas.segment_change import ENTER, EXIT, SegmentChange
+from tests.private_redis import REDIS_SERVER, RedisServer
 
 pytestmark = pytest.mark.integration
 
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 WRITER_LOG = "connectors.redis_audiences"
 T0 = 1_790_000_000_000
 RULE_SEGMENTS = ["cart_abandoner", "hesitant_shopper", "frequent_buyer", "vip"]
 CLUSTERS = ["Cart Fillers", "Window Shoppers", "Loyalists"]
 
 
-class RedisServer:
-    """One redis-server process of this test, on a port of its own, with its files in ``directory``."""
-
-    def __init__(self, directory: Path, **config: str) -> None:
-        self.directory = directory
-        self.config = {"save": "", "appendonly": "no", **config}
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.process: subprocess.Popen[bytes] | None = None
-        self.frozen = False
-
-    def start(self) -> None:
-        options = [arg for name, value in self.config.items() for arg in (f"--{name}", value)]
-        self.process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-             "--logfile", "redis.log", *options],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        probe = self.client()
-        try:
-            while True:
-                try:
-                    if probe.ping():
-                        return
-                except (redis.ConnectionError, redis.TimeoutError):
-                    pass
-                assert self.process.poll() is None, f"redis-server exited: {self.log()}"
-                assert time.monotonic() < deadline, f"redis-server not answering: {self.log()}"
-                time.sleep(0.02)
-        finally:
-            probe.close()
-
-    def freeze(self) -> None:
-        self._signal(signal.SIGSTOP)
-        self.frozen = True
-
-    def thaw(self) -> None:
-        self._signal(signal.SIGCONT)
-        self.frozen = False
-
-    def kill(self) -> None:
-        self._signal(signal.SIGKILL)
-        assert self.process is not None
-        self.process.wait(5)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        if self.frozen:
-            self.thaw()
-        self.process.terminate()
-        try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=2, socket_connect_timeout=2)
-
-    def contents(self) -> dict[bytes, Any]:
-        """Every key with its value, by type."""
-        client = self.client()
-        read = {b"set": client.smembers, b"hash": client.hgetall, b"string": client.get}
-        try:
-            return {key: read[client.type(key)](key) for key in client.scan_iter(count=1_000)}
-        finally:
-            client.close()
-
-    def log(self) -> str:
-        path = self.directory / "redis.log"
-        return path.read_text()[-2_000:] if path.exists() else "(no log)"
-
-    def _signal(self, sig: signal.Signals) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, sig)
-
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
     """``redis_server(**config)`` starts a fresh server (extra redis.conf directives as keywords)."""
-    if not Path(REDIS_SERVER).exists():
-        pytest.skip("redis-server is not installed (Debian package redis-server)")
+    assert Path(REDIS_SERVER).exists(), "redis-server is not installed: `bin/tailor test` installs it"
     started: list[RedisServer] = []
 
     def start(**config: str) -> RedisServer:

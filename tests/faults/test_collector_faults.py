@@ -20,7 +20,7 @@ import pytest
 
 from connectors.kafka_events import read_topic
 from stack import kafka
-from stack.collector_process import running_collector
+from stack.service_process import running_collector
 from tests.integration.harness import isolated_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]

@@ -15,7 +15,7 @@ import segment.analytics as analytics
 
 from connectors.kafka_events import read_topic
 from settings import PROJECT_ROOT
-from stack.collector_process import running_collector
+from stack.service_process import running_collector
 from state_schemas import dead_letter, segment_change
 from tests.integration.harness import isolated_settings, run_bounded_job
 

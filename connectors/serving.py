@@ -1,0 +1,265 @@
+"""``tailor serve``: profiles, recommendations and content decisions over HTTP, from the job's Redis.
+
+FastAPI (OpenAPI at ``/openapi.json``, docs at ``/docs``) on uvicorn. Every request has a time budget
+(``serve_budget_ms``). Redis is read through:
+
+* a small in-process cache with stale-while-revalidate (``operators.stale_cache``): fresh for
+  ``serve_cache_ttl_ms``, then served stale (and refreshed in the background) up to ``serve_stale_ms``;
+* a circuit breaker (purgatory): after 5 consecutive failures Redis is not asked for 5 s;
+* a fallback when Redis is slow, down or the breaker is open: the default variations of the decision
+  matrix, and as recommendations the items most often served recently by this process (generic,
+  popular content). Every response says where it came from (``source``) and whether it is a fallback.
+
+The decision matrix (``operators.decisions``) is reloaded when its file changes (checked at most once a
+second); an invalid new version is refused, the old one kept, and the error shown by ``/health``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from purgatory import AsyncCircuitBreakerFactory
+from purgatory.domain.model import OpenedState
+from pydantic import BaseModel, Field
+from redis.exceptions import RedisError
+
+from connectors.redis_keys import RedisKeys
+from operators.decisions import DecisionMatrix, DecisionMatrixError, Profile
+from operators.stale_cache import FRESH, MISS, STALE, StaleWhileRevalidate
+from settings import Settings
+
+BREAKER = "redis"
+BREAKER_FAILURES, BREAKER_OPEN_S = 5, 5
+RELOAD_CHECK_S = 1.0
+POPULAR_FALLBACK = 20
+_NUMERIC_FACTS = ("last_seen", "sessions_total", "purchases_total", "updated_at")
+
+
+class DecideRequest(BaseModel):
+    user_id: str | None = Field(None, description="the user (pseudonym if the job pseudonymises); none: anonymous")
+    page: str | None = Field(None, description="where the slots are shown, passed to templates")
+    slots: list[str] = Field(..., min_length=1, max_length=20, description="slot names of the decision matrix")
+
+
+def profile_from_hash(user_id: str, fields: dict[str, str]) -> dict[str, Any]:
+    """The API's profile from the job's profile hash (``connectors.redis_keys``).
+
+    >>> profile_from_hash("u1", {"segments": "active,vip", "cluster": "cart_fillers", "sessions_total": "3"})
+    {'user_id': 'u1', 'segments': ['active', 'vip'], 'cluster': 'cart_fillers', 'facts': {'sessions_total': 3}}
+    """
+    facts: dict[str, Any] = {}
+    for name in _NUMERIC_FACTS:
+        if fields.get(name):
+            try:
+                facts[name] = int(fields[name])
+            except ValueError:
+                facts[name] = fields[name]
+    segments = [s for s in fields.get("segments", "").split(",") if s]
+    return {"user_id": user_id, "segments": segments, "cluster": fields.get("cluster") or None, "facts": facts}
+
+
+class HotMatrix:
+    """The decision matrix of a file, reloaded when the file changes; a broken edit keeps the old one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.matrix = DecisionMatrix.from_yaml(path)
+        self.mtime = path.stat().st_mtime
+        self.checked = time.monotonic()
+        self.error: str | None = None
+        self.reloads = 0
+
+    def current(self) -> DecisionMatrix:
+        now = time.monotonic()
+        if now - self.checked >= RELOAD_CHECK_S:
+            self.checked = now
+            try:
+                mtime = self.path.stat().st_mtime
+            except OSError as e:
+                self.error = f"{self.path}: {e.strerror}; serving the last good version"
+                return self.matrix
+            if mtime != self.mtime:
+                self.mtime = mtime
+                try:
+                    self.matrix, self.error = DecisionMatrix.from_yaml(self.path), None
+                    self.reloads += 1
+                except (DecisionMatrixError, OSError) as e:
+                    self.error = f"{e}; serving the last good version"
+        return self.matrix
+
+
+class Serving:
+    def __init__(self, settings: Settings, decisions_file: Path) -> None:
+        self.settings = settings
+        self.budget_s = settings.serve_budget_ms / 1000
+        self.keys = RedisKeys(settings.redis_prefix)
+        self.redis = aioredis.Redis(host=settings.redis_host, port=settings.redis_port,
+                                    socket_timeout=self.budget_s, socket_connect_timeout=self.budget_s)
+        self.breakers = AsyncCircuitBreakerFactory(default_threshold=BREAKER_FAILURES, default_ttl=BREAKER_OPEN_S)
+        ttl, stale = settings.serve_cache_ttl_ms / 1000, settings.serve_stale_ms / 1000
+        self.profiles = StaleWhileRevalidate(ttl, stale)
+        self.recs = StaleWhileRevalidate(ttl, stale)
+        self.refreshing: set[str] = set()
+        self.popular: Counter[str] = Counter()
+        self.matrix = HotMatrix(decisions_file)
+        self.counts: Counter[str] = Counter()
+        self.app = self._build_app()
+
+    # -- Redis through cache, breaker and budget ------------------------------------------------------
+    async def _guarded(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        breaker = await self.breakers.get_breaker(BREAKER)
+        async with breaker:
+            return await asyncio.wait_for(call(), self.budget_s)
+
+    async def _lookup(
+        self, cache: StaleWhileRevalidate, key: str, fetch: Callable[[], Awaitable[Any]]
+    ) -> tuple[Any, str]:
+        value, state = cache.get(key, time.monotonic())
+        self.counts[f"cache_{state}"] += 1
+        if state == FRESH:
+            return value, "cache"
+        if state == STALE:
+            if key not in self.refreshing:
+                self.refreshing.add(key)
+                asyncio.get_running_loop().create_task(self._refresh(cache, key, fetch))
+            return value, "stale-cache"
+        assert state == MISS
+        try:
+            value = await self._guarded(fetch)
+        except (OpenedState, TimeoutError, RedisError, OSError) as e:
+            self.counts[f"redis_unavailable_{type(e).__name__}"] += 1
+            return None, "fallback"
+        cache.put(key, value, time.monotonic())
+        return value, "redis"
+
+    async def _refresh(self, cache: StaleWhileRevalidate, key: str, fetch: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            cache.put(key, await self._guarded(fetch), time.monotonic())
+        except (OpenedState, TimeoutError, RedisError, OSError):
+            self.counts["refresh_failed"] += 1
+        finally:
+            self.refreshing.discard(key)
+
+    async def profile(self, user_id: str) -> tuple[dict[str, Any] | None, str]:
+        async def fetch() -> dict[str, Any] | None:
+            fields = await self.redis.hgetall(self.keys.profile(user_id))
+            return profile_from_hash(user_id, {k.decode(): v.decode() for k, v in fields.items()}) if fields else None
+        return await self._lookup(self.profiles, "p" + user_id, fetch)
+
+    async def recommendations(self, user_id: str) -> tuple[dict[str, Any] | None, str]:
+        async def fetch() -> dict[str, Any] | None:
+            raw = await self.redis.get(self.keys.recommendations(user_id))
+            return None if raw is None else orjson.loads(raw)
+        rec, source = await self._lookup(self.recs, "r" + user_id, fetch)
+        if rec is not None and source == "redis":
+            self.popular.update(i["item_id"] for i in rec.get("items", ()))
+        return rec, source
+
+    def popular_items(self, k: int) -> list[dict[str, Any]]:
+        return [{"item_id": item, "source": "popular-fallback"} for item, _ in self.popular.most_common(k)]
+
+    # -- HTTP ------------------------------------------------------------------------------------------
+    def _build_app(self) -> FastAPI:
+        @asynccontextmanager
+        async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+            yield
+            await self.redis.aclose()
+
+        app = FastAPI(title="Tailor serving API", version="1", lifespan=lifespan,
+                      description="Profiles, recommendations and content decisions from Tailor's live state.")
+
+        @app.exception_handler(RequestValidationError)
+        async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+            return JSONResponse({"error": f"invalid request: {problems}"}, status_code=400)
+
+        @app.get("/v1/users/{user_id}/profile", summary="a user's segments, ML segment and facts")
+        async def get_profile(user_id: str) -> Response:
+            self.counts["requests_profile"] += 1
+            profile, source = await self.profile(user_id)
+            if source == "fallback":
+                self.counts["fallbacks"] += 1
+                return _json({"user_id": user_id, "segments": [], "cluster": None, "facts": {}, "source": source,
+                              "fallback": True})
+            if profile is None:
+                return _json({"error": f"no profile for user {user_id!r} (no event seen yet)"}, 404)
+            return _json({**profile, "source": source, "fallback": False})
+
+        @app.get("/v1/users/{user_id}/recommendations", summary="a user's latest top-K (purchased items excluded)")
+        async def get_recommendations(user_id: str, k: int = Query(10, ge=1, le=100)) -> Response:
+            self.counts["requests_recommendations"] += 1
+            rec, source = await self.recommendations(user_id)
+            if rec is None:
+                self.counts["fallbacks"] += 1
+                return _json({"user_id": user_id, "items": self.popular_items(k), "model_version": None,
+                              "source": "fallback" if source == "fallback" else "popular", "fallback": True})
+            return _json({"user_id": user_id, "items": rec["items"][:k], "model_version": rec.get("model_version"),
+                          "source": source, "fallback": False})
+
+        @app.post("/v1/decide", summary="the content variation per slot, rendered, and why")
+        async def decide(body: DecideRequest) -> Response:
+            self.counts["requests_decide"] += 1
+            matrix = self.matrix.current()
+            unknown = [s for s in body.slots if s not in matrix.slots]
+            if unknown:
+                return _json({"error": f"unknown slot(s) {unknown}; the matrix has {sorted(matrix.slots)}"}, 400)
+            if body.user_id is None:
+                decisions = matrix.decide(Profile((), None, {}), body.slots, page=body.page)
+                return _json({"user_id": None, "decisions": [d.as_dict() for d in decisions], "source": "anonymous",
+                              "fallback": False})
+            (profile, p_source), (rec, _) = await asyncio.gather(self.profile(body.user_id),
+                                                                 self.recommendations(body.user_id))
+            if p_source == "fallback":
+                self.counts["fallbacks"] += 1
+                decisions = [matrix.default(s, "fallback: profile unavailable", body.page) for s in body.slots]
+                return _json({"user_id": body.user_id, "decisions": [d.as_dict() for d in decisions],
+                              "source": "fallback", "fallback": True})
+            p = profile or {"segments": [], "cluster": None, "facts": {}}
+            items = [i["item_id"] for i in (rec or {}).get("items", ())]
+            decisions = matrix.decide(Profile(p["segments"], p["cluster"], p["facts"]), body.slots, items, body.page)
+            return _json({"user_id": body.user_id, "decisions": [d.as_dict() for d in decisions],
+                          "source": p_source, "fallback": False})
+
+        @app.get("/health", summary="Redis reachable? breaker state, decision matrix errors")
+        async def health() -> Response:
+            try:
+                await asyncio.wait_for(self.redis.ping(), self.budget_s)
+                redis_ok = True
+            except (TimeoutError, RedisError, OSError):
+                redis_ok = False
+            breaker = await self.breakers.get_breaker(BREAKER)
+            body = {"redis": "up" if redis_ok else "down", "breaker": breaker.context.state,
+                    "decisions": self.matrix.error or "ok", "decision_reloads": self.matrix.reloads}
+            return _json(body, 200 if redis_ok and self.matrix.error is None else 503)
+
+        @app.get("/metrics", summary="counters in Prometheus text format")
+        async def metrics() -> Response:
+            lines = []
+            for name, value in sorted(self.counts.items()):
+                lines += [f"# TYPE tailor_serve_{name}_total counter", f"tailor_serve_{name}_total {value}"]
+            return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
+        return app
+
+
+def _json(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status, media_type="application/json")
+
+
+def serve(settings: Settings, decisions_file: Path, host: str, port: int) -> None:
+    """Run the serving API until interrupted (uvicorn, one process)."""
+    import uvicorn
+
+    uvicorn.run(Serving(settings, decisions_file).app, host=host, port=port, log_level="warning",
+                access_log=False, server_header=False)

@@ -1,0 +1,136 @@
+"""``tailor serve`` over HTTP against a redis-server of its own: data as the job writes it, the cache, hot
+reload of the decision matrix, and Redis frozen (SIGSTOP): fallback content within the time budget, a
+stale cached value served, the circuit breaker opening."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from connectors.redis_audiences import RedisAudienceWriter
+from settings import Settings
+from stack.service_process import running_server
+from state_schemas import segment_change
+from state_schemas.profile_state import ProfileState
+from state_schemas.segment_change import ENTER, SegmentChange
+from tests.private_redis import RedisServer
+
+pytestmark = pytest.mark.integration
+
+PREFIX = "serve-test:"
+BUDGET_MS = 50
+MATRIX = """version: 1
+slots:
+  hero: {variation: onboarding, template: "<h2>Welcome</h2>"}
+rules:
+  - name: hesitant_discount
+    segment: interested_but_hesitant
+    priority: 10
+    slots:
+      hero: {variation: discount, template: "<h2>{{ recommendations[0] }}</h2>"}
+"""
+
+
+def call(url: str, path: str, body: dict | None = None) -> tuple[int, dict, float]:
+    data = None if body is None else orjson.dumps(body)
+    request = urllib.request.Request(url + path, data=data, method="POST" if body is not None else "GET",
+                                     headers={"Content-Type": "application/json"})
+    start = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read()), time.perf_counter() - start
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read()), time.perf_counter() - start
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[tuple[str, RedisServer, Path]]:
+    server = RedisServer(tmp_path)
+    server.start()
+    decisions = tmp_path / "decisions.yaml"
+    decisions.write_text(MATRIX)
+    settings = Settings(redis_port=server.port, redis_prefix=PREFIX, serve_budget_ms=BUDGET_MS)
+    writer = RedisAudienceWriter("127.0.0.1", server.port, PREFIX)  # the job's own writer
+    change = SegmentChange("u1", "interested_but_hesitant", "rule", ENTER, "r", {}, "event", 1, "m1")
+    writer.write("u1", ProfileState(segments=["interested_but_hesitant"], sessions_total=2), [change],
+                 [segment_change.encode(change, 2)])
+    writer.write_recommendations("u1", orjson.dumps({"schema": "tailor.recommendation/1", "user_id": "u1",
+                                                     "items": [{"item_id": "p<9>", "score": 1.0, "source": "mf"}],
+                                                     "model_version": "v", "message_id": "m", "event_time": 1,
+                                                     "emit_time": 2}))
+    writer.flush()
+    with running_server(settings, tmp_path / "serve.log", decisions) as url:
+        try:
+            yield url, server, decisions
+        finally:
+            server.stop()
+
+
+def test_profile_recommendations_and_decision_from_what_the_job_wrote(service) -> None:
+    url, _, _ = service
+    status, profile, _ = call(url, "/v1/users/u1/profile")
+    assert status == 200 and profile["segments"] == ["interested_but_hesitant"] and profile["source"] == "redis"
+    assert profile["facts"]["sessions_total"] == 2 and profile["fallback"] is False
+    assert call(url, "/v1/users/u1/profile")[1]["source"] == "cache"
+    status, recs, _ = call(url, "/v1/users/u1/recommendations?k=5")
+    assert status == 200 and [i["item_id"] for i in recs["items"]] == ["p<9>"]
+    status, decided, _ = call(url, "/v1/decide", {"user_id": "u1", "slots": ["hero"]})
+    [hero] = decided["decisions"]
+    assert (hero["variation"], hero["rule"], hero["content"]) == ("discount", "hesitant_discount", "<h2>p&lt;9&gt;</h2>")
+    assert hero["reason"] == "segment interested_but_hesitant"
+    assert call(url, "/v1/decide", {"user_id": "nobody", "slots": ["hero"]})[1]["decisions"][0]["rule"] == "default"
+
+
+def test_errors_are_json_with_a_message(service) -> None:
+    url, _, _ = service
+    assert call(url, "/v1/users/nobody/profile")[:2] == (404, {"error": "no profile for user 'nobody' (no event seen yet)"})
+    status, body, _ = call(url, "/v1/decide", {"user_id": "u1", "slots": ["footer"]})
+    assert status == 400 and "unknown slot" in body["error"] and "hero" in body["error"]
+    status, body, _ = call(url, "/v1/users/u1/recommendations?k=1000")
+    assert status == 400 and "k" in body["error"]
+    assert call(url, "/openapi.json")[1]["paths"]["/v1/decide"]["post"]
+
+
+def test_the_matrix_reloads_on_change_and_keeps_the_last_good_one(service) -> None:
+    url, _, decisions = service
+    decisions.write_text(MATRIX.replace("variation: discount", "variation: discount_v2"))
+    time.sleep(1.2)
+    assert call(url, "/v1/decide", {"user_id": "u1", "slots": ["hero"]})[1]["decisions"][0]["variation"] == "discount_v2"
+    decisions.write_text("version: 1\nslots:\n  hero: {variation: 7}\n")
+    time.sleep(1.2)
+    assert call(url, "/v1/decide", {"user_id": "u1", "slots": ["hero"]})[1]["decisions"][0]["variation"] == "discount_v2"
+    status, health, _ = call(url, "/health")
+    assert status == 503 and ":3: slots.hero.variation: 7 is not of type 'string'" in health["decisions"]
+
+
+def test_redis_frozen_fallback_within_budget_stale_cache_served_breaker_opens(service) -> None:
+    url, server, _ = service
+    call(url, "/v1/users/u1/profile")  # cached
+    time.sleep(1.1)  # past the TTL: stale from now on
+    server.freeze()
+    try:
+        status, stale, _ = call(url, "/v1/users/u1/profile")
+        assert status == 200 and stale["source"] == "stale-cache" and stale["segments"] == ["interested_but_hesitant"]
+        timings = []
+        for n in range(8):  # users never seen: only Redis could answer
+            status, body, seconds = call(url, "/v1/decide", {"user_id": f"new{n}", "slots": ["hero"]})
+            assert status == 200 and body["fallback"] is True and body["decisions"][0]["variation"] == "onboarding"
+            timings.append(seconds)
+        _, recs, _ = call(url, "/v1/users/new99/recommendations")
+        assert recs["fallback"] is True and recs["source"] == "fallback"
+        # the budget (50 ms) plus HTTP on a shared machine; after 5 failures the breaker answers at once
+        assert max(timings) < 0.5 and min(timings[5:]) < BUDGET_MS / 1000
+        assert call(url, "/health")[1]["breaker"] == "opened"
+    finally:
+        server.thaw()
+    time.sleep(5.5)  # the breaker half-opens after 5 s; Redis answers again
+    status, profile, _ = call(url, "/v1/users/u1/recommendations")
+    assert status == 200 and profile["source"] == "redis" and profile["fallback"] is False
+    assert call(url, "/health")[1]["breaker"] == "closed"
