@@ -163,6 +163,14 @@ class RedisAudienceWriter:
         self._buffer.append(("HSET", self.keys.profile(user_id), "cluster", cluster or ""))
         self._after_write()
 
+    def forget(self, user_id: str, changes: Iterable[SegmentChange], encoded: Iterable[bytes]) -> None:
+        """Queue the exits of a forgotten user (consent withdrawn), then delete their profile and list."""
+        self._start_batch()
+        self._queue_changes(user_id, changes, encoded)
+        self._buffer.append(("DEL", self.keys.profile(user_id)))
+        self._buffer.append(("DEL", self.keys.recommendations(user_id)))
+        self._after_write()
+
     def write_recommendations(self, user_id: str, payload: bytes) -> None:
         """Queue a user's new top-K (the whole tailor.recommendation/1 record replaces the old one)."""
         self._start_batch()

@@ -71,6 +71,13 @@ def cluster_changes(
     return predicted, changes
 
 
+def cluster_exit(
+    user_id: str, cluster: str, clusterer: BehaviorClusterer, event_time: int, message_id: str | None, trigger: str
+) -> SegmentChange:
+    """The exit of ``cluster`` on its own (the user is forgotten: consent withdrawn)."""
+    return _change(user_id, cluster, EXIT, clusterer, event_time, message_id, None, trigger)
+
+
 def should_switch(clusterer: BehaviorClusterer, features: dict[str, float], current: str, predicted: str) -> bool:
     """Is ``predicted``'s center closer than ``current``'s by at least the hysteresis margin?"""
     distance = clusterer.distances(features)

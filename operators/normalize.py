@@ -198,7 +198,23 @@ def normalize(
         timestamp=timestamp,
         item_id=item_id,
         category=category,
+        consent=_consent(msg),
     )
+
+
+MAX_CONSENT_CATEGORIES: Final = 64
+
+
+def _consent(msg: dict[str, Any]) -> tuple[tuple[str, bool], ...] | None:
+    """``context.consent.categoryPreferences`` as sorted (category, granted) pairs; entries that are not
+    a string name with a boolean are ignored (consent is read, never a reason to reject an event)."""
+    context = msg.get("context")
+    consent = context.get("consent") if isinstance(context, dict) else None
+    preferences = consent.get("categoryPreferences") if isinstance(consent, dict) else None
+    if not isinstance(preferences, dict):
+        return None
+    pairs = [(k, v) for k, v in preferences.items() if isinstance(k, str) and isinstance(v, bool)]
+    return tuple(sorted(pairs)[:MAX_CONSENT_CATEGORIES])
 
 
 def _parse(payload: object) -> dict[str, Any]:

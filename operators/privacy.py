@@ -29,6 +29,7 @@ from typing import Final
 
 import orjson
 
+from settings.errors import ConfigError
 from state_schemas.events import CanonicalEvent
 
 PREFIX: Final = "p:"
@@ -85,6 +86,42 @@ def redact(
 
 
 @dataclasses.dataclass(frozen=True)
+class ConsentPolicy:
+    """Whether an event may be personalized, from Segment's ``context.consent.categoryPreferences``.
+
+    ``categories``: the consent categories personalization needs (all of them granted); empty = consent
+    is not checked. ``default_allow``: the answer when an event states none of them.
+
+    >>> policy = ConsentPolicy(("Personalization",), default_allow=True)
+    >>> policy.allows((("Personalization", False),)), policy.allows((("Ads", False),)), policy.allows(None)
+    (False, True, True)
+    >>> ConsentPolicy(("Personalization",), default_allow=False).allows(None)
+    False
+    """
+
+    categories: tuple[str, ...] = ()
+    default_allow: bool = True
+
+    @classmethod
+    def from_settings(cls, categories: str, default: str) -> ConsentPolicy:
+        """From the ``consent_categories`` and ``consent_default`` settings.
+
+        >>> ConsentPolicy.from_settings("Personalization, Analytics", "deny")
+        ConsentPolicy(categories=('Personalization', 'Analytics'), default_allow=False)
+        """
+        if default not in ("allow", "deny"):
+            raise ConfigError(f"setting consent_default must be 'allow' or 'deny'; got {default!r}")
+        return cls(tuple(c.strip() for c in categories.split(",") if c.strip()), default == "allow")
+
+    def allows(self, consent: tuple[tuple[str, bool], ...] | None) -> bool:
+        if not self.categories:
+            return True
+        stated = dict(consent or ())
+        answers = [stated[c] for c in self.categories if c in stated]
+        return all(answers) if answers else self.default_allow
+
+
+@dataclasses.dataclass(frozen=True)
 class Privacy:
     """What the job applies to every record: pseudonyms (when keyed) and dead-letter redaction (default on).
 
@@ -96,6 +133,7 @@ class Privacy:
 
     pseudonymizer: Pseudonymizer | None = None
     redact_dead_letters: bool = True
+    consent: ConsentPolicy = ConsentPolicy()
 
     def event(self, event: CanonicalEvent) -> CanonicalEvent:
         return event if self.pseudonymizer is None else self.pseudonymizer.event(event)

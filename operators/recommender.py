@@ -309,6 +309,13 @@ class HybridRecommender:
             for item_id in sorted(self.items, key=lambda i: self.items[i].seq)[: len(self.items) - c.max_items]:
                 self._remove_item(item_id)
 
+    def forget_user(self, user_id: str) -> None:
+        """Drop the user's state and factors (persisted as a deletion by the caller, via ``take_evicted``)."""
+        if self.users.pop(user_id, None) is not None:
+            self.mf.remove_user(user_id)
+            self._evicted_users.add(user_id)
+        self._dirty_users.discard(user_id)
+
     def _remove_item(self, item_id: str) -> None:
         state = self.items.pop(item_id)
         last = self._known.pop()

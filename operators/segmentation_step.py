@@ -82,6 +82,19 @@ class SegmentationStep:
         model = model_input(state, event) if self.model_inputs else None
         return self._finish(state, changes, emit_time, model)
 
+    def forget(self, state: ProfileState, event: CanonicalEvent, emit_time: int, reason: str) -> StepOutput:
+        """The user leaves every segment at ``event``'s time (consent withdrawn); the runner deletes the state.
+
+        The exits carry ``trigger`` "consent" and ``reason``; the returned state is empty (nothing to store).
+        """
+        changes = [
+            SegmentChange(event.user_key, name, "rule", segment_change.EXIT, reason, {}, "consent", event.timestamp,
+                          event.message_id)
+            for name in state.segments
+        ]
+        encoded = [segment_change.encode(c, emit_time) for c in changes]
+        return StepOutput(ProfileState(), changes, encoded, None, None)
+
     def on_timer(self, state: ProfileState, user_id: str, timer_at: int, emit_time: int) -> StepOutput | None:
         """A timer registered for ``timer_at`` fired; None if it is stale (state untouched)."""
         if state.timer_at != timer_at:

@@ -41,7 +41,7 @@ from operators.segment_rules import SegmentRules
 from operators.segmentation_step import SegmentationStep, StepOutput
 from state_schemas import dead_letter, profile_state
 from state_schemas.events import CanonicalEvent
-from state_schemas.model_input import ModelInput
+from state_schemas.model_input import FORGET, ModelInput
 from state_schemas.profile_state import ProfileState
 from state_schemas.segment_change import SegmentChange
 
@@ -57,12 +57,17 @@ class Emitted(NamedTuple):
 # Called with (user_id, state, changes, encoded changes) for every step that changed segments: the
 # baselines pass ``RedisAudienceWriter.write``.
 ChangesSink = Callable[[str, ProfileState, list[SegmentChange], list[bytes]], object]
+# Called with (user_id, exit changes, encoded) when a user is forgotten (consent withdrawn): the baselines
+# and the job pass ``RedisAudienceWriter.forget``.
+ForgetSink = Callable[[str, list[SegmentChange], list[bytes]], object]
 
 
 class ProfileStore(Protocol):
     def load(self, user: str) -> ProfileState | None: ...
 
     def store(self, user: str, state: ProfileState) -> None: ...
+
+    def delete(self, user: str) -> None: ...
 
     def users(self) -> Iterator[str]: ...
 
@@ -78,6 +83,9 @@ class ObjectProfileStore:
 
     def store(self, user: str, state: ProfileState) -> None:
         self.profiles[user] = state
+
+    def delete(self, user: str) -> None:
+        self.profiles.pop(user, None)
 
     def users(self) -> Iterator[str]:
         return iter(self.profiles)
@@ -96,6 +104,9 @@ class EncodedProfileStore:
 
     def store(self, user: str, state: ProfileState) -> None:
         self.encoded[user] = profile_state.encode(state).decode()
+
+    def delete(self, user: str) -> None:
+        self.encoded.pop(user, None)
 
     def users(self) -> Iterator[str]:
         return iter(self.encoded)
@@ -120,12 +131,15 @@ class CachedProfileStore:
         self.fetch, self.keys, self.max_entries = fetch, keys, max_entries
         self.profiles: OrderedDict[str, ProfileState] = OrderedDict()
         self.dirty: set[str] = set()
+        self.deleted: set[str] = set()
 
     def load(self, user: str) -> ProfileState | None:
         state = self.profiles.get(user)
         if state is not None:
             self.profiles.move_to_end(user)
             return state
+        if user in self.deleted:  # deleted in this batch, still in the backing store until written back
+            return None
         raw = self.fetch(user)
         if raw is None:
             return None
@@ -137,7 +151,18 @@ class CachedProfileStore:
         self.profiles[user] = state
         self.profiles.move_to_end(user)
         self.dirty.add(user)
+        self.deleted.discard(user)
         self._bound()
+
+    def delete(self, user: str) -> None:
+        """Forget the user here and, at the next :meth:`take_deleted`, in the backing store."""
+        self.profiles.pop(user, None)
+        self.dirty.discard(user)
+        self.deleted.add(user)
+
+    def take_deleted(self) -> set[str]:
+        deleted, self.deleted = self.deleted, set()
+        return deleted
 
     def discard(self, user: str) -> None:
         """Forget the in-memory copy (after a failed step half-changed it): the stored one counts."""
@@ -170,6 +195,7 @@ class Segmenter:
         on_changes: ChangesSink | None = None,
         on_dead_letter: Callable[[bytes], object] | None = None,
         on_model_input: Callable[[ModelInput], object] | None = None,
+        on_forget: ForgetSink | None = None,
         store: ProfileStore | None = None,
         operator: str = "segmenter",
         privacy: Privacy | None = None,
@@ -185,6 +211,8 @@ class Segmenter:
         self.on_changes = on_changes
         self.on_dead_letter = on_dead_letter
         self.on_model_input = on_model_input
+        self.on_forget = on_forget
+        self.consent_dropped = 0
         self.store: ProfileStore = store if store is not None else ObjectProfileStore()
         self.timers: list[tuple[int, str]] = []
         self.watermark = 0
@@ -226,6 +254,8 @@ class Segmenter:
             if self.out_of_orderness_ms is not None:
                 outputs = self.advance_watermark(event.timestamp - self.out_of_orderness_ms)
         user = event.user_key
+        if not self.privacy.consent.allows(event.consent):
+            return outputs + self._forget_user(event)
         out = self.step.on_event(self.store.load(user), event, int(time.time() * 1000))
         if out is None:
             self.duplicates += 1
@@ -233,6 +263,22 @@ class Segmenter:
         if out.model_input is not None and self.on_model_input is not None:
             self.on_model_input(out.model_input)
         return outputs + self._emit(user, out)
+
+    def _forget_user(self, event: CanonicalEvent) -> list[Emitted]:
+        """No personalization consent: the event is dropped; a user we kept state for exits every segment,
+        their state is deleted, and the models are told to forget them too."""
+        user = event.user_key
+        state = self.store.load(user)
+        self.consent_dropped += 1
+        if state is None:
+            return []
+        out = self.step.forget(state, event, _now(), "personalization consent withdrawn")
+        self.store.delete(user)
+        if self.on_model_input is not None:
+            self.on_model_input(ModelInput(user, None, FORGET, event.timestamp, None, (), (), event.message_id))
+        if self.on_forget is not None:
+            self.on_forget(user, out.changes, out.encoded)
+        return [Emitted(user, c, p) for c, p in zip(out.changes, out.encoded, strict=True)]
 
     def advance_watermark(self, watermark: int) -> list[Emitted]:
         """Fire every timer at or before ``watermark`` (Flink fires a timer when the watermark passes it)."""

@@ -28,6 +28,7 @@ from pipelines.flink_metrics import BatchedCounter
 from pipelines.records import CATALOG_ITEM, CHANGE_RECORD_TYPE, DEAD_LETTER_RECORD_TYPE
 from pipelines.redis_flushing import FlushedRedisWriter
 from state_schemas import catalog_item, dead_letter, model_input, recommendation, segment_change
+from state_schemas.model_input import FORGET
 
 MODEL_KEY = "models"
 # Changes of kind "cluster", merged into the segment-changes sink.
@@ -95,9 +96,12 @@ class LearnModels(KeyedProcessFunction):
                 exc, value[1], self.source_topic, now, "learn_models"
             ).decode())
             return
+        if event.event_name == FORGET:  # consent withdrawn: the rule operator already deleted the profile
+            self.redis.writer.forget(event.user_id, changes, encoded)
+        elif changes:
+            self.redis.writer.write_cluster_changes(event.user_id, hub.cluster_segment(event.user_id), changes, encoded)
         if changes:
             self.cluster_changes_out.inc(len(changes))
-            self.redis.writer.write_cluster_changes(event.user_id, hub.cluster_segment(event.user_id), changes, encoded)
             for payload in encoded:
                 yield CLUSTER_CHANGES, Row(event.user_id, payload.decode())
         if items is not None:

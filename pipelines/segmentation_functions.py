@@ -25,7 +25,7 @@ from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext, TimeDomain
 from pyflink.datastream.state import MapStateDescriptor
 
-from operators.privacy import Privacy, Pseudonymizer
+from operators.privacy import ConsentPolicy, Privacy, Pseudonymizer
 from operators.segment_rules import SegmentRules
 from operators.segmenter import CachedProfileStore, Segmenter
 from pipelines.flink_metrics import BatchedCounter
@@ -46,12 +46,13 @@ class SegmentBatches(KeyedProcessFunction):
     def __init__(
         self, rules: SegmentRules, redis_host: str, redis_port: int, redis_prefix: str, buckets: int,
         models_enabled: bool = False, source_topic: str = "events", pseudonym_key_file: str = "",
-        redact_dead_letters: bool = True,
+        redact_dead_letters: bool = True, consent_categories: str = "", consent_default: str = "allow",
     ) -> None:
         self.rules, self.buckets, self.models_enabled, self.source_topic = rules, buckets, models_enabled, source_topic
         self.redis_host, self.redis_port, self.redis_prefix = redis_host, redis_port, redis_prefix
         # The key file's path only: the key itself is read in open(), on the TaskManager (settings.secrets).
         self.pseudonym_key_file, self.redact_dead_letters = pseudonym_key_file, redact_dead_letters
+        self.consent_categories, self.consent_default = consent_categories, consent_default
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.profiles = runtime_context.get_map_state(
@@ -60,7 +61,8 @@ class SegmentBatches(KeyedProcessFunction):
         )
         self.segmenters: dict[int, Segmenter] = {}  # per bucket, built at its first batch or timer
         key = pseudonym_key(self.pseudonym_key_file)
-        self.privacy = Privacy(None if key is None else Pseudonymizer(key), self.redact_dead_letters)
+        consent = ConsentPolicy.from_settings(self.consent_categories, self.consent_default)
+        self.privacy = Privacy(None if key is None else Pseudonymizer(key), self.redact_dead_letters, consent)
         self.armed: dict[int, int] = {}  # per bucket, the event-time timer registered last
         group = runtime_context.get_metrics_group().add_group("tailor")
         self.redis = FlushedRedisWriter(self.redis_host, self.redis_port, self.redis_prefix, group)
@@ -130,7 +132,7 @@ class SegmentBatches(KeyedProcessFunction):
                 self.rules, out_of_orderness_ms=None, source_topic=self.source_topic,
                 on_changes=self.redis.writer.write, on_dead_letter=self.dead.append,
                 on_model_input=(lambda m: self.models.append(model_input.to_wire(m))) if self.models_enabled else None,
-                store=store, operator="segment_batches", privacy=self.privacy,
+                on_forget=self.redis.writer.forget, store=store, operator="segment_batches", privacy=self.privacy,
             )
         return segmenter
 
@@ -139,6 +141,8 @@ class SegmentBatches(KeyedProcessFunction):
         dirty = segmenter.store.take_dirty()  # type: ignore[attr-defined]
         if dirty:
             self.profiles.put_all(dirty)
+        for user in segmenter.store.take_deleted():  # type: ignore[attr-defined]  # consent withdrawn: rare
+            self.profiles.remove(user)
         armed = self.armed.get(bucket)
         if segmenter.timers and (armed is None or segmenter.timers[0][0] < armed):
             # An armed timer later than the next deadline would be too late; an earlier one fires, finds

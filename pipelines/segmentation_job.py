@@ -87,6 +87,7 @@ def build(
                 rules, settings.redis_host, settings.redis_port, settings.redis_prefix, settings.batch_buckets,
                 models_enabled=models is not None, source_topic=settings.events_topic,
                 pseudonym_key_file=settings.pseudonym_key_file, redact_dead_letters=settings.redact_dead_letters,
+                consent_categories=settings.consent_categories, consent_default=settings.consent_default,
             ),
             output_type=OUTPUT_TYPE,
         )

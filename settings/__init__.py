@@ -89,6 +89,10 @@ class Settings:
     # traits and context.
     pseudonym_key_file: str = ""
     redact_dead_letters: bool = True
+    # Consent (operators/privacy.py ConsentPolicy): the context.consent.categoryPreferences categories that
+    # personalization needs, comma-separated (empty: not checked), and what an event stating none means.
+    consent_categories: str = ""
+    consent_default: str = "allow"
     # Topic retention in ms (-1: forever, the local default because replays carry old timestamps; see
     # connectors/kafka_topics.py). Applied when a topic is created.
     events_retention_ms: int = -1

@@ -46,6 +46,9 @@ class CanonicalEvent:
     timestamp: int
     item_id: str | None = None
     category: str | None = None
+    # Segment's ``context.consent.categoryPreferences`` as sorted (category, granted) pairs; None if the
+    # message states none (operators.privacy.ConsentPolicy decides what that means).
+    consent: tuple[tuple[str, bool], ...] | None = None
 
 
 # -- wire form between Flink operators ------------------------------------------------------------
@@ -62,7 +65,7 @@ def to_wire(e: CanonicalEvent) -> bytes:
     """
     return orjson.dumps(
         [WIRE_VERSION, e.message_id, e.dedup_key, e.user_key, e.user_id, e.anonymous_id, e.type, e.name,
-         e.timestamp, e.item_id, e.category]
+         e.timestamp, e.item_id, e.category, None if e.consent is None else [list(p) for p in e.consent]]
     )
 
 
@@ -70,4 +73,7 @@ def from_wire(payload: bytes | str) -> CanonicalEvent:
     row = orjson.loads(payload)
     if row[0] != WIRE_VERSION:
         raise ValueError(f"normalized event wire version {row[0]!r} is unknown (expected {WIRE_VERSION})")
-    return CanonicalEvent(*row[1:])
+    consent = tuple((c, g) for c, g in row[11]) if len(row) > 11 and row[11] is not None else None
+    _, message_id, dedup, user_key, user_id, anonymous_id, kind, name, timestamp, item_id, category = row[:11]
+    return CanonicalEvent(message_id, dedup, user_key, user_id, anonymous_id, kind, name, timestamp, item_id,
+                          category, consent)

@@ -14,6 +14,9 @@ crosses one network shuffle as a compact JSON array::
     7 features     behavior feature values, in ``operators.behavior_features.FEATURE_NAMES`` order
     8 message_id   the event's messageId
 
+``event_name`` ``FORGET`` ("tailor:forget") is not an event: the user withdrew consent, and the hub drops
+everything it keeps about them (their cluster is exited); item, features and segments are empty.
+
 >>> m = ModelInput("u1", "p7", "product_viewed", 5, "c1", ("active",), (1.0, 0.5), "m1")
 >>> from_wire(to_wire(m)) == m
 True
@@ -27,6 +30,7 @@ from typing import Final
 import orjson
 
 WIRE_VERSION: Final = 1
+FORGET: Final = "tailor:forget"
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,8 @@ Layout (JSON object, one per Kafka record, keyed by ``user_id``)::
     change       "enter" | "exit"
     reason       human-readable why: the rule's description and the facts it looked at
     facts        {fact name: value} the decision was made on
-    trigger      "event" (an incoming event caused it) | "timer" (time passing caused it)
+    trigger      "event" (an incoming event caused it) | "timer" (time passing caused it) |
+                 "consent" (the user withdrew consent: every segment is exited, the profile deleted)
     event_time   epoch ms at which the change happened in event time
     emit_time    epoch ms (wall clock) at which the job emitted it
     message_id   the triggering event's messageId, null for timer-driven changes

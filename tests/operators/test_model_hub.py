@@ -151,3 +151,16 @@ def test_every_input_is_processed_in_bounded_time(inputs) -> None:
     for m in itertools.islice(inputs, 500):
         hub.process_one(m)
     assert hub.take_changes().globals
+
+
+def test_forget_drops_the_user_everywhere_and_exits_their_cluster(inputs) -> None:
+    hub = ModelHub(SMALL)
+    run(hub, inputs)
+    hub.take_changes()
+    user = next(u for u, c in hub.clusters.items() if c is not None)
+    forget = model_input_wire.ModelInput(user, None, model_input_wire.FORGET, T0, None, (), (), "m-forget")
+    [exit_], recs = hub.process_one(forget)
+    assert (exit_.user_id, exit_.change, exit_.trigger, recs) == (user, "exit", "consent", None)
+    assert user not in hub.clusters and user not in hub.recommender.users and not hub.recommender.mf.has_user(user)
+    assert hub.take_changes().users[user] is None  # deleted from Flink state
+    assert hub.process_one(forget) == ([], None)  # twice is harmless

@@ -255,7 +255,12 @@ def test_events_wire_is_a_versioned_array() -> None:
         T,
         "42",
         None,
+        None,  # consent: none stated
     ]
+    with_consent = CanonicalEvent("m1", 9, "u1", "u1", None, "track", "x", T, None, None, (("Ads", False),))
+    assert orjson.loads(events.to_wire(with_consent))[-1] == [["Ads", False]]
+    assert events.from_wire(events.to_wire(with_consent)) == with_consent
+    assert events.from_wire(b'[1, "m1", 9, "u1", "u1", null, "track", "x", 1, null, null]').consent is None
 
 
 def test_events_wire_refuses_an_unknown_version() -> None:
