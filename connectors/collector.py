@@ -41,6 +41,8 @@ from operators.tracking_api import MAX_REQUEST_BYTES, TrackingApiError, messages
 from settings import Settings
 from state_schemas import dead_letter
 
+# A body a little over the limit is read and dropped so the client can read the 413; one far over is not.
+DRAIN_LIMIT_BYTES = 4 * MAX_REQUEST_BYTES
 ACK_TIMEOUT_S = 10.0  # the longest a request waits for Kafka before it is answered 503
 RETRY_AFTER_S = 5
 SOURCE = "collector"
@@ -144,15 +146,19 @@ class Collector:
 
 async def _read_body(request: Request) -> bytes:
     """The body, inflated if gzip; 413 past Segment's request limit (also while inflating: no zip bombs)."""
+    too_large = TrackingApiError(413, f"request body is larger than {MAX_REQUEST_BYTES // 1024} KB")
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
-        raise TrackingApiError(413, f"request body is larger than {MAX_REQUEST_BYTES // 1024} KB")
+    if declared is not None and declared.isdigit() and int(declared) > DRAIN_LIMIT_BYTES:
+        raise too_large  # not worth reading: the client may see the connection close before the answer
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_REQUEST_BYTES:
-            raise TrackingApiError(413, f"request body is larger than {MAX_REQUEST_BYTES // 1024} KB")
-        chunks.append(chunk)
+        if size > DRAIN_LIMIT_BYTES:
+            raise too_large
+        if size <= MAX_REQUEST_BYTES:
+            chunks.append(chunk)
+    if size > MAX_REQUEST_BYTES:  # read to the end, so the client gets the 413 instead of a broken pipe
+        raise too_large
     body = b"".join(chunks)
     if request.headers.get("content-encoding", "").lower() == "gzip":
         inflater = zlib.decompressobj(wbits=31)

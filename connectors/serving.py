@@ -29,6 +29,7 @@ import orjson
 import redis.asyncio as aioredis
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import CLOSED, OpenedState
@@ -43,7 +44,9 @@ from settings import Settings
 BREAKER = "redis"
 BREAKER_FAILURES, BREAKER_OPEN_S = 5, 5
 RELOAD_CHECK_S = 1.0
-POPULAR_FALLBACK = 20
+WEB = Path(__file__).parent / "web"
+SNIPPET = (WEB / "tailor.js").read_bytes()
+SHOP = (WEB / "shop.html").read_bytes()
 _NUMERIC_FACTS = ("last_seen", "sessions_total", "purchases_total", "updated_at")
 
 
@@ -210,6 +213,10 @@ class Serving:
 
         app = FastAPI(title="Tailor serving API", version="1", lifespan=lifespan,
                       description="Profiles, recommendations and content decisions from Tailor's live state.")
+        origins = [o.strip() for o in self.settings.serve_cors_origins.split(",") if o.strip()]
+        if origins:  # pages on other origins call /v1/decide from the browser (the snippet)
+            app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
+                               allow_headers=["Content-Type"])
 
         @app.exception_handler(RequestValidationError)
         async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -262,6 +269,15 @@ class Serving:
             decisions = matrix.decide(Profile(p["segments"], p["cluster"], p["facts"]), body.slots, items, body.page)
             return _json({"user_id": body.user_id, "decisions": [d.as_dict() for d in decisions],
                           "source": p_source, "fallback": False})
+
+        @app.get("/tailor.js", summary="the personalization snippet", include_in_schema=False)
+        async def snippet() -> Response:
+            return Response(SNIPPET, media_type="application/javascript",
+                            headers={"Cache-Control": "public, max-age=300"})
+
+        @app.get("/shop", summary="the demo shop page (?user=ID)", include_in_schema=False)
+        async def shop() -> Response:
+            return Response(SHOP, media_type="text/html; charset=utf-8")
 
         @app.get("/health", summary="Redis reachable? breaker state, decision matrix errors")
         async def health() -> Response:

@@ -14,7 +14,7 @@ from settings import PROJECT_ROOT
 
 RESULTS_DIR = PROJECT_ROOT / "evaluation-results"
 
-EVALUATIONS: tuple[str, ...] = ("clusters", "movielens", "movielens_next", "taobao", "tune")
+EVALUATIONS: tuple[str, ...] = ("clusters", "experiments", "movielens", "movielens_next", "taobao", "tune")
 
 
 def modules() -> list[tuple[str, ModuleType]]:

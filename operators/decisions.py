@@ -36,11 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import yaml
 from jinja2 import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
+from settings.config_files import validated_yaml, yaml_line
 from settings.errors import ConfigError
 
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
@@ -143,18 +142,8 @@ class DecisionMatrix:
 
     @classmethod
     def from_yaml_text(cls, text: str, source: str = "<decisions>") -> DecisionMatrix:
-        try:
-            node = yaml.compose(text)
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise DecisionMatrixError(f"{source}: not valid YAML: {e}") from e
-        errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data), key=lambda e: list(e.path))
-        if errors:
-            first = errors[0]
-            where = ".".join(str(p) for p in first.path) or "(top level)"
-            message = ("a rule needs a 'segment' or a 'cluster' to match" if first.validator == "anyOf"
-                       else first.message)
-            raise DecisionMatrixError(f"{source}:{_line(node, first.path)}: {where}: {message}")
+        data, node = validated_yaml(text, SCHEMA, source, DecisionMatrixError,
+                                    {"anyOf": "a rule needs a 'segment' or a 'cluster' to match"})
         rules = [
             _Rule(r["name"], r.get("segment"), r.get("cluster"), r.get("priority", 0),
                   tuple((c["fact"], c["op"], c["value"]) for c in r.get("conditions", ())), r["slots"])
@@ -163,7 +152,7 @@ class DecisionMatrix:
         for n, rule in enumerate(rules):
             unknown = set(rule.slots) - set(data["slots"])
             if unknown:
-                raise DecisionMatrixError(f"{source}:{_line(node, ['rules', n, 'slots'])}: rule {rule.name} gives "
+                raise DecisionMatrixError(f"{source}:{yaml_line(node, ['rules', n, 'slots'])}: rule {rule.name} gives "
                                           f"unknown slot(s) {sorted(unknown)}; slots are {sorted(data['slots'])}")
         matrix = cls(data["slots"], rules)
         for where, variation in matrix._variations():
@@ -221,18 +210,3 @@ class DecisionMatrix:
             content, reason = "", f"{reason}; template error: {e}"
         return Decision(slot, variation["variation"], rule, reason, content, variation.get("data", {}))
 
-
-def _line(node: yaml.Node | None, path: Sequence[Any]) -> int:
-    """The 1-based line of ``path`` in the composed YAML (the deepest node found)."""
-    line = 1 if node is None else node.start_mark.line + 1
-    for part in path:
-        if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if k.value == str(part)), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-        else:
-            break
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-    return line
