@@ -32,7 +32,7 @@ from operators.recommender import HybridRecommender
 from state_schemas import model_hub_state
 from state_schemas.catalog_item import CatalogItem
 from state_schemas.events import CanonicalEvent
-from state_schemas.model_input import FORGET, ModelInput
+from state_schemas.model_input import ERASE, FORGET, ModelInput
 from state_schemas.profile_state import ProfileState
 from state_schemas.recommendation import RecommendedItem
 from state_schemas.segment_change import SegmentChange
@@ -79,8 +79,9 @@ class ModelHub:
 
     def process_one(self, m: ModelInput) -> tuple[list[SegmentChange], list[RecommendedItem] | None]:
         """Test-then-learn one event; returns (cluster changes, new top-K or None)."""
-        if m.event_name == FORGET:
-            return self.forget(m.user_id, m.timestamp, m.message_id), None
+        if m.event_name in (FORGET, ERASE):
+            trigger = "erase" if m.event_name == ERASE else "consent"
+            return self.forget(m.user_id, m.timestamp, m.message_id, trigger), None
         features = dict(zip(FEATURE_NAMES, m.features, strict=False))
         self.clusterer.learn_one(features, now=m.timestamp)
         predicted = self.clusterer.predict_one(features)
@@ -95,7 +96,9 @@ class ModelHub:
         recommendations = self.recommender.recommend_if_due(m.user_id, now=m.timestamp, segments=segments)
         return changes, recommendations
 
-    def forget(self, user_id: str, timestamp: int, message_id: str | None) -> list[SegmentChange]:
+    def forget(
+        self, user_id: str, timestamp: int, message_id: str | None, trigger: str = "consent"
+    ) -> list[SegmentChange]:
         """Drop everything the hub keeps of the user (cluster, factors, recent items); returns the exit of
         their cluster, if any. The item-side parameters they contributed to stay (they are not theirs)."""
         cluster = self.clusters.pop(user_id, None)
@@ -104,7 +107,7 @@ class ModelHub:
         self.recommender.forget_user(user_id)
         if cluster is None:
             return []
-        return [cluster_exit(user_id, cluster, self.clusterer, timestamp, message_id, "consent")]
+        return [cluster_exit(user_id, cluster, self.clusterer, timestamp, message_id, trigger)]
 
     def cluster_segment(self, user_id: str) -> str | None:
         """The segment id of the user's current cluster (as its changes name it), None if none."""

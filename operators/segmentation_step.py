@@ -82,13 +82,16 @@ class SegmentationStep:
         model = model_input(state, event) if self.model_inputs else None
         return self._finish(state, changes, emit_time, model)
 
-    def forget(self, state: ProfileState, event: CanonicalEvent, emit_time: int, reason: str) -> StepOutput:
-        """The user leaves every segment at ``event``'s time (consent withdrawn); the runner deletes the state.
+    def forget(
+        self, state: ProfileState, event: CanonicalEvent, emit_time: int, reason: str, trigger: str = "consent"
+    ) -> StepOutput:
+        """The user leaves every segment at ``event``'s time (consent withdrawn, or erased); the runner
+        deletes the state (or keeps an erase marker).
 
-        The exits carry ``trigger`` "consent" and ``reason``; the returned state is empty (nothing to store).
+        The exits carry ``trigger`` and ``reason``; the returned state is empty.
         """
         changes = [
-            SegmentChange(event.user_key, name, "rule", segment_change.EXIT, reason, {}, "consent", event.timestamp,
+            SegmentChange(event.user_key, name, "rule", segment_change.EXIT, reason, {}, trigger, event.timestamp,
                           event.message_id)
             for name in state.segments
         ]

@@ -40,8 +40,8 @@ from operators.privacy import Privacy
 from operators.segment_rules import SegmentRules
 from operators.segmentation_step import SegmentationStep, StepOutput
 from state_schemas import dead_letter, profile_state
-from state_schemas.events import CanonicalEvent
-from state_schemas.model_input import FORGET, ModelInput
+from state_schemas.events import ERASED, CanonicalEvent
+from state_schemas.model_input import ERASE, FORGET, ModelInput
 from state_schemas.profile_state import ProfileState
 from state_schemas.segment_change import SegmentChange
 
@@ -213,6 +213,8 @@ class Segmenter:
         self.on_model_input = on_model_input
         self.on_forget = on_forget
         self.consent_dropped = 0
+        self.erased = 0
+        self.erased_dropped = 0
         self.store: ProfileStore = store if store is not None else ObjectProfileStore()
         self.timers: list[tuple[int, str]] = []
         self.watermark = 0
@@ -254,9 +256,15 @@ class Segmenter:
             if self.out_of_orderness_ms is not None:
                 outputs = self.advance_watermark(event.timestamp - self.out_of_orderness_ms)
         user = event.user_key
+        if event.name == ERASED:
+            return outputs + self._forget_user(event, "erase", "erased on request (tailor erase)")
         if not self.privacy.consent.allows(event.consent):
-            return outputs + self._forget_user(event)
-        out = self.step.on_event(self.store.load(user), event, int(time.time() * 1000))
+            return outputs + self._forget_user(event, "consent", "personalization consent withdrawn")
+        state = self.store.load(user)
+        if state is not None and state.erased_at:
+            self.erased_dropped += 1
+            return outputs
+        out = self.step.on_event(state, event, int(time.time() * 1000))
         if out is None:
             self.duplicates += 1
             return outputs
@@ -264,18 +272,28 @@ class Segmenter:
             self.on_model_input(out.model_input)
         return outputs + self._emit(user, out)
 
-    def _forget_user(self, event: CanonicalEvent) -> list[Emitted]:
-        """No personalization consent: the event is dropped; a user we kept state for exits every segment,
-        their state is deleted, and the models are told to forget them too."""
+    def _forget_user(self, event: CanonicalEvent, trigger: str, reason: str) -> list[Emitted]:
+        """No personalization consent (``trigger`` "consent"), or an erase request ("erase"): the event is
+        dropped; a user we kept state for exits every segment, their state is deleted, and the models are
+        told to forget them too. An erase keeps a marker instead of the state: the id's later events are
+        dropped."""
         user = event.user_key
         state = self.store.load(user)
-        self.consent_dropped += 1
-        if state is None:
-            return []
-        out = self.step.forget(state, event, _now(), "personalization consent withdrawn")
-        self.store.delete(user)
+        erase = trigger == "erase"
+        if erase:
+            if state is not None and state.erased_at:
+                return []  # erased before: nothing left
+            self.erased += 1
+            self.store.store(user, ProfileState(erased_at=event.timestamp))
+        else:
+            self.consent_dropped += 1
+            if state is None:
+                return []
+            self.store.delete(user)
+        out = self.step.forget(state or ProfileState(), event, _now(), reason, trigger)
         if self.on_model_input is not None:
-            self.on_model_input(ModelInput(user, None, FORGET, event.timestamp, None, (), (), event.message_id))
+            kind = ERASE if erase else FORGET
+            self.on_model_input(ModelInput(user, None, kind, event.timestamp, None, (), (), event.message_id))
         if self.on_forget is not None:
             self.on_forget(user, out.changes, out.encoded)
         return [Emitted(user, c, p) for c, p in zip(out.changes, out.encoded, strict=True)]

@@ -38,7 +38,9 @@ from typing import Any, Final
 
 import orjson
 
+from operators.event_names import canonical_name
 from settings.errors import TailorError
+from state_schemas.events import ERASED
 
 MAX_MESSAGE_BYTES: Final = 32 * 1024
 MAX_REQUEST_BYTES: Final = 500 * 1024
@@ -89,6 +91,9 @@ def messages(method: str, body: dict[str, Any], received_ms: int) -> list[dict[s
     for n, given in enumerate(batch):
         message: dict[str, Any] = {**defaults, **given}
         message.pop("writeKey", None)
+        name = message.get("event")
+        if isinstance(name, str) and canonical_name(name) == ERASED:
+            raise TrackingApiError(403, f"message {n}: the event name {name!r} is reserved for `tailor erase`")
         if not message.get("messageId"):  # from the message as sent: a retry of it gets the same id
             digest = hashlib.blake2b(_dumps(message, n, orjson.OPT_SORT_KEYS), digest_size=12)
             message["messageId"] = "api-" + digest.hexdigest()

@@ -28,7 +28,7 @@ from pipelines.flink_metrics import BatchedCounter
 from pipelines.records import CATALOG_ITEM, CHANGE_RECORD_TYPE, DEAD_LETTER_RECORD_TYPE
 from pipelines.redis_flushing import FlushedRedisWriter
 from state_schemas import catalog_item, dead_letter, model_input, recommendation, segment_change
-from state_schemas.model_input import FORGET
+from state_schemas.model_input import ERASE, FORGET
 
 MODEL_KEY = "models"
 # Changes of kind "cluster", merged into the segment-changes sink.
@@ -96,7 +96,7 @@ class LearnModels(KeyedProcessFunction):
                 exc, value[1], self.source_topic, now, "learn_models"
             ).decode())
             return
-        if event.event_name == FORGET:  # consent withdrawn: the rule operator already deleted the profile
+        if event.event_name in (FORGET, ERASE):  # the rule operator already deleted the profile
             self.redis.writer.forget(event.user_id, changes, encoded)
         elif changes:
             self.redis.writer.write_cluster_changes(event.user_id, hub.cluster_segment(event.user_id), changes, encoded)

@@ -23,6 +23,9 @@ PAGE_VIEWED: Final = "page_viewed"
 SCREEN_VIEWED: Final = "screen_viewed"
 IDENTIFIED: Final = "identified"
 ALIASED: Final = "aliased"
+# The erase request (``tailor erase``): a Segment track event the job treats as a control message.
+ERASE_EVENT: Final = "Tailor Erase"
+ERASED: Final = "tailor_erase"  # its canonical name
 
 MESSAGE_TYPES: Final = frozenset({"track", "page", "screen", "identify", "alias", "group"})
 
@@ -49,6 +52,16 @@ class CanonicalEvent:
     # Segment's ``context.consent.categoryPreferences`` as sorted (category, granted) pairs; None if the
     # message states none (operators.privacy.ConsentPolicy decides what that means).
     consent: tuple[tuple[str, bool], ...] | None = None
+
+
+def erase_request(user_id: str, message_id: str, timestamp_ms: int) -> dict[str, object]:
+    """The erase request for ``user_id`` as it goes on the events topic.
+
+    >>> erase_request("u1", "erase-1", 0)["event"]
+    'Tailor Erase'
+    """
+    return {"type": "track", "event": ERASE_EVENT, "userId": user_id, "messageId": message_id,
+            "timestamp": timestamp_ms, "properties": {}}
 
 
 # -- wire form between Flink operators ------------------------------------------------------------

@@ -30,7 +30,8 @@ from typing import Final
 import orjson
 
 WIRE_VERSION: Final = 1
-FORGET: Final = "tailor:forget"
+FORGET: Final = "tailor:forget"  # consent withdrawn
+ERASE: Final = "tailor:erase"  # tailor erase: the same, with trigger "erase"
 
 
 @dataclass(frozen=True, slots=True)

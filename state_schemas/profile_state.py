@@ -1,11 +1,12 @@
-"""Per-user keyed state of the segmentation job: ``ProfileState`` (layout version 2).
+"""Per-user keyed state of the segmentation job: ``ProfileState`` (layout version 3).
 
 Stored in Flink as bytes we encode ourselves (Flink's schema evolution never applies to Python state):
 a compact JSON array whose first element is the version. ``decode`` upgrades older versions on read, so a
 job restored from an old savepoint keeps working; bump ``CURRENT_VERSION`` and add an upgrade step for any
 change of layout, and note it in CHANGELOG.md.
 
-Layout of version 2 (positions in the array; version 1 is positions 0-11, upgraded on read)::
+Layout of version 3 (positions in the array; version 1 is positions 0-11, version 2 positions 0-13, both
+upgraded on read)::
 
     0  version              1
     1  clock                user's event-time clock, epoch ms: the latest time processed for this user
@@ -24,6 +25,8 @@ Layout of version 2 (positions in the array; version 1 is positions 0-11, upgrad
                             older than it was followed by that purchase, so it is not pending    (v2)
     13 behavior             lifetime behavior stats for the ML features, an opaque list owned by
                             ``operators.behavior_features`` (empty while models are off)        (v2)
+    14 erased_at            event time of the erase request (``tailor erase``), epoch ms; non-zero: the
+                            profile is only a suppression marker and the id's events are dropped (v3)
 
 >>> s = ProfileState(clock=5, segments=["a"], recent_ids=[7])
 >>> decode(encode(s)) == s
@@ -37,7 +40,7 @@ from typing import Any, Final
 
 import orjson
 
-CURRENT_VERSION: Final = 2
+CURRENT_VERSION: Final = 3
 
 
 class StateVersionError(ValueError):
@@ -63,6 +66,7 @@ class ProfileState:
     timer_at: int = 0
     last_purchase_at: int = 0
     behavior: list[Any] = field(default_factory=list)
+    erased_at: int = 0
 
     @property
     def session_open(self) -> bool:
@@ -86,6 +90,7 @@ def encode(s: ProfileState) -> bytes:
             s.timer_at,
             s.last_purchase_at,
             s.behavior,
+            s.erased_at,
         ]
     )
 
@@ -93,7 +98,7 @@ def encode(s: ProfileState) -> bytes:
 def decode(payload: bytes | str) -> ProfileState:
     row = orjson.loads(payload)
     version = row[0] if isinstance(row, list) and row else None
-    if version not in (1, CURRENT_VERSION):
+    if version not in (1, 2, CURRENT_VERSION):
         raise StateVersionError(
             f"profile state version {version!r} is not readable by this Tailor (knows 1..{CURRENT_VERSION}); "
             "restore with the Tailor version that wrote the savepoint"
@@ -101,11 +106,14 @@ def decode(payload: bytes | str) -> ProfileState:
     try:
         if version == 1:  # v1 -> v2: no purchase time known, no behavior stats yet
             row = [*row, 0, []]
+        if version in (1, 2):  # v2 -> v3: never erased
+            row = [*row, 0]
         (_, clock, last_seen, start, last, counts, pending, totals, days, segments, recent, timer_at,
-         last_purchase_at, behavior) = row
+         last_purchase_at, behavior, erased_at) = row
         return ProfileState(
             clock, last_seen, start, last, counts[0], counts[1], counts[2], counts[3],
             pending, totals[0], totals[1], days, segments, recent, timer_at, last_purchase_at, behavior,
+            erased_at,
         )
     except (ValueError, TypeError, IndexError, KeyError) as exc:
         raise StateVersionError(

@@ -10,7 +10,8 @@ Layout (JSON object, one per Kafka record, keyed by ``user_id``)::
     reason       human-readable why: the rule's description and the facts it looked at
     facts        {fact name: value} the decision was made on
     trigger      "event" (an incoming event caused it) | "timer" (time passing caused it) |
-                 "consent" (the user withdrew consent: every segment is exited, the profile deleted)
+                 "consent" (the user withdrew consent: every segment is exited, the profile deleted) |
+                 "erase" (``tailor erase``: the same, and the id's later events are dropped)
     event_time   epoch ms at which the change happened in event time
     emit_time    epoch ms (wall clock) at which the job emitted it
     message_id   the triggering event's messageId, null for timer-driven changes

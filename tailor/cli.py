@@ -152,6 +152,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve_noun.add_argument("--port", type=int, help="listen port (default: setting serve_port, 8090)")
     serve_noun.set_defaults(handler=cmd_serve)
 
+    erase_noun = nouns.add_parser(
+        "erase", help="forget a person: segments exited, state, models and Redis deleted, later events dropped",
+        description="Publish an erase request for USER_ID to the events topic. The running job applies it in "
+        "order with that user's events: every rule and ML segment is exited (trigger 'erase'), the profile and "
+        "model state are deleted, the Redis profile, recommendations and audience memberships are deleted, and "
+        "a suppression marker drops the id's later events. Pseudonymised ids are handled by the job.",
+        formatter_class=fmt,
+    )
+    erase_noun.add_argument("user_id", help="the userId (or anonymousId) as producers send it")
+    erase_noun.set_defaults(handler=cmd_erase)
+
     simulate = nouns.add_parser("simulate", help="publish seeded, realistic shopper traffic", formatter_class=fmt)
     simulate.add_argument("--rate", type=float, default=200, help="events per second")
     simulate.add_argument("--duration", type=float, default=60, help="seconds")
@@ -365,6 +376,19 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     print(f"serving on http://{host}:{port}/v1/ (docs: /docs) from Redis {settings.redis_host}:{settings.redis_port} "
           f"prefix {settings.redis_prefix!r}, decisions {decisions}; Ctrl-C stops", flush=True)
     serve(settings, decisions, host, port)
+    return 0
+
+
+def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
+    from tailor.erase import erase
+
+    if not args.user_id.strip():
+        print("tailor: error: USER_ID must not be empty", file=sys.stderr)
+        return 2
+    message_id = erase(settings, args.user_id)
+    print(f"erase request {message_id} for {args.user_id!r} published to {settings.events_topic}; the job applies "
+          "it in order with that user's events (segment exits with trigger 'erase' on "
+          f"{settings.segment_changes_topic})")
     return 0
 
 

@@ -55,7 +55,7 @@ def test_profile_state_default_round_trips() -> None:
 
 def test_profile_state_encoding_follows_the_documented_layout() -> None:
     assert orjson.loads(profile_state.encode(FULL_STATE)) == [
-        2,
+        3,
         T + 9,
         T + 8,
         T,
@@ -69,6 +69,7 @@ def test_profile_state_encoding_follows_the_documented_layout() -> None:
         T + 1_800_000,
         T + 2,
         [3, 1.5],
+        0,  # erased_at: never erased
     ]
 
 
@@ -83,7 +84,7 @@ def test_profile_state_version_1_is_upgraded_on_read() -> None:
 @pytest.mark.parametrize(
     ("payload", "version"),
     [
-        (b"[3,0,0,0,0,[0,0,0,0],0,[0,0],[],[],[],0,0,[]]", "3"),
+        (b"[4,0,0,0,0,[0,0,0,0],0,[0,0],[],[],[],0,0,[],0]", "4"),
         (b"[0]", "0"),
         (b'{"version": 1}', "None"),
         (b"[]", "None"),
@@ -96,7 +97,7 @@ def test_profile_state_unknown_version_says_what_to_do(payload: bytes, version: 
         profile_state.decode(payload)
 
     assert str(info.value) == (
-        f"profile state version {version} is not readable by this Tailor (knows 1..2); "
+        f"profile state version {version} is not readable by this Tailor (knows 1..3); "
         "restore with the Tailor version that wrote the savepoint"
     )
 
