@@ -28,21 +28,23 @@ def running_collector(settings: Settings, write_key: str, log: Path) -> Abstract
     return running_service(["collect"], settings, log, {"TAILOR_COLLECTOR_WRITE_KEYS": write_key}, ready=(200,))
 
 
-def running_server(settings: Settings, log: Path, decisions: Path | None = None) -> AbstractContextManager[str]:
-    """``tailor serve`` (with ``decisions`` or the settings' matrix); yields its base URL. Its /health answers
-    503 while Redis is away, which still counts as up."""
+def running_server(
+    settings: Settings, log: Path, decisions: Path | None = None, port: int | None = None
+) -> AbstractContextManager[str]:
+    """``tailor serve`` (with ``decisions`` or the settings' matrix; on ``port`` or a free one); yields its base
+    URL. Its /health answers 503 while Redis is away, which still counts as up."""
     command = ["serve", *(["--decisions", str(decisions)] if decisions else [])]
-    return running_service(command, settings, log, ready=(200, 503))
+    return running_service(command, settings, log, ready=(200, 503), port=port)
 
 
 @contextmanager
 def running_service(
     command: list[str], settings: Settings, log: Path, env: dict[str, str] | None = None,
-    ready: tuple[int, ...] = (200,), timeout_s: float = 30.0,
+    ready: tuple[int, ...] = (200,), timeout_s: float = 30.0, port: int | None = None,
 ) -> Iterator[str]:
     """Start ``tailor <command>`` on a free port; yield its base URL once ``/health`` answers a ``ready``
     status (the collector: 200 = Kafka reachable; serve: 503 too, it answers with Redis away)."""
-    port = free_port()
+    port = port or free_port()
     env = {**os.environ, **settings.to_environ(), **(env or {})}
     argv = [sys.executable, "-m", "tailor", *command, "--port", str(port)]
     log.parent.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from operators.segment_rules import SegmentRules
 from settings import PROJECT_ROOT, Settings
 from settings.errors import TailorError
 from stack import local_job
+from stack.process import port_bindable
+from stack.service_process import running_server
 from tailor.catalog import load_catalog
 from tailor.watch import HEADER, KINDS, watch
 
@@ -92,6 +95,7 @@ def run_demo(
     say(f"published the simulated catalog: {report.sent:,} products to {report.topic}")
 
     log_file = demo.home / "logs" / "demo-job.log"
+    serving = ExitStack()
     # The topics were just recreated: the previous demo's state belongs to the old ones.
     job = local_job.spawn(demo, rules, log_file, fresh=True, discard_state=True)
     simulator = None
@@ -105,6 +109,9 @@ def run_demo(
         _check_job_alive(job, log_file, demo.rest_port, wait_s=3)
         say(f"job {job_id} RUNNING after {time.monotonic() - t0:.0f} s")
         say(f"Flink Web UI: http://127.0.0.1:{demo.rest_port}/#/job/running  (operators, metrics in group 'tailor')")
+        shop_port = demo.serve_port if port_bindable(demo.serve_host, demo.serve_port) else None  # else any free one
+        api = serving.enter_context(running_server(demo, demo.home / "logs" / "demo-serve.log", port=shop_port))
+        say(f"Demo shop:    {api}/shop?user=user-1  (any user-N of the {users} shoppers; API docs {api}/docs)")
         argv = [sys.executable, "-m", "tailor", "simulate", "--rate", str(rate), "--users", str(users)]
         argv += ["--seed", str(DEMO_SEED)]
         argv += ["--duration", str(duration_s if duration_s else 10 * 365 * 86400)]
@@ -123,6 +130,7 @@ def run_demo(
     except KeyboardInterrupt:
         pass
     finally:
+        serving.close()
         for child in (simulator, job):
             if child is not None and child.poll() is None:
                 child.terminate()
