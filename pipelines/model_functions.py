@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 
+import orjson
 from pyflink.common import Row
 from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext, TimeDomain
@@ -25,8 +26,15 @@ from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 from operators.model_hub import ModelHub
 from operators.models_config import ModelsConfig
 from pipelines.flink_metrics import BatchedCounter
-from pipelines.records import CATALOG_ITEM, CHANGE_RECORD_TYPE, DEAD_LETTER_RECORD_TYPE
+from pipelines.records import (
+    CATALOG_ITEM,
+    CHANGE_RECORD_TYPE,
+    DEAD_LETTER_RECORD_TYPE,
+    MODEL_BATCH,
+    MODEL_EVENT,
+)
 from pipelines.redis_flushing import FlushedRedisWriter
+from pipelines.segmentation_functions import MODEL_INPUTS
 from state_schemas import catalog_item, dead_letter, model_input, recommendation, segment_change
 from state_schemas.model_input import ERASE, FORGET
 
@@ -43,6 +51,14 @@ def model_key_of(row):  # type: ignore[no-untyped-def]
 
 def catalog_record(value: str) -> Row:
     return Row(CATALOG_ITEM, value)
+
+
+def is_model_batch(row: Row) -> bool:
+    return bool(row[0] == MODEL_INPUTS)
+
+
+def model_batch_record(row: Row) -> Row:
+    return Row(MODEL_BATCH, row[1])
 
 
 class LearnModels(KeyedProcessFunction):
@@ -78,24 +94,39 @@ class LearnModels(KeyedProcessFunction):
 
     def process_element(self, value, ctx):  # type: ignore[no-untyped-def]
         now = int(time.time() * 1000)
-        try:  # the models learn and score before anything is emitted
-            hub = self.hub or self._restore()
-            if value[0] == CATALOG_ITEM:
+        if value[0] == CATALOG_ITEM:
+            try:
+                hub = self.hub or self._restore()
                 self.catalog_items.inc()
                 hub.add_catalog_item(catalog_item.decode(value[1]))
                 self._persist(hub)
-                return
-            self.model_events.inc()
-            event = model_input.from_wire(value[1])
-            changes, items = hub.process_one(event)
-            self._persist(hub)
-            encoded = [segment_change.encode(c, now) for c in changes]
-        except Exception as exc:  # noqa: BLE001 - no record may stop the job: it becomes a dead letter
-            self.internal_errors.inc()
-            yield DEAD_LETTERS, Row(None, dead_letter.encode_internal_error(
-                exc, value[1], self.source_topic, now, "learn_models"
-            ).decode())
+            except Exception as exc:  # noqa: BLE001 - no record may stop the job: it becomes a dead letter
+                yield self._dead_letter(exc, value[1], now)
             return
+        rows = orjson.loads(value[1]) if value[0] == MODEL_BATCH else [[MODEL_EVENT, orjson.loads(value[1])]]
+        hub = None
+        for _, row in rows:
+            try:  # the models learn and score before anything is emitted
+                hub = self.hub or self._restore()
+                event = model_input.from_row(row)
+                changes, items = hub.process_one(event)
+                encoded = [segment_change.encode(c, now) for c in changes]
+            except Exception as exc:  # noqa: BLE001 - no record may stop the job: it becomes a dead letter
+                yield self._dead_letter(exc, orjson.dumps(row).decode(), now)
+                continue
+            yield from self._emit(hub, event, changes, encoded, items, now)
+        self.model_events.inc(len(rows))
+        if hub is not None:
+            self._persist(hub)  # once per batch: a checkpoint never splits a record, so state stays exact
+        self.redis.arm(ctx)
+
+    def _dead_letter(self, exc: Exception, original: str, now: int):  # type: ignore[no-untyped-def]
+        self.internal_errors.inc()
+        return DEAD_LETTERS, Row(None, dead_letter.encode_internal_error(
+            exc, original, self.source_topic, now, "learn_models"
+        ).decode())
+
+    def _emit(self, hub, event, changes, encoded, items, now: int):  # type: ignore[no-untyped-def]
         if event.event_name in (FORGET, ERASE):  # the rule operator already deleted the profile
             self.redis.writer.forget(event.user_id, changes, encoded)
         elif changes:
@@ -114,7 +145,6 @@ class LearnModels(KeyedProcessFunction):
             )
             self.redis.writer.write_recommendations(event.user_id, payload)
             yield Row(event.user_id, payload.decode())
-        self.redis.arm(ctx)
 
     def on_timer(self, timestamp, ctx):  # type: ignore[no-untyped-def]
         if ctx.time_domain() == TimeDomain.PROCESSING_TIME:

@@ -40,10 +40,17 @@ from connectors import flink_kafka
 from operators.models_config import ModelsConfig
 from operators.segment_rules import SegmentRules
 from pipelines import java_operators
-from pipelines.model_functions import CLUSTER_CHANGES, LearnModels, catalog_record, model_key_of
+from pipelines.model_functions import (
+    CLUSTER_CHANGES,
+    LearnModels,
+    catalog_record,
+    is_model_batch,
+    model_batch_record,
+    model_key_of,
+)
 from pipelines.model_functions import DEAD_LETTERS as MODEL_DEAD_LETTERS
 from pipelines.records import MODEL_RECORD_TYPE, RECOMMENDATION_RECORD_TYPE
-from pipelines.segmentation_functions import CHANGES, DEAD_LETTERS, MODEL_INPUTS, OUTPUT_TYPE, SegmentBatches
+from pipelines.segmentation_functions import CHANGES, DEAD_LETTERS, OUTPUT_TYPE, SegmentBatches
 from pipelines.state_layout import JOB_NAME, state_dirs
 from settings import Settings
 
@@ -101,7 +108,11 @@ def build(
     t_env = StreamTableEnvironment.create(env)
     sinks = t_env.create_statement_set()
     if models is not None:
-        model_inputs = java_operators.unbatch(outputs, MODEL_INPUTS, "kind", "payload", "model_inputs")
+        # One row per micro-batch into the models: one Python call and one state write per batch.
+        model_inputs = (
+            outputs.filter(is_model_batch).name("model_batches_only").uid("model_batches_only")
+            .map(model_batch_record, output_type=MODEL_RECORD_TYPE).name("model_batches").uid("model_batches")
+        )
         recommendations, cluster_changes, model_dead_letters = _add_models(env, settings, models, model_inputs, bounded)
         changes = changes.union(cluster_changes)
         dead_letters = dead_letters.union(model_dead_letters)

@@ -25,7 +25,7 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import orjson
 
@@ -54,7 +54,11 @@ def to_wire(m: ModelInput) -> str:
 
 
 def from_wire(payload: str | bytes) -> ModelInput:
-    row = orjson.loads(payload)
+    return from_row(orjson.loads(payload))
+
+
+def from_row(row: Any) -> ModelInput:
+    """A model input from its decoded wire array (a batch carries them decoded)."""
     if not isinstance(row, list) or not row or row[0] != WIRE_VERSION:
         raise ValueError(f"model input wire version {row[0] if row else row!r} is unknown (expected {WIRE_VERSION})")
     _, user, item, name, ts, category, segments, features, message_id = row

@@ -28,7 +28,7 @@ from stack import flink_cluster, flink_jobs, process, topics
 pytestmark = pytest.mark.integration
 
 OPERATORS = (
-    "kafka_events", "micro_batches", "segment_batches", "segment_changes", "dead_letters", "model_inputs",
+    "kafka_events", "micro_batches", "segment_batches", "segment_changes", "dead_letters", "model_batches",
     "learn_models", "dead_letters_sink", "segment_changes_sink", "recommendations_sink",
 )
 USER_1, USER_2 = "user-1", "user-2"
