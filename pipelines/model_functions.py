@@ -4,7 +4,8 @@ Where global model state lives: the clusterer and the recommender are one model 
 Python functions have no checkpointed operator state in PyFlink (only broadcast state). So the hub runs
 as a keyed operator with a single key (``MODEL_KEY``): its state is ordinary keyed state of that key --
 MapStates of per-user and per-item payloads and one ValueState of globals -- written incrementally after
-every event and therefore exactly as of each checkpoint. On restore the hub is rebuilt from that state
+every record (one micro-batch of model inputs, or a catalog item) and therefore exactly as of each
+checkpoint. On restore the hub is rebuilt from that state
 before its first event.
 
 Scaling: with one key, the hub runs on one subtask at any job parallelism; the per-user rule operator
