@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 import redis
+import yaml
 
 import stack
 from connectors import kafka_topics as topics
-from settings import Settings
+from settings import PROJECT_ROOT, Settings
 from stack import local_job
 
 JOB_TIMEOUT_S = 600
@@ -82,3 +83,15 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float = 30, what: str = "
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def quick_models_file(workdir: Path) -> Path:
+    """config/models.yaml with a 150-event clustering warm-up and no recommendation throttle, so a few
+    thousand test events show ML segments and many lists."""
+    models = yaml.safe_load((PROJECT_ROOT / "config" / "models.yaml").read_text())
+    models["clustering"]["warmup_events"] = 150
+    models["recommendations"]["min_emit_interval_ms"] = 0
+    path = workdir / "models.yaml"
+    path.write_text(yaml.safe_dump(models))
+    return path
+

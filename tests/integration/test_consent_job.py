@@ -7,14 +7,13 @@ from __future__ import annotations
 import orjson
 import pytest
 import redis
-import yaml
 
 from connectors.kafka_events import event_producer, publish_event, read_topic
 from connectors.redis_keys import RedisKeys
 from evaluation.simulator import ShopperSimulator
 from settings import PROJECT_ROOT
 from state_schemas import segment_change
-from tests.integration.harness import isolated_settings, run_bounded_job
+from tests.integration.harness import isolated_settings, quick_models_file, run_bounded_job
 
 pytestmark = pytest.mark.integration
 
@@ -32,11 +31,7 @@ def message(user: str, n: int, ts: int, name: str, granted: bool | None) -> dict
 @pytest.fixture(scope="module")
 def outcome(stack_settings, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("consent")
-    models = yaml.safe_load((PROJECT_ROOT / "config" / "models.yaml").read_text())
-    models["clustering"]["warmup_events"] = 150
-    models["recommendations"]["min_emit_interval_ms"] = 0
-    models_file = workdir / "models.yaml"
-    models_file.write_text(yaml.safe_dump(models))
+    models_file = quick_models_file(workdir)
     settings = isolated_settings(stack_settings, "consent", models_enabled=True, models_file=models_file,
                                  consent_categories="Personalization")
     producer = event_producer(settings.kafka_bootstrap)

@@ -12,17 +12,16 @@ from collections import defaultdict
 import orjson
 import pytest
 import redis
-import yaml
 
 from connectors.kafka_events import event_producer, publish_event, read_topic
 from connectors.redis_keys import RedisKeys
 from evaluation.simulator import ShopperSimulator
-from operators.normalize import epoch_ms
 from operators.cluster_segments import segment_id
+from operators.normalize import epoch_ms
 from settings import PROJECT_ROOT
 from state_schemas import catalog_item, recommendation, segment_change
 from state_schemas.catalog_item import CatalogItem
-from tests.integration.harness import isolated_settings, run_bounded_job
+from tests.integration.harness import isolated_settings, quick_models_file, run_bounded_job
 
 pytestmark = pytest.mark.integration
 
@@ -33,11 +32,7 @@ ITEMS, CATEGORIES = 300, 6
 @pytest.fixture(scope="module")
 def job_output(stack_settings, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("models")
-    models = yaml.safe_load((PROJECT_ROOT / "config" / "models.yaml").read_text())
-    models["clustering"]["warmup_events"] = 150
-    models["recommendations"]["min_emit_interval_ms"] = 0
-    models_file = workdir / "models.yaml"
-    models_file.write_text(yaml.safe_dump(models))
+    models_file = quick_models_file(workdir)
     settings = isolated_settings(stack_settings, "models", models_enabled=True, models_file=models_file)
 
     sim = ShopperSimulator(seed=5, users=120, items=ITEMS, categories=CATEGORIES)
