@@ -95,3 +95,15 @@ def quick_models_file(workdir: Path) -> Path:
     path.write_text(yaml.safe_dump(models))
     return path
 
+
+def changes_and_recommendations(settings: Settings) -> tuple[list[dict], list[dict]]:
+    """Every segment change and recommendation the job wrote, decoded, in topic order."""
+    import orjson
+
+    from connectors.kafka_events import read_topic
+    from state_schemas import segment_change
+
+    changes = [segment_change.decode(r.value) for r in read_topic(settings.kafka_bootstrap, settings.segment_changes_topic)]
+    recs = [orjson.loads(r.value) for r in read_topic(settings.kafka_bootstrap, settings.recommendations_topic)]
+    return changes, recs
+

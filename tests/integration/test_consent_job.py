@@ -4,16 +4,19 @@ never segmented; everyone else is unaffected."""
 
 from __future__ import annotations
 
-import orjson
 import pytest
 import redis
 
-from connectors.kafka_events import event_producer, publish_event, read_topic
+from connectors.kafka_events import event_producer, publish_event
 from connectors.redis_keys import RedisKeys
 from evaluation.simulator import ShopperSimulator
 from settings import PROJECT_ROOT
-from state_schemas import segment_change
-from tests.integration.harness import isolated_settings, quick_models_file, run_bounded_job
+from tests.integration.harness import (
+    changes_and_recommendations,
+    isolated_settings,
+    quick_models_file,
+    run_bounded_job,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -49,9 +52,7 @@ def outcome(stack_settings, tmp_path_factory):
     producer.flush()
     producer.close()
     run_bounded_job(settings, PROJECT_ROOT / "config" / "segments.yaml", workdir)
-    changes = [segment_change.decode(r.value)
-               for r in read_topic(settings.kafka_bootstrap, settings.segment_changes_topic)]
-    recs = [orjson.loads(r.value) for r in read_topic(settings.kafka_bootstrap, settings.recommendations_topic)]
+    changes, recs = changes_and_recommendations(settings)
     return settings, changes, recs
 
 
