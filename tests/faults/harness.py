@@ -158,23 +158,38 @@ class JobProcess:
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log().splitlines()[-lines:])
 
+    def wait_for_new_checkpoint(self, timeout_s: float = 180) -> None:
+        """Until a checkpoint completes after this call; fails at once, with the job's log, if the job
+        process exits first, and with the checkpoint lines of Flink's log if none completes in time."""
+        dirs, since = state_dirs(self.settings), time.time()
+
+        def written() -> bool:
+            assert self.child is not None and self.child.poll() is None, (
+                f"the job exited ({self.child and self.child.returncode}) before a new checkpoint; log tail:\n"
+                f"{self.log_tail()}"
+            )
+            newest = flink_state.newest(dirs.checkpoints, dirs.savepoints)
+            return newest is not None and newest.written_at > since
+
+        try:
+            wait_until(written, timeout_s, "a new completed checkpoint")
+        except AssertionError as timed_out:
+            raise AssertionError(f"{timed_out}; Flink's checkpoint log:\n{self.checkpoint_log()}") from None
+
+    def checkpoint_log(self, lines: int = 30) -> str:
+        """The last checkpoint lines (triggered, completed, declined, failed) of Flink's log of the latest run."""
+        found = [
+            line for log in self.log_file.parent.glob("flink-*.log")
+            for line in log.read_text(errors="replace").splitlines() if "heckpoint" in line
+        ]
+        return "\n".join(found[-lines:]) or "(no checkpoint lines)"
+
     def restarts(self) -> int:
         """Times Flink restarted the job after a failure in the latest run of the process (Flink's own log,
         which ``spawn`` puts beside ours; not our own restarts of the process)."""
         logs = list(self.log_file.parent.glob("flink-*.log"))
         assert logs, f"no Flink log next to {self.log_file}"
         return sum(log.read_text(errors="replace").count("switched from state RUNNING to RESTARTING") for log in logs)
-
-
-def wait_for_new_checkpoint(settings: Settings, timeout_s: float = 120) -> None:
-    """Until a checkpoint completes after this call."""
-    dirs, since = state_dirs(settings), time.time()
-
-    def written() -> bool:
-        newest = flink_state.newest(dirs.checkpoints, dirs.savepoints)
-        return newest is not None and newest.written_at > since
-
-    wait_until(written, timeout_s, "a new completed checkpoint")
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:

@@ -27,7 +27,6 @@ from tests.faults.harness import (
     publish,
     reference,
     simulated,
-    wait_for_new_checkpoint,
     wait_until,
 )
 from tests.integration.harness import isolated_settings
@@ -51,7 +50,7 @@ def test_sigkill_of_the_job_process_three_times_during_one_replay(stack_settings
     publish(settings, workload)
     job = jobs(settings).start()
     for _ in range(3):
-        wait_for_new_checkpoint(settings)
+        job.wait_for_new_checkpoint()
         assert job.child is not None and job.child.poll() is None, "the replay ended before it could be killed"
         job.kill()
         job.start()  # the same command again
@@ -71,7 +70,7 @@ def test_kafka_broker_killed_and_restarted_mid_replay(stack_settings, jobs):
     publish(settings, workload)
     job = jobs(settings).start()
     try:
-        wait_for_new_checkpoint(settings)
+        job.wait_for_new_checkpoint()
         pid = kafka.running_pid(stack_settings)
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
@@ -97,7 +96,7 @@ def test_redis_frozen_for_20_s_does_not_restart_the_job(stack_settings, jobs):
     pid = redis_server.running_pid(stack_settings)
     assert pid is not None
     try:
-        wait_for_new_checkpoint(settings)
+        job.wait_for_new_checkpoint()
         os.kill(pid, signal.SIGSTOP)
         time.sleep(20)
     finally:
