@@ -141,17 +141,18 @@ class RedisAudienceWriter:
     def write(
         self, user_id: str, state: ProfileState, changes: Iterable[SegmentChange], encoded: Iterable[bytes]
     ) -> None:
-        """Queue the audience updates and the profile snapshot for one user's changes."""
+        """Queue the profile snapshot and the audience updates for one user's changes."""
         self._start_batch()
-        last_time = self._queue_changes(user_id, changes, encoded)
+        changes = list(changes)
         self._buffer.append((
             "HSET", self.keys.profile(user_id),
             "segments", ",".join(state.segments),
             "last_seen", state.last_seen,
             "sessions_total", state.sessions_total,
             "purchases_total", state.purchases_total,
-            "updated_at", last_time,
+            "updated_at", changes[-1].event_time if changes else 0,
         ))
+        self._queue_changes(user_id, changes, encoded)
         self._after_write()
 
     def write_cluster_changes(
@@ -159,16 +160,16 @@ class RedisAudienceWriter:
     ) -> None:
         """Queue ML segment (cluster) changes: audience sets, pub/sub, and the profile's ``cluster`` field."""
         self._start_batch()
-        self._queue_changes(user_id, changes, encoded)
         self._buffer.append(("HSET", self.keys.profile(user_id), "cluster", cluster or ""))
+        self._queue_changes(user_id, changes, encoded)
         self._after_write()
 
     def forget(self, user_id: str, changes: Iterable[SegmentChange], encoded: Iterable[bytes]) -> None:
         """Queue the exits of a forgotten user (consent withdrawn), then delete their profile and list."""
         self._start_batch()
-        self._queue_changes(user_id, changes, encoded)
         self._buffer.append(("DEL", self.keys.profile(user_id)))
         self._buffer.append(("DEL", self.keys.recommendations(user_id)))
+        self._queue_changes(user_id, changes, encoded)
         self._after_write()
 
     def write_recommendations(self, user_id: str, payload: bytes) -> None:
@@ -184,16 +185,14 @@ class RedisAudienceWriter:
         if not self._buffer:
             self._oldest_ms = time.monotonic() * 1000
 
-    def _queue_changes(self, user_id: str, changes: Iterable[SegmentChange], encoded: Iterable[bytes]) -> int:
-        """SADD/SREM + publish per change; returns the event time of the last one."""
-        last_time = 0
+    def _queue_changes(self, user_id: str, changes: Iterable[SegmentChange], encoded: Iterable[bytes]) -> None:
+        """SADD/SREM + publish per change, queued after the profile they change: a subscriber that reads
+        the profile on a message sees the state after it."""
         append = self._buffer.append
         compact = self._down_since is not None
         for change, payload in zip(changes, encoded, strict=True):
             append(("SADD" if change.change == ENTER else "SREM", self.keys.segment(change.segment), user_id))
             append(("PUBLISH", self._changes_channel, _compact(payload) if compact else payload))
-            last_time = change.event_time
-        return last_time
 
     def _after_write(self) -> None:
         buffered = len(self._buffer)

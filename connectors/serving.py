@@ -10,6 +10,10 @@ FastAPI (OpenAPI at ``/openapi.json``, docs at ``/docs``) on uvicorn. Every requ
   matrix, and as recommendations the items most often served recently by this process (generic,
   popular content). Every response says where it came from (``source``) and whether it is a fallback.
 
+The job's change and recommendation channels are followed (``connectors.live_updates``): a user's change
+drops their cache entries, so the cache never hides a change for its TTL, and is pushed to the user's
+``GET /v1/users/{id}/changes`` event streams, on which the snippet re-decides its slots.
+
 The decision matrix (``operators.decisions``) is reloaded when its file changes (checked at most once a
 second); an invalid new version is refused, the old one kept, and the error shown by ``/health``.
 """
@@ -30,12 +34,13 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import CLOSED, OpenedState
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
+from connectors.live_updates import LiveUpdates, TooManyListeners
 from connectors.redis_keys import RedisKeys
 from operators.decisions import DecisionMatrix, DecisionMatrixError, Profile
 from operators.stale_cache import FRESH, MISS, STALE, StaleWhileRevalidate
@@ -44,6 +49,7 @@ from settings import Settings
 BREAKER = "redis"
 BREAKER_FAILURES, BREAKER_OPEN_S = 5, 5
 RELOAD_CHECK_S = 1.0
+KEEP_ALIVE_S = 15.0  # an event stream's comment line when quiet, so proxies keep it open
 WEB = Path(__file__).parent / "web"
 SNIPPET = (WEB / "tailor.js").read_bytes()
 SHOP = (WEB / "shop.html").read_bytes()
@@ -123,6 +129,8 @@ class Serving:
         self.popular: Counter[str] = Counter()
         self.matrix = HotMatrix(decisions_file)
         self.counts: Counter[str] = Counter()
+        self.live = LiveUpdates(settings.redis_host, settings.redis_port, settings.redis_prefix,
+                                on_user=self.changed, on_resubscribe=self.forget_cached)
         self.app = self._build_app()
 
     # -- Redis through cache, breaker and budget ------------------------------------------------------
@@ -167,17 +175,19 @@ class Serving:
                 asyncio.get_running_loop().create_task(self._refresh(cache, key, fetch))
             return value, "stale-cache"
         assert state == MISS
+        read_at = time.monotonic()
         try:
             value = await self._guarded(fetch)
         except (OpenedState, RedisAway, TimeoutError, RedisError, OSError) as e:
             self.counts[f"redis_unavailable_{type(e).__name__}"] += 1
             return None, "fallback"
-        cache.put(key, value, time.monotonic())
+        cache.put(key, value, read_at)
         return value, "redis"
 
     async def _refresh(self, cache: StaleWhileRevalidate, key: str, fetch: Callable[[], Awaitable[Any]]) -> None:
+        read_at = time.monotonic()
         try:
-            cache.put(key, await self._guarded(fetch), time.monotonic())
+            cache.put(key, await self._guarded(fetch), read_at)
         except (OpenedState, RedisAway, TimeoutError, RedisError, OSError):
             self.counts["refresh_failed"] += 1
         finally:
@@ -198,6 +208,17 @@ class Serving:
             self.popular.update(i["item_id"] for i in rec.get("items", ()))
         return rec, source
 
+    def changed(self, user_id: str) -> None:
+        """The job published a change or a new top-K of this user."""
+        now = time.monotonic()
+        self.profiles.invalidate("p" + user_id, now)
+        self.recs.invalidate("r" + user_id, now)
+
+    def forget_cached(self) -> None:
+        """Changes may have been missed (the live subscription was down): nothing cached is trusted."""
+        self.profiles.clear()
+        self.recs.clear()
+
     def popular_items(self, k: int) -> list[dict[str, Any]]:
         return [{"item_id": item, "source": "popular-fallback"} for item, _ in self.popular.most_common(k)]
 
@@ -208,7 +229,10 @@ class Serving:
             # Everything imported and built so far lives as long as the process: keep it out of the
             # collector, whose full passes over it stalled every request in flight for ~100 ms.
             gc.freeze()
+            follower = asyncio.get_running_loop().create_task(self.live.run())
             yield
+            follower.cancel()
+            await self.live.close()
             await self.redis.aclose()
 
         app = FastAPI(title="Tailor serving API", version="1", lifespan=lifespan,
@@ -270,6 +294,32 @@ class Serving:
             return _json({"user_id": body.user_id, "decisions": [d.as_dict() for d in decisions],
                           "source": p_source, "fallback": False})
 
+        @app.get("/v1/users/{user_id}/changes", summary="a user's segment changes and new top-K, as they happen",
+                 description="Server-sent events: `segment_change` (tailor.segment_change/1) and "
+                             "`recommendation` (tailor.recommendation/1), JSON in `data`.")
+        async def live_changes(user_id: str) -> Response:
+            try:
+                queue = self.live.listen(user_id)
+            except TooManyListeners as e:
+                return _json({"error": f"{e}; retry later"}, 503)
+            self.counts["live_streams_opened"] += 1
+
+            async def events() -> AsyncIterator[bytes]:
+                try:
+                    yield b"retry: 2000\n\n"
+                    while True:
+                        try:
+                            kind, payload = await asyncio.wait_for(queue.get(), KEEP_ALIVE_S)
+                        except TimeoutError:
+                            yield b": keep-alive\n\n"
+                            continue
+                        yield b"event: " + kind.encode() + b"\ndata: " + payload + b"\n\n"
+                finally:
+                    self.live.unlisten(user_id, queue)
+
+            return StreamingResponse(events(), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
         @app.get("/tailor.js", summary="the personalization snippet", include_in_schema=False)
         async def snippet() -> Response:
             return Response(SNIPPET, media_type="application/javascript",
@@ -288,14 +338,18 @@ class Serving:
                 redis_ok = False
             breaker = await self.breakers.get_breaker(BREAKER)
             body = {"redis": "up" if redis_ok else "down", "breaker": breaker.context.state,
+                    "live": "subscribed" if self.live.subscribed else "reconnecting",
                     "decisions": self.matrix.error or "ok", "decision_reloads": self.matrix.reloads}
             return _json(body, 200 if redis_ok and self.matrix.error is None else 503)
 
         @app.get("/metrics", summary="counters in Prometheus text format")
         async def metrics() -> Response:
             lines = []
-            for name, value in sorted(self.counts.items()):
+            counts = {**self.counts, **{f"live_{k}": v for k, v in self.live.counts.items()}}
+            for name, value in sorted(counts.items()):
                 lines += [f"# TYPE tailor_serve_{name}_total counter", f"tailor_serve_{name}_total {value}"]
+            lines += ["# TYPE tailor_serve_live_streams_open gauge",
+                      f"tailor_serve_live_streams_open {self.live.open_listeners}"]
             return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
         return app

@@ -7,8 +7,13 @@
  * On load it asks POST /v1/decide for every [data-tailor-slot] on the page and puts each decision's HTML
  * in its slot (data-tailor-variation, -rule, -reason say what served it). On a timeout (data-timeout-ms,
  * default 800) or any error the slots keep their default markup and get data-tailor-variation="default".
- * With data-collector and data-write-key it sends Segment-Spec "Content Viewed" (per filled slot) and
- * "Content Clicked" (a click inside a slot) events to the collector (`tailor collect`), by sendBeacon.
+ * With data-collector and data-write-key it sends Segment-Spec "Content Viewed" (per slot, when its
+ * variation is first shown) and "Content Clicked" (a click inside a slot) events to the collector
+ * (`tailor collect`), by sendBeacon; the page sends its own events with window.tailor.track(name, props).
+ *
+ * With a user id it listens to GET /v1/users/{id}/changes (server-sent events) and decides again when
+ * the job changes that user's segments or recommendations: a qualifying event shows its variation on the
+ * open page, without a reload. data-live="off" turns this off. A failed re-decision keeps what is shown.
  */
 (function () {
   "use strict";
@@ -41,6 +46,7 @@
 
   function useDefaults(why) {
     slots().forEach(function (el) {
+      if (el.hasAttribute("data-tailor-variation")) { return; }  // keeps a decision already shown
       el.setAttribute("data-tailor-variation", "default");
       el.setAttribute("data-tailor-reason", why);
     });
@@ -50,14 +56,18 @@
     response.decisions.forEach(function (d) {
       var el = document.querySelector('[data-tailor-slot="' + d.slot + '"]');
       if (!el) { return; }
+      var changed = el.getAttribute("data-tailor-variation") !== d.variation;
       el.innerHTML = d.content;  // rendered by the server's sandboxed, autoescaping templates
       el.setAttribute("data-tailor-variation", d.variation);
       el.setAttribute("data-tailor-rule", d.rule);
       el.setAttribute("data-tailor-reason", d.reason);
-      if (response.fallback) { el.setAttribute("data-tailor-fallback", "true"); }
-      var seen = { slot: d.slot, variation: d.variation, rule: d.rule };
-      track("Content Viewed", seen);
-      el.addEventListener("click", function () { track("Content Clicked", seen); });
+      if (response.fallback) { el.setAttribute("data-tailor-fallback", "true"); } else { el.removeAttribute("data-tailor-fallback"); }
+      el.tailorShown = { slot: d.slot, variation: d.variation, rule: d.rule };
+      if (changed) { track("Content Viewed", el.tailorShown); }
+      if (!el.tailorClicks) {
+        el.tailorClicks = true;
+        el.addEventListener("click", function () { track("Content Clicked", el.tailorShown); });
+      }
     });
   }
 
@@ -78,5 +88,19 @@
     }).then(function () { clearTimeout(timer); });
   }
 
-  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", decide); } else { decide(); }
+  function follow() {
+    if (!userId || !window.EventSource || attr("live", "on") === "off") { return; }
+    var pending = null;
+    var again = function () {  // a burst of changes (one event can change several segments): one request
+      if (pending) { return; }
+      pending = setTimeout(function () { pending = null; decide(); }, 20);
+    };
+    var stream = new EventSource(api + "/v1/users/" + encodeURIComponent(userId) + "/changes");
+    stream.addEventListener("segment_change", again);
+    stream.addEventListener("recommendation", again);
+  }
+
+  window.tailor = { track: track, decide: decide };
+  function start() { decide(); follow(); }
+  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", start); } else { start(); }
 })();

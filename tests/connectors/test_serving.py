@@ -134,3 +134,26 @@ def test_redis_frozen_fallback_within_budget_stale_cache_served_breaker_opens(se
     status, profile, _ = call(url, "/v1/users/u1/recommendations")
     assert status == 200 and profile["source"] == "redis" and profile["fallback"] is False
     assert call(url, "/health")[1]["breaker"] == "closed"
+
+
+def test_a_change_the_job_publishes_reaches_the_cache_and_the_users_event_stream_at_once(service, tmp_path) -> None:
+    """A cache TTL of a minute: only the live channel can make the change visible within the test."""
+    _, server, decisions = service
+    settings = Settings(redis_port=server.port, redis_prefix=PREFIX, serve_cache_ttl_ms=60_000)
+    with running_server(settings, tmp_path / "serve-live.log", decisions) as url:
+        assert call(url, "/v1/users/u1/profile")[1]["segments"] == ["interested_but_hesitant"]
+        assert call(url, "/v1/users/u1/profile")[1]["source"] == "cache"
+        with urllib.request.urlopen(url + "/v1/users/u1/changes", timeout=10) as stream:
+            assert stream.headers["Content-Type"].startswith("text/event-stream")
+            assert stream.readline() + stream.readline() == b"retry: 2000\n\n"  # sent once the stream listens
+            writer = RedisAudienceWriter("127.0.0.1", server.port, PREFIX)
+            exit_ = SegmentChange("u1", "interested_but_hesitant", "rule", "exit", "r", {}, "event", 3, "m2")
+            writer.write("u1", ProfileState(segments=["vip"]), [exit_], [segment_change.encode(exit_, 4)])
+            writer.flush()
+            event, data = stream.readline(), stream.readline()
+        assert event == b"event: segment_change\n"
+        assert orjson.loads(data.removeprefix(b"data: "))["change"] == "exit"
+        profile = call(url, "/v1/users/u1/profile")[1]
+        assert profile["segments"] == ["vip"] and profile["source"] == "redis"
+        metrics = urllib.request.urlopen(url + "/metrics", timeout=5).read().decode()
+        assert "tailor_serve_live_segment_change_total 1" in metrics
