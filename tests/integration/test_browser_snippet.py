@@ -2,16 +2,20 @@
 the demo shop page gets a hesitant shopper's discount and a stranger's default from ``tailor serve``; with
 the API down the slots keep their default markup; content views and clicks reach the collector.
 
-The profiles are written by the job's own Redis writer into a redis-server of the test's own.
+The first tests' profiles are written by the job's own Redis writer into a redis-server of the test's own.
+The last runs the whole loop: the page's events go through ``tailor collect`` and Kafka into the running
+job, whose change reaches the open page through Redis and ``tailor serve``.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import http.server
 import shutil
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +29,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from connectors.kafka_events import read_topic
 from connectors.redis_audiences import RedisAudienceWriter
+from connectors.redis_keys import RedisKeys
 from settings import Settings
 from stack import apt
 from stack.process import free_port
@@ -32,7 +37,8 @@ from stack.service_process import running_collector, running_server
 from state_schemas import segment_change
 from state_schemas.profile_state import ProfileState
 from state_schemas.segment_change import ENTER, SegmentChange
-from tests.integration.harness import isolated_settings
+from tests.faults.harness import JobProcess
+from tests.integration.harness import isolated_settings, wait_for
 from tests.private_redis import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -122,3 +128,45 @@ def test_with_the_api_down_the_slots_keep_their_default(browser, tmp_path) -> No
         assert hero.text == "Welcome to the shop."
     finally:
         static.shutdown()
+
+
+def test_views_and_a_cart_add_on_the_page_show_the_hesitant_variation_within_a_second(
+    browser, redis_client, stack_settings, tmp_path
+) -> None:
+    settings = isolated_settings(stack_settings, "browser-live", models_enabled=False)
+    job = JobProcess(settings, tmp_path / "job", bounded=False).start()
+    try:
+        with running_collector(settings, KEY, tmp_path / "collector.log") as collector, \
+                running_server(settings, tmp_path / "serve.log") as api:
+            track(collector, "probe")  # the job is up once a first event comes out in Redis
+            try:
+                wait_for(lambda: redis_client.exists(RedisKeys(settings.redis_prefix).profile("probe")), 180,
+                         "the job to process a first event")
+            except AssertionError as e:
+                raise AssertionError(f"{e}; job log tail:\n{job.log_tail()}") from None
+            browser.get(f"{api}/shop?user=live-1&collector={collector}&key={KEY}")
+            hero = slot(browser, "hero")
+            assert hero.get_attribute("data-tailor-variation") == "onboarding"
+            for n in range(1, 7):
+                browser.find_element(By.CSS_SELECTOR, f"#p{n} .view").click()
+            browser.find_element(By.CSS_SELECTOR, "#p3 .add").click()
+            clicked = time.perf_counter()
+            WebDriverWait(browser, 10, poll_frequency=0.01).until(
+                lambda b: b.find_element(By.CSS_SELECTOR, '[data-tailor-slot="hero"]')
+                .get_attribute("data-tailor-variation") == "discount")
+            shown_after = time.perf_counter() - clicked
+            assert "10% off" in browser.find_element(By.CSS_SELECTOR, '[data-tailor-slot="hero"]').text
+    finally:
+        job.stop()
+    print(f"\nhesitant variation on the open page {shown_after * 1000:.0f} ms after the qualifying cart add")
+    assert shown_after < 1.0
+
+
+def track(collector: str, user_id: str) -> None:
+    body = orjson.dumps({"type": "track", "event": "Product Viewed", "userId": user_id,
+                         "properties": {"product_id": "p1"}})
+    auth = "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()
+    request = urllib.request.Request(collector + "/v1/track", data=body, method="POST",
+                                     headers={"Content-Type": "application/json", "Authorization": auth})
+    with urllib.request.urlopen(request, timeout=15) as response:
+        assert response.status == 200
