@@ -89,7 +89,7 @@ def _populate(settings: Settings) -> None:
         writer.write(user, ProfileState(segments=["weekly_active"], sessions_total=n % 7), [], [])
         items = [{"item_id": f"p{(n * 7 + i) % 5000}", "score": 1.0 - i / 10, "source": "covisit"} for i in range(10)]
         writer.write_recommendations(user, orjson.dumps({
-            "schema": "tailor.recommendation/1", "user_id": user, "items": items, "model_version": "bench",
+            "schema": "tailor.recommendation/2", "user_id": user, "items": items, "model_version": "bench",
             "message_id": f"m{n}", "event_time": 1, "emit_time": 2}))
     writer.flush()
 

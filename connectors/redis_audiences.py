@@ -173,12 +173,18 @@ class RedisAudienceWriter:
         self._after_write()
 
     def write_recommendations(self, user_id: str, payload: bytes) -> None:
-        """Queue a user's new top-K (the whole tailor.recommendation/1 record replaces the old one)."""
+        """Queue a user's new top-K (the whole tailor.recommendation/2 record replaces the old one)."""
         self._start_batch()
         if self._down_since is not None:
             payload = _compact(payload)
         self._buffer.append(("SET", self.keys.recommendations(user_id), payload))
         self._buffer.append(("PUBLISH", self._recommendations_channel, payload))
+        self._after_write()
+
+    def write_popular(self, payload: bytes) -> None:
+        """Queue the new list of items trending overall (tailor.popular_items/1), replacing the old one."""
+        self._start_batch()
+        self._buffer.append(("SET", self.keys.popular, payload))
         self._after_write()
 
     def _start_batch(self) -> None:

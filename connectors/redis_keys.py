@@ -7,15 +7,16 @@ Layout (``prefix`` defaults to ``tailor:``)::
                                         cluster (the ML segment; written by the model hub)
     {prefix}segment:{segment}     SET   the user ids currently in the segment (the live audience), for
                                         rule segments and ML segments (clusters) alike
-    {prefix}recs:{user_id}        STRING the user's latest tailor.recommendation/1 JSON
+    {prefix}recs:{user_id}        STRING the user's latest tailor.recommendation/2 JSON
+    {prefix}popular               STRING tailor.popular_items/1 JSON: the items trending overall (model hub)
     {prefix}segment-changes       pub/sub channel: every tailor.segment_change/1 as JSON, as it happens
-    {prefix}recommendations       pub/sub channel: every tailor.recommendation/1 as JSON
+    {prefix}recommendations       pub/sub channel: every tailor.recommendation/2 as JSON
 
 >>> keys = RedisKeys("tailor:")
 >>> keys.profile("u1"), keys.segment("Cart Fillers"), keys.recommendations("u1")
 ('tailor:profile:u1', 'tailor:segment:Cart Fillers', 'tailor:recs:u1')
->>> keys.changes_channel, keys.recommendations_channel
-('tailor:segment-changes', 'tailor:recommendations')
+>>> keys.changes_channel, keys.recommendations_channel, keys.popular
+('tailor:segment-changes', 'tailor:recommendations', 'tailor:popular')
 >>> keys.segments_pattern, keys.segment_name("tailor:segment:Cart Fillers")
 ('tailor:segment:*', 'Cart Fillers')
 >>> RedisKeys("bench-1[a]:").everything_pattern
@@ -42,6 +43,10 @@ class RedisKeys:
 
     def recommendations(self, user_id: str) -> str:
         return f"{self.prefix}recs:{user_id}"
+
+    @property
+    def popular(self) -> str:
+        return f"{self.prefix}popular"
 
     def segment_name(self, key: str | bytes) -> str:
         """The segment of an audience key (as SCAN returns it, bytes or str)."""

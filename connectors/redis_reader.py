@@ -51,7 +51,7 @@ class RedisReader:
             return self._client.hgetall(self.keys.profile(user_id))
 
     def recommendations(self, user_id: str) -> dict[str, Any] | None:
-        """The user's latest ``tailor.recommendation/1``, decoded; None if there is none yet."""
+        """The user's latest ``tailor.recommendation/2``, decoded; None if there is none yet."""
         with _reachable(self.host, self.port):
             raw = self._client.get(self.keys.recommendations(user_id))
         return None if raw is None else orjson.loads(raw)

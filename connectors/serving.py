@@ -7,8 +7,13 @@ FastAPI (OpenAPI at ``/openapi.json``, docs at ``/docs``) on uvicorn. Every requ
   ``serve_cache_ttl_ms``, then served stale (and refreshed in the background) up to ``serve_stale_ms``;
 * a circuit breaker (purgatory): after 5 consecutive failures Redis is not asked for 5 s;
 * a fallback when Redis is slow, down or the breaker is open: the default variations of the decision
-  matrix, and as recommendations the items most often served recently by this process (generic,
-  popular content). Every response says where it came from (``source``) and whether it is a fallback.
+  matrix, and as recommendations the job's list of items trending overall (``{prefix}popular``, cached
+  like the rest), else the items most often served recently by this process. Every response says where
+  it came from (``source``) and whether it is a fallback.
+
+Users without a list of their own get the job's trending items too (``source: popular``). ``category``
+filters a list by the items' categories (``tailor.recommendation/2``): a user's own list is only filtered,
+never topped up with items they might have bought.
 
 The job's change and recommendation channels are followed (``connectors.live_updates``): a user's change
 drops their cache entries, so the cache never hides a change for its TTL, and is pushed to the user's
@@ -45,6 +50,7 @@ from connectors.redis_keys import RedisKeys
 from operators.decisions import DecisionMatrix, DecisionMatrixError, Profile
 from operators.stale_cache import FRESH, MISS, STALE, StaleWhileRevalidate
 from settings import Settings
+from state_schemas import popular_items
 
 BREAKER = "redis"
 BREAKER_FAILURES, BREAKER_OPEN_S = 5, 5
@@ -124,9 +130,10 @@ class Serving:
         ttl, stale = settings.serve_cache_ttl_ms / 1000, settings.serve_stale_ms / 1000
         self.profiles = StaleWhileRevalidate(ttl, stale)
         self.recs = StaleWhileRevalidate(ttl, stale)
+        self.trending = StaleWhileRevalidate(ttl, stale, max_entries=1)
         self.refreshing: set[str] = set()
         self.probing = False
-        self.popular: Counter[str] = Counter()
+        self.served: Counter[tuple[str, str | None]] = Counter()  # (item, category): the last-resort list
         self.matrix = HotMatrix(decisions_file)
         self.counts: Counter[str] = Counter()
         self.live = LiveUpdates(settings.redis_host, settings.redis_port, settings.redis_prefix,
@@ -205,8 +212,23 @@ class Serving:
             return None if raw is None else orjson.loads(raw)
         rec, source = await self._lookup(self.recs, "r" + user_id, fetch)
         if rec is not None and source == "redis":
-            self.popular.update(i["item_id"] for i in rec.get("items", ()))
+            self.served.update((i["item_id"], i.get("category")) for i in rec.get("items", ()))
         return rec, source
+
+    async def generic(self, k: int, category: str | None) -> tuple[list[dict[str, Any]], str]:
+        """Items for anyone: the job's trending list (``popular``), else what this process served most
+        (``fallback`` when Redis is unavailable, ``served-popular`` when the job has written no list yet)."""
+        async def fetch() -> list[dict[str, Any]] | None:
+            raw = await self.redis.get(self.keys.popular)
+            return None if raw is None else popular_items.decode(raw)["items"]
+        items, source = await self._lookup(self.trending, "popular", fetch)
+        if items is None:
+            items = [{"item_id": item, "source": "popular-fallback", **({"category": c} if c else {})}
+                     for (item, c), _ in self.served.most_common()]
+            source = "fallback" if source == "fallback" else "served-popular"
+        else:
+            source = "popular"
+        return in_category(items, category)[:k], source
 
     def changed(self, user_id: str) -> None:
         """The job published a change or a new top-K of this user."""
@@ -218,9 +240,6 @@ class Serving:
         """Changes may have been missed (the live subscription was down): nothing cached is trusted."""
         self.profiles.clear()
         self.recs.clear()
-
-    def popular_items(self, k: int) -> list[dict[str, Any]]:
-        return [{"item_id": item, "source": "popular-fallback"} for item, _ in self.popular.most_common(k)]
 
     # -- HTTP ------------------------------------------------------------------------------------------
     def _build_app(self) -> FastAPI:
@@ -260,15 +279,19 @@ class Serving:
             return _json({**profile, "source": source, "fallback": False})
 
         @app.get("/v1/users/{user_id}/recommendations", summary="a user's latest top-K (purchased items excluded)")
-        async def get_recommendations(user_id: str, k: int = Query(10, ge=1, le=100)) -> Response:
+        async def get_recommendations(
+            user_id: str, k: int = Query(10, ge=1, le=100),
+            category: str | None = Query(None, min_length=1, max_length=200, description="only items of it"),
+        ) -> Response:
             self.counts["requests_recommendations"] += 1
             rec, source = await self.recommendations(user_id)
             if rec is None:
                 self.counts["fallbacks"] += 1
-                return _json({"user_id": user_id, "items": self.popular_items(k), "model_version": None,
-                              "source": "fallback" if source == "fallback" else "popular", "fallback": True})
-            return _json({"user_id": user_id, "items": rec["items"][:k], "model_version": rec.get("model_version"),
-                          "source": source, "fallback": False})
+                items, source = await self.generic(k, category)
+                return _json({"user_id": user_id, "items": items, "model_version": None, "source": source,
+                              "fallback": True})
+            return _json({"user_id": user_id, "items": in_category(rec["items"], category)[:k],
+                          "model_version": rec.get("model_version"), "source": source, "fallback": False})
 
         @app.post("/v1/decide", summary="the content variation per slot, rendered, and why")
         async def decide(body: DecideRequest) -> Response:
@@ -289,14 +312,14 @@ class Serving:
                 return _json({"user_id": body.user_id, "decisions": [d.as_dict() for d in decisions],
                               "source": "fallback", "fallback": True})
             p = profile or {"segments": [], "cluster": None, "facts": {}}
-            items = [i["item_id"] for i in (rec or {}).get("items", ())]
+            items = [i["item_id"] for i in (rec["items"] if rec else (await self.generic(10, None))[0])]
             decisions = matrix.decide(Profile(p["segments"], p["cluster"], p["facts"]), body.slots, items, body.page)
             return _json({"user_id": body.user_id, "decisions": [d.as_dict() for d in decisions],
                           "source": p_source, "fallback": False})
 
         @app.get("/v1/users/{user_id}/changes", summary="a user's segment changes and new top-K, as they happen",
                  description="Server-sent events: `segment_change` (tailor.segment_change/1) and "
-                             "`recommendation` (tailor.recommendation/1), JSON in `data`.")
+                             "`recommendation` (tailor.recommendation/2), JSON in `data`.")
         async def live_changes(user_id: str) -> Response:
             try:
                 queue = self.live.listen(user_id)
@@ -353,6 +376,14 @@ class Serving:
             return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
         return app
+
+
+def in_category(items: list[dict[str, Any]], category: str | None) -> list[dict[str, Any]]:
+    """
+    >>> in_category([{"item_id": "a", "category": "c1"}, {"item_id": "b"}], "c1")
+    [{'item_id': 'a', 'category': 'c1'}]
+    """
+    return items if category is None else [i for i in items if i.get("category") == category]
 
 
 def _json(body: dict[str, Any], status: int = 200) -> Response:

@@ -33,6 +33,7 @@ from state_schemas import model_hub_state
 from state_schemas.catalog_item import CatalogItem
 from state_schemas.events import CanonicalEvent
 from state_schemas.model_input import ERASE, FORGET, ModelInput
+from state_schemas.popular_items import PopularItems
 from state_schemas.profile_state import ProfileState
 from state_schemas.recommendation import RecommendedItem
 from state_schemas.segment_change import SegmentChange
@@ -69,6 +70,7 @@ class ModelHub:
         self.clusters: OrderedDict[str, str | None] = OrderedDict()
         self._dirty_users: set[str] = set()
         self._forgotten: set[str] = set()
+        self.latest_event_time = 0  # of the events learned since start or restore
 
     @property
     def model_version(self) -> str:
@@ -82,6 +84,7 @@ class ModelHub:
         if m.event_name in (FORGET, ERASE):
             trigger = "erase" if m.event_name == ERASE else "consent"
             return self.forget(m.user_id, m.timestamp, m.message_id, trigger), None
+        self.latest_event_time = max(self.latest_event_time, m.timestamp)
         features = dict(zip(FEATURE_NAMES, m.features, strict=False))
         self.clusterer.learn_one(features, now=m.timestamp)
         predicted = self.clusterer.predict_one(features)
@@ -108,6 +111,10 @@ class ModelHub:
         if cluster is None:
             return []
         return [cluster_exit(user_id, cluster, self.clusterer, timestamp, message_id, trigger)]
+
+    def popular(self, k: int) -> PopularItems:
+        """The ``k`` items trending overall: the generic list for users without one of their own."""
+        return PopularItems(tuple(self.recommender.popular(k)), self.model_version, self.latest_event_time)
 
     def cluster_segment(self, user_id: str) -> str | None:
         """The segment id of the user's current cluster (as its changes name it), None if none."""

@@ -416,7 +416,12 @@ class HybridRecommender:
             rows = list(range(len(items)))
         totals, best = total.tolist(), parts.argmax(axis=0).tolist()
         rows.sort(key=lambda r: (-totals[r], items[r]))
-        return [RecommendedItem(items[r], totals[r], _SOURCES[best[r]]) for r in rows[:k]]
+        return [RecommendedItem(items[r], totals[r], _SOURCES[best[r]], self._category(items[r])) for r in rows[:k]]
+
+    def popular(self, k: int) -> list[RecommendedItem]:
+        """The ``k`` items trending overall (time-decayed counts, relative to the leader), with categories:
+        the generic list for users without one of their own."""
+        return [RecommendedItem(item, score, "popular", self._category(item)) for item, score in self.popularity.top(k)]
 
     def _category(self, item_id: str) -> str | None:
         state = self.items.get(item_id)

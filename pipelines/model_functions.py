@@ -36,10 +36,18 @@ from pipelines.records import (
 )
 from pipelines.redis_flushing import FlushedRedisWriter
 from pipelines.segmentation_functions import MODEL_INPUTS
-from state_schemas import catalog_item, dead_letter, model_input, recommendation, segment_change
+from state_schemas import (
+    catalog_item,
+    dead_letter,
+    model_input,
+    popular_items,
+    recommendation,
+    segment_change,
+)
 from state_schemas.model_input import ERASE, FORGET
 
 MODEL_KEY = "models"
+POPULAR_ITEMS, POPULAR_EVERY_MS = 100, 1000  # the generic list in Redis: its length, its refresh interval
 # Changes of kind "cluster", merged into the segment-changes sink.
 CLUSTER_CHANGES = OutputTag("cluster_changes", CHANGE_RECORD_TYPE)
 # (user_id, tailor.dead_letter/1 JSON) of records the models raised on (``internal_error:<ExceptionType>``)
@@ -77,6 +85,7 @@ class LearnModels(KeyedProcessFunction):
         self.items = runtime_context.get_map_state(MapStateDescriptor("model_items", Types.STRING(), Types.STRING()))
         self.globals = runtime_context.get_state(ValueStateDescriptor("model_globals", Types.STRING()))
         self.hub: ModelHub | None = None  # restored from state on the first record: open() has no key yet
+        self.popular_written_at, self.popular_pending = 0, False
         group = runtime_context.get_metrics_group().add_group("tailor")
         self.redis = FlushedRedisWriter(self.redis_host, self.redis_port, self.redis_prefix, group)
         self.model_events = BatchedCounter(group.counter("model_events_in"))
@@ -91,6 +100,8 @@ class LearnModels(KeyedProcessFunction):
             self.internal_errors,
         ):
             counter.flush()
+        if self.popular_pending and self.hub is not None:
+            self._write_popular(self.hub, int(time.time() * 1000))
         self.redis.close()
 
     def process_element(self, value, ctx):  # type: ignore[no-untyped-def]
@@ -119,6 +130,7 @@ class LearnModels(KeyedProcessFunction):
         self.model_events.inc(len(rows))
         if hub is not None:
             self._persist(hub)  # once per batch: a checkpoint never splits a record, so state stays exact
+            self._popular_changed(hub, now, ctx)
         self.redis.arm(ctx)
 
     def _dead_letter(self, exc: Exception, original: str, now: int):  # type: ignore[no-untyped-def]
@@ -147,8 +159,23 @@ class LearnModels(KeyedProcessFunction):
             self.redis.writer.write_recommendations(event.user_id, payload)
             yield Row(event.user_id, payload.decode())
 
+    def _popular_changed(self, hub: ModelHub, now: int, ctx) -> None:  # type: ignore[no-untyped-def]
+        """The trending list goes to Redis at most every POPULAR_EVERY_MS; a change in between is written
+        by a timer then (or at close, when a bounded input ends first)."""
+        if now - self.popular_written_at >= POPULAR_EVERY_MS:
+            self._write_popular(hub, now)
+        elif not self.popular_pending:
+            self.popular_pending = True
+            ctx.timer_service().register_processing_time_timer(self.popular_written_at + POPULAR_EVERY_MS)
+
+    def _write_popular(self, hub: ModelHub, now: int) -> None:
+        self.popular_written_at, self.popular_pending = now, False
+        self.redis.writer.write_popular(popular_items.encode(hub.popular(POPULAR_ITEMS), emit_time=now))
+
     def on_timer(self, timestamp, ctx):  # type: ignore[no-untyped-def]
         if ctx.time_domain() == TimeDomain.PROCESSING_TIME:
+            if self.popular_pending and self.hub is not None:
+                self._write_popular(self.hub, int(time.time() * 1000))
             self.redis.on_timer(ctx)
         return iter(())
 

@@ -18,5 +18,5 @@ CATALOG_ITEM = "catalog"
 # kind MODEL_BATCH: one micro-batch of model inputs, ``[["event", <wire array>], ...]`` as the rule operator
 # emitted them (one Python call and one state write per batch instead of per event)
 MODEL_BATCH = "batch"
-# (user_id, tailor.recommendation/1 JSON)
+# (user_id, tailor.recommendation/2 JSON)
 RECOMMENDATION_RECORD_TYPE = Types.ROW_NAMED(["user_id", "recommendation"], [Types.STRING(), Types.STRING()])

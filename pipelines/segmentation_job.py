@@ -16,7 +16,7 @@
       |                                                -> cluster changes, dead letters -+
       |  <--------------------------------------------------------------------------- +
     segment_changes_sink    Kafka, exactly-once, keyed by user id (rule and cluster changes)
-    recommendations_sink    Kafka, exactly-once, keyed by user id (tailor.recommendation/1)
+    recommendations_sink    Kafka, exactly-once, keyed by user id (tailor.recommendation/2)
     dead_letters_sink       Kafka, exactly-once
 
 Run it with ``tailor job run`` (embedded mini-cluster, or ``--cluster`` for a standalone cluster); on any

@@ -1,12 +1,15 @@
-"""``tailor.recommendation/1``: a user's new top-K recommendations.
+"""``tailor.recommendation/2``: a user's new top-K recommendations.
+
+Version 2 added ``items[].category`` (so a consumer can filter a list by category); otherwise as version 1.
 
 Emitted when a user's list changes (throttled per user in event time); the Redis copy under
 ``{prefix}recs:{user_id}`` is always the latest record. Layout (JSON object, one per Kafka record, keyed
 by ``user_id``)::
 
-    schema         "tailor.recommendation/1"
+    schema         "tailor.recommendation/2"
     user_id        the user key the job tracks (userId, else anonymousId)
-    items          [{item_id, score, source}], best first; source is "mf" | "content" | "popular" | "covisit"
+    items          [{item_id, score, source, category}], best first; source is "mf" | "content" | "popular" |
+                   "covisit"; category only when the job knows the item's (from events or the catalog)
     model_version  which model produced it, e.g. "mf-biased/river-0.23.0/cfg-1a2b3c4d"
     message_id     the triggering event's messageId
     event_time     epoch ms of the triggering event
@@ -25,7 +28,7 @@ from typing import Any, Final
 
 import orjson
 
-SCHEMA: Final = "tailor.recommendation/1"
+SCHEMA: Final = "tailor.recommendation/2"
 SOURCES: Final = frozenset({"mf", "content", "popular", "covisit"})
 
 
@@ -34,6 +37,13 @@ class RecommendedItem:
     item_id: str
     score: float
     source: str  # one of SOURCES
+    category: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        item: dict[str, Any] = {"item_id": self.item_id, "score": round(self.score, 6), "source": self.source}
+        if self.category is not None:
+            item["category"] = self.category
+        return item
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +60,7 @@ def encode(rec: Recommendation, emit_time: int) -> bytes:
         {
             "schema": SCHEMA,
             "user_id": rec.user_id,
-            "items": [{"item_id": i.item_id, "score": round(i.score, 6), "source": i.source} for i in rec.items],
+            "items": [i.as_dict() for i in rec.items],
             "model_version": rec.model_version,
             "message_id": rec.message_id,
             "event_time": rec.event_time,
@@ -62,10 +72,10 @@ def encode(rec: Recommendation, emit_time: int) -> bytes:
 def decode(payload: bytes | str) -> dict[str, Any]:
     """Parse an emitted record; raises ``ValueError`` for a schema this version does not know.
 
-    >>> decode(b'{"schema": "tailor.recommendation/2"}')
+    >>> decode(b'{"schema": "tailor.recommendation/1"}')
     Traceback (most recent call last):
     ...
-    ValueError: expected schema 'tailor.recommendation/1', got 'tailor.recommendation/2'
+    ValueError: expected schema 'tailor.recommendation/2', got 'tailor.recommendation/1'
     """
     record = orjson.loads(payload)
     if not isinstance(record, dict) or record.get("schema") != SCHEMA:

@@ -3,7 +3,7 @@
 Both read what the job already writes; nothing here keeps state of its own.
 
 * ``show user <id>``: the Redis profile hash (rule segments, ``cluster``, counters), the user's
-  audience memberships, and the latest ``tailor.recommendation/1`` under ``{prefix}recs:<id>``.
+  audience memberships, and the latest ``tailor.recommendation/2`` under ``{prefix}recs:<id>``.
 * ``show clusters``: the ML segments. The model hub writes no cluster catalog, so the list comes from
   the tail of the segment-changes topic (the last ``--tail`` records of each partition, committed ones
   only): every segment of kind ``cluster`` seen there, with the ``reason`` of its most recent ``enter``
@@ -34,7 +34,7 @@ class ShowError(TailorError, LookupError):
 class UserView:
     user_id: str
     profile: dict[str, str]  # the Redis profile hash, as stored
-    recommendation: dict[str, Any] | None  # the latest tailor.recommendation/1, if any
+    recommendation: dict[str, Any] | None  # the latest tailor.recommendation/2, if any
 
     @property
     def rule_segments(self) -> list[str]:

@@ -17,8 +17,10 @@ import pytest
 from connectors.redis_audiences import RedisAudienceWriter
 from settings import Settings
 from stack.service_process import running_server
-from state_schemas import segment_change
+from state_schemas import popular_items, recommendation, segment_change
+from state_schemas.popular_items import PopularItems
 from state_schemas.profile_state import ProfileState
+from state_schemas.recommendation import Recommendation, RecommendedItem
 from state_schemas.segment_change import ENTER, SegmentChange
 from tests.private_redis import RedisServer
 
@@ -61,10 +63,10 @@ def service(tmp_path: Path) -> Iterator[tuple[str, RedisServer, Path]]:
     change = SegmentChange("u1", "interested_but_hesitant", "rule", ENTER, "r", {}, "event", 1, "m1")
     writer.write("u1", ProfileState(segments=["interested_but_hesitant"], sessions_total=2), [change],
                  [segment_change.encode(change, 2)])
-    writer.write_recommendations("u1", orjson.dumps({"schema": "tailor.recommendation/1", "user_id": "u1",
-                                                     "items": [{"item_id": "p<9>", "score": 1.0, "source": "mf"}],
-                                                     "model_version": "v", "message_id": "m", "event_time": 1,
-                                                     "emit_time": 2}))
+    own = (RecommendedItem("p<9>", 1.0, "mf", "c1"), RecommendedItem("p2", 0.5, "content", "c2"))
+    writer.write_recommendations("u1", recommendation.encode(Recommendation("u1", own, "v", "m", 1), emit_time=2))
+    trending = (RecommendedItem("p5", 1.0, "popular", "c2"), RecommendedItem("p6", 0.5, "popular", "c1"))
+    writer.write_popular(popular_items.encode(PopularItems(trending, "v", 1), emit_time=2))
     writer.flush()
     with running_server(settings, tmp_path / "serve.log", decisions) as url:
         try:
@@ -80,12 +82,22 @@ def test_profile_recommendations_and_decision_from_what_the_job_wrote(service) -
     assert profile["facts"]["sessions_total"] == 2 and profile["fallback"] is False
     assert call(url, "/v1/users/u1/profile")[1]["source"] == "cache"
     status, recs, _ = call(url, "/v1/users/u1/recommendations?k=5")
-    assert status == 200 and [i["item_id"] for i in recs["items"]] == ["p<9>"]
+    assert status == 200 and [i["item_id"] for i in recs["items"]] == ["p<9>", "p2"]
+    assert [i["item_id"] for i in call(url, "/v1/users/u1/recommendations?category=c2")[1]["items"]] == ["p2"]
     status, decided, _ = call(url, "/v1/decide", {"user_id": "u1", "slots": ["hero"]})
     [hero] = decided["decisions"]
     assert (hero["variation"], hero["rule"], hero["content"]) == ("discount", "hesitant_discount", "<h2>p&lt;9&gt;</h2>")
     assert hero["reason"] == "segment interested_but_hesitant"
     assert call(url, "/v1/decide", {"user_id": "nobody", "slots": ["hero"]})[1]["decisions"][0]["rule"] == "default"
+
+
+def test_a_user_without_a_list_gets_the_jobs_trending_items_by_category_too(service) -> None:
+    url, _, _ = service
+    _, recs, _ = call(url, "/v1/users/newcomer/recommendations")
+    assert [i["item_id"] for i in recs["items"]] == ["p5", "p6"] and (recs["source"], recs["fallback"]) == ("popular", True)
+    _, recs, _ = call(url, "/v1/users/newcomer/recommendations?category=c1&k=3")
+    assert [(i["item_id"], i["category"]) for i in recs["items"]] == [("p6", "c1")]
+    assert call(url, "/v1/users/newcomer/recommendations?category=")[0] == 400
 
 
 def test_errors_are_json_with_a_message(service) -> None:

@@ -71,7 +71,7 @@ def redis_with_profiles(tmp_path_factory) -> Iterator[RedisServer]:
     writer.write("hesitant-1", ProfileState(segments=["interested_but_hesitant"]), [change],
                  [segment_change.encode(change, 2)])
     writer.write_recommendations("hesitant-1", orjson.dumps({
-        "schema": "tailor.recommendation/1", "user_id": "hesitant-1", "model_version": "v", "message_id": "m",
+        "schema": "tailor.recommendation/2", "user_id": "hesitant-1", "model_version": "v", "message_id": "m",
         "event_time": 1, "emit_time": 2, "items": [{"item_id": "p7", "score": 1.0, "source": "covisit"}]}))
     writer.flush()
     yield server

@@ -7,7 +7,7 @@ is shortened so ML segments appear within the input.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import orjson
 import pytest
@@ -19,7 +19,7 @@ from evaluation.simulator import ShopperSimulator
 from operators.cluster_segments import segment_id
 from operators.normalize import epoch_ms
 from settings import PROJECT_ROOT
-from state_schemas import catalog_item, recommendation, segment_change
+from state_schemas import catalog_item, popular_items, recommendation, segment_change
 from state_schemas.catalog_item import CatalogItem
 from tests.integration.harness import isolated_settings, quick_models_file, run_bounded_job
 
@@ -59,7 +59,7 @@ def test_recommendation_events_follow_the_schema_and_are_keyed_by_user(job_outpu
 
     assert len(recs) > 50
     for key, rec in recs:
-        assert rec["schema"] == "tailor.recommendation/1"
+        assert rec["schema"] == "tailor.recommendation/2"
         assert key.decode() == rec["user_id"] and rec["user_id"] in users
         assert 1 <= len(rec["items"]) <= 10
         assert {i["source"] for i in rec["items"]} <= recommendation.SOURCES
@@ -94,6 +94,20 @@ def test_redis_holds_each_users_latest_recommendation_list(job_output) -> None:
     for user, rec in latest.items():
         stored = orjson.loads(client.get(RedisKeys(settings.redis_prefix).recommendations(user)))
         assert stored["items"] == rec["items"] and stored["message_id"] == rec["message_id"]
+
+
+def test_listed_items_carry_their_category_and_redis_holds_the_trending_list(job_output) -> None:
+    settings, events, _, recs = job_output
+    about_items = [e for e in events if "product_id" in e.get("properties", {})]
+    category_of = {e["properties"]["product_id"]: e["properties"]["category"] for e in about_items}
+    listed = [item for _, rec in recs for item in rec["items"]]
+    assert all(item["category"] == category_of[item["item_id"]] for item in listed)
+    client = redis.Redis(host=settings.redis_host, port=settings.redis_port)
+    trending = popular_items.decode(client.get(RedisKeys(settings.redis_prefix).popular))
+    assert 10 <= len(trending["items"]) <= 100 and trending["event_time"] == max(epoch_ms(e["timestamp"]) for e in events)
+    assert all(i["category"] == category_of[i["item_id"]] for i in trending["items"])
+    most_seen = [item for item, _ in Counter(e["properties"]["product_id"] for e in about_items).most_common(10)]
+    assert trending["items"][0]["item_id"] in most_seen  # time-decayed and weighted, yet a leader of raw counts
 
 
 def test_ml_segment_changes_go_to_the_segment_changes_topic_with_an_explanation(job_output) -> None:

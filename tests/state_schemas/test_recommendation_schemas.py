@@ -1,8 +1,9 @@
-"""tailor.recommendation/1, tailor.catalog_item/1 and the recommender state payloads."""
+"""tailor.recommendation/2, tailor.catalog_item/1 and the recommender state payloads."""
 
 import json
 from pathlib import Path
 
+import jsonschema
 import orjson
 import pytest
 
@@ -16,7 +17,7 @@ def test_recommendation_encode_has_every_field():
     rec = recommendation.Recommendation("u", (RecommendedItem("i", 0.5, "content"),), "mf-biased/x", "m1", 10)
     record = recommendation.decode(recommendation.encode(rec, emit_time=11))
     assert record == {
-        "schema": "tailor.recommendation/1", "user_id": "u",
+        "schema": "tailor.recommendation/2", "user_id": "u",
         "items": [{"item_id": "i", "score": 0.5, "source": "content"}],
         "model_version": "mf-biased/x", "message_id": "m1", "event_time": 10, "emit_time": 11,
     }
@@ -27,6 +28,17 @@ def test_recommendation_json_schema_lists_the_same_fields():
     rec = recommendation.Recommendation("u", (), "v", None, 1)
     assert set(schema["required"]) == set(recommendation.decode(recommendation.encode(rec, 2)))
     assert set(schema["properties"]["items"]["items"]["properties"]["source"]["enum"]) == recommendation.SOURCES
+
+
+def test_recommendation_records_with_and_without_categories_match_the_json_schema():
+    schema = json.loads((Path(recommendation.__file__).parent / "recommendation.schema.json").read_text())
+    items = (RecommendedItem("i", 0.5, "content", "shoes"), RecommendedItem("j", 0.25, "popular"))
+    record = recommendation.decode(recommendation.encode(recommendation.Recommendation("u", items, "v", "m", 1), 2))
+    jsonschema.validate(record, schema)
+    assert [i.get("category") for i in record["items"]] == ["shoes", None]
+    record["items"][0]["category"] = 7
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(record, schema)
 
 
 def test_catalog_item_roundtrip_and_errors():
