@@ -170,8 +170,9 @@ class Serving:
         return task.result()
 
     async def _lookup(
-        self, cache: StaleWhileRevalidate, key: str, fetch: Callable[[], Awaitable[Any]]
+        self, cache: StaleWhileRevalidate, key: str, fetch: Callable[[], Awaitable[Any]], cached_only: bool = False
     ) -> tuple[Any, str]:
+        """``cached_only``: Redis already failed this request; its budget is spent, answer from the cache."""
         value, state = cache.get(key, time.monotonic())
         self.counts[f"cache_{state}"] += 1
         if state == FRESH:
@@ -182,6 +183,8 @@ class Serving:
                 asyncio.get_running_loop().create_task(self._refresh(cache, key, fetch))
             return value, "stale-cache"
         assert state == MISS
+        if cached_only:
+            return None, "fallback"
         read_at = time.monotonic()
         try:
             value = await self._guarded(fetch)
@@ -215,13 +218,16 @@ class Serving:
             self.served.update((i["item_id"], i.get("category")) for i in rec.get("items", ()))
         return rec, source
 
-    async def generic(self, k: int, category: str | None) -> tuple[list[dict[str, Any]], str]:
+    async def generic(
+        self, k: int, category: str | None, cached_only: bool = False
+    ) -> tuple[list[dict[str, Any]], str]:
         """Items for anyone: the job's trending list (``popular``), else what this process served most
-        (``fallback`` when Redis is unavailable, ``served-popular`` when the job has written no list yet)."""
+        (``fallback`` when Redis is unavailable, ``served-popular`` when the job has written no list yet).
+        ``cached_only``: Redis failed earlier in this request, do not ask it again (one budget per request)."""
         async def fetch() -> list[dict[str, Any]] | None:
             raw = await self.redis.get(self.keys.popular)
             return None if raw is None else popular_items.decode(raw)["items"]
-        items, source = await self._lookup(self.trending, "popular", fetch)
+        items, source = await self._lookup(self.trending, "popular", fetch, cached_only)
         if items is None:
             items = [{"item_id": item, "source": "popular-fallback", **({"category": c} if c else {})}
                      for (item, c), _ in self.served.most_common()]
@@ -287,7 +293,7 @@ class Serving:
             rec, source = await self.recommendations(user_id)
             if rec is None:
                 self.counts["fallbacks"] += 1
-                items, source = await self.generic(k, category)
+                items, source = await self.generic(k, category, cached_only=source == "fallback")
                 return _json({"user_id": user_id, "items": items, "model_version": None, "source": source,
                               "fallback": True})
             return _json({"user_id": user_id, "items": in_category(rec["items"], category)[:k],
@@ -304,7 +310,7 @@ class Serving:
                 decisions = matrix.decide(Profile((), None, {}), body.slots, page=body.page)
                 return _json({"user_id": None, "decisions": [d.as_dict() for d in decisions], "source": "anonymous",
                               "fallback": False})
-            (profile, p_source), (rec, _) = await asyncio.gather(self.profile(body.user_id),
+            (profile, p_source), (rec, r_source) = await asyncio.gather(self.profile(body.user_id),
                                                                  self.recommendations(body.user_id))
             if p_source == "fallback":
                 self.counts["fallbacks"] += 1
@@ -312,7 +318,8 @@ class Serving:
                 return _json({"user_id": body.user_id, "decisions": [d.as_dict() for d in decisions],
                               "source": "fallback", "fallback": True})
             p = profile or {"segments": [], "cluster": None, "facts": {}}
-            items = [i["item_id"] for i in (rec["items"] if rec else (await self.generic(10, None))[0])]
+            generic = [] if rec else (await self.generic(10, None, cached_only=r_source == "fallback"))[0]
+            items = [i["item_id"] for i in (rec["items"] if rec else generic)]
             decisions = matrix.decide(Profile(p["segments"], p["cluster"], p["facts"]), body.slots, items, body.page)
             return _json({"user_id": body.user_id, "decisions": [d.as_dict() for d in decisions],
                           "source": p_source, "fallback": False})
