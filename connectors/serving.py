@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import heapq
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -228,13 +229,12 @@ class Serving:
             raw = await self.redis.get(self.keys.popular)
             return None if raw is None else popular_items.decode(raw)["items"]
         items, source = await self._lookup(self.trending, "popular", fetch, cached_only)
-        if items is None:
-            items = [{"item_id": item, "source": "popular-fallback", **({"category": c} if c else {})}
-                     for (item, c), _ in self.served.most_common()]
-            source = "fallback" if source == "fallback" else "served-popular"
-        else:
-            source = "popular"
-        return in_category(items, category)[:k], source
+        if items is not None:
+            return in_category(items, category)[:k], "popular"
+        served = self.served.items() if category is None else (e for e in self.served.items() if e[0][1] == category)
+        items = [{"item_id": item, "source": "popular-fallback", **({"category": c} if c else {})}
+                 for (item, c), _ in heapq.nlargest(k, served, key=lambda e: e[1])]
+        return items, "fallback" if source == "fallback" else "served-popular"
 
     def changed(self, user_id: str) -> None:
         """The job published a change or a new top-K of this user."""
