@@ -73,6 +73,9 @@ def _builder(  # type: ignore[no-untyped-def]
         .set_starting_offsets(starting)
         .set_property("partition.discovery.interval.ms", "30000")
         .set_property("commit.offsets.on.checkpoint", "true")
+        # Transactional producers upstream (another job's exactly-once sink, `tailor dead-letters replay`):
+        # only what they committed, never an aborted record.
+        .set_property("isolation.level", "read_committed")
     )
     if bounded:
         builder = builder.set_bounded(KafkaOffsetsInitializer.latest())

@@ -23,8 +23,14 @@ from contextlib import contextmanager
 from connectors.kafka_events import KafkaUnavailable
 from settings import Settings
 
-# The catalog holds the latest metadata per item id: compaction keeps one record per key forever.
+# The catalog holds the latest metadata per item id, the replay ledger one record per replayed messageId:
+# compaction keeps one record per key forever.
 COMPACTED_TOPIC_CONFIG = {"cleanup.policy": "compact"}
+
+
+def replay_ledger_topic(settings: Settings) -> str:
+    """The messageIds ``tailor dead-letters replay`` has re-submitted (compacted, keyed by messageId)."""
+    return f"{settings.dead_letters_topic}.replayed"
 
 
 def topic_config(settings: Settings, name: str) -> dict[str, str]:
@@ -33,8 +39,10 @@ def topic_config(settings: Settings, name: str) -> dict[str, str]:
     >>> s = Settings(events_retention_ms=604_800_000)
     >>> topic_config(s, s.events_topic), topic_config(s, s.segment_changes_topic)
     ({'retention.ms': '604800000'}, {'retention.ms': '-1'})
+    >>> topic_config(s, replay_ledger_topic(s))
+    {'cleanup.policy': 'compact'}
     """
-    if name == settings.catalog_topic:
+    if name in (settings.catalog_topic, replay_ledger_topic(settings)):
         return COMPACTED_TOPIC_CONFIG
     retention = {
         settings.events_topic: settings.events_retention_ms,

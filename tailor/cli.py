@@ -163,6 +163,23 @@ def build_parser() -> argparse.ArgumentParser:
     erase_noun.add_argument("user_id", help="the userId (or anonymousId) as producers send it")
     erase_noun.set_defaults(handler=cmd_erase)
 
+    dead_letters = nouns.add_parser("dead-letters", help="records the job could not use (the dead-letters topic)")
+    dead_letter_verbs = dead_letters.add_subparsers(dest="verb", required=True, metavar="VERB")
+    replay_verb = dead_letter_verbs.add_parser(
+        "replay", help="re-submit the dead letters that pass today's validation, exactly once",
+        description="After a fix (a relaxed schema, a new event-name mapping, a fixed operator): read the "
+        "dead-letters topic, check every original payload with the job's current validation, and publish the "
+        "ones that pass to the events topic as they were received (keyed by user, stamped with their event "
+        "time). Each is recorded by messageId in the compacted topic <dead letters topic>.replayed in the same "
+        "Kafka transaction, so running the replay again (or after an interruption) sends nothing twice. "
+        "Letters that are still invalid are counted by their current error code, with a reason.",
+        formatter_class=fmt,
+    )
+    replay_verb.add_argument("--error", action="append", default=[], metavar="CODE",
+                             help="only letters rejected with this code (repeatable), e.g. invalid_event_name")
+    replay_verb.add_argument("--dry-run", action="store_true", help="judge and count; publish nothing")
+    replay_verb.set_defaults(handler=cmd_dead_letters_replay)
+
     simulate = nouns.add_parser("simulate", help="publish seeded, realistic shopper traffic", formatter_class=fmt)
     simulate.add_argument("--rate", type=float, default=200, help="events per second")
     simulate.add_argument("--duration", type=float, default=60, help="seconds")
@@ -389,6 +406,13 @@ def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
     print(f"erase request {message_id} for {args.user_id!r} published to {settings.events_topic}; the job applies "
           "it in order with that user's events (segment exits with trigger 'erase' on "
           f"{settings.segment_changes_topic})")
+    return 0
+
+
+def cmd_dead_letters_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from tailor.dead_letters import replay_dead_letters
+
+    replay_dead_letters(settings, args.error, args.dry_run)
     return 0
 
 
