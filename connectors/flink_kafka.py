@@ -7,9 +7,11 @@ Needs the shaded connector jar ``flink-sql-connector-kafka`` on the job's classp
 from __future__ import annotations
 
 from pyflink.common.serialization import ByteArraySchema, SimpleStringSchema
+from pyflink.datastream.connectors.base import DeliveryGuarantee
 from pyflink.datastream.connectors.kafka import (
     KafkaOffsetResetStrategy,
     KafkaOffsetsInitializer,
+    KafkaSink,
     KafkaSource,
 )
 
@@ -80,6 +82,20 @@ def _builder(  # type: ignore[no-untyped-def]
     if bounded:
         builder = builder.set_bounded(KafkaOffsetsInitializer.latest())
     return builder
+
+
+def keyed_event_sink(bootstrap: str, transactional_id_prefix: str, serializer) -> KafkaSink:  # type: ignore[no-untyped-def]
+    """An exactly-once ``KafkaSink`` of events the job writes back to its own input (``serializer``:
+    ``pipelines.java_operators.keyed_event_serializer``, which picks the topic, key and timestamp)."""
+    builder = (
+        KafkaSink.builder()
+        .set_bootstrap_servers(bootstrap)
+        .set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE)
+        .set_transactional_id_prefix(transactional_id_prefix)
+        .set_property("transaction.timeout.ms", str(TRANSACTION_TIMEOUT_MS))
+    )
+    builder._j_builder.setRecordSerializer(serializer)  # PyFlink's builder only takes Python-built schemas
+    return builder.build()
 
 
 def keyed_changes_sink_ddl(

@@ -152,6 +152,30 @@ def update_stats(stats: BehaviorStats | None, event: CanonicalEvent, profile: Pr
     return s
 
 
+def merge_stats(known: list[Any], other: list[Any], merged: ProfileState) -> list[Any]:
+    """Two users' stats rows (``to_list``; ``[]``: none yet) as one user's, for ``merged`` (identity
+    stitching): counts add up, the open session is the merged profile's, categories are united.
+
+    >>> a, b = BehaviorStats(events=2, views=1, first_event=5), BehaviorStats(events=3, first_event=3)
+    >>> m = BehaviorStats.from_list(merge_stats(a.to_list(), b.to_list(), ProfileState()))
+    >>> m.events, m.views, m.first_event
+    (5, 1, 3)
+    """
+    if not known or not other:
+        return list(known or other)
+    k, o = BehaviorStats.from_list(known), BehaviorStats.from_list(other)
+    closed = k.closed_session_ms + o.closed_session_ms
+    for s in (k, o):  # an open session the merged profile no longer has open has closed
+        if s.open_start and s.open_start != merged.session_start:
+            closed += s.open_last - s.open_start
+    firsts = [t for t in (k.first_event, o.first_event) if t]
+    return BehaviorStats(
+        k.events + o.events, k.views + o.views, k.cart_adds + o.cart_adds, k.favorites + o.favorites,
+        k.purchases + o.purchases, min(firsts, default=0), max(k.last_event, o.last_event),
+        merged.session_start, merged.session_last, closed, k.category_bits | o.category_bits,
+    ).to_list()
+
+
 def behavior_features(stats: BehaviorStats, profile: ProfileState, now: int) -> dict[str, float]:
     """The feature vector at event time ``now``, keys in ``FEATURE_NAMES`` order."""
     log1p = math.log1p

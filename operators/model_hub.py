@@ -32,7 +32,7 @@ from operators.recommender import HybridRecommender
 from state_schemas import model_hub_state
 from state_schemas.catalog_item import CatalogItem
 from state_schemas.events import CanonicalEvent
-from state_schemas.model_input import ERASE, FORGET, ModelInput
+from state_schemas.model_input import FORGOTTEN, ModelInput
 from state_schemas.popular_items import PopularItems
 from state_schemas.profile_state import ProfileState
 from state_schemas.recommendation import RecommendedItem
@@ -81,8 +81,8 @@ class ModelHub:
 
     def process_one(self, m: ModelInput) -> tuple[list[SegmentChange], list[RecommendedItem] | None]:
         """Test-then-learn one event; returns (cluster changes, new top-K or None)."""
-        if m.event_name in (FORGET, ERASE):
-            trigger = "erase" if m.event_name == ERASE else "consent"
+        trigger = FORGOTTEN.get(m.event_name)
+        if trigger is not None:
             return self.forget(m.user_id, m.timestamp, m.message_id, trigger), None
         self.latest_event_time = max(self.latest_event_time, m.timestamp)
         features = dict(zip(FEATURE_NAMES, m.features, strict=False))

@@ -199,6 +199,7 @@ def normalize(
         item_id=item_id,
         category=category,
         consent=_consent(msg),
+        previous_id=_optional_id(msg, "previousId") if lowered == "alias" else None,
     )
 
 
@@ -274,6 +275,14 @@ def _id(msg: dict[str, Any], field: str) -> str | None:
     if len(text) > MAX_ID_LENGTH:
         raise InvalidEvent(f"invalid_{_snake(field)}", f"field {field!r} is longer than {MAX_ID_LENGTH} characters")
     return text
+
+
+def _optional_id(msg: dict[str, Any], field: str) -> str | None:
+    """An id read as ``_id`` reads it, but never a reason to reject the message: a bad one is absent."""
+    try:
+        return _id(msg, field)
+    except InvalidEvent:
+        return None
 
 
 def _property(key: str, value: object) -> str | None:

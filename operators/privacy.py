@@ -56,6 +56,7 @@ class Pseudonymizer:
             user_key=self.pseudonym(event.user_key),
             user_id=None if event.user_id is None else self.pseudonym(event.user_id),
             anonymous_id=None if event.anonymous_id is None else self.pseudonym(event.anonymous_id),
+            previous_id=None if event.previous_id is None else self.pseudonym(event.previous_id),
         )
 
 
@@ -137,6 +138,10 @@ class Privacy:
 
     def event(self, event: CanonicalEvent) -> CanonicalEvent:
         return event if self.pseudonymizer is None else self.pseudonymizer.event(event)
+
+    def event_id(self, user_id: str) -> str:
+        """An id as the job keys it (its pseudonym when keyed; a pseudonym stays as it is)."""
+        return user_id if self.pseudonymizer is None else self.pseudonymizer.pseudonym(user_id)
 
     def original(self, raw: bytes) -> bytes:
         """The payload a dead letter keeps."""

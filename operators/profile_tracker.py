@@ -29,6 +29,7 @@ independent of when Flink happens to fire timers: a replay gives the same change
 
 from __future__ import annotations
 
+from operators.identity import merge_profiles
 from operators.profile_facts import DAY_MS, elapsed_anchor, facts_at
 from operators.segment_rules import SegmentRules
 from state_schemas import events as ev
@@ -67,6 +68,22 @@ class ProfileTracker:
             # that follows is caused by this event, so it is reported as trigger "event", not "timer".
             self._close_session(s)
         changes += self._evaluate(s, event.user_key, s.clock, "event", event.message_id)
+        return s, changes
+
+    def merge(
+        self, state: ProfileState | None, other: ProfileState, event: CanonicalEvent
+    ) -> tuple[ProfileState, list[SegmentChange]]:
+        """Fold ``other`` (a merged id's state, ``operators.identity``) into ``state`` at ``event`` (the
+        transfer): time first, as for an event, then the merge, then whatever the merged history made
+        due, then the rules, whose changes carry trigger "merge"."""
+        s = ProfileState() if state is None else state
+        changes = self._advance(s, event.user_key, event.timestamp) if event.timestamp > s.clock else []
+        s = merge_profiles(s, other, self.gap, self.rules.dedup_window)
+        s.recent_ids.append(event.dedup_key)
+        if len(s.recent_ids) > self.rules.dedup_window:
+            del s.recent_ids[0]
+        changes += self._advance(s, event.user_key, s.clock)
+        changes += self._evaluate(s, event.user_key, s.clock, "merge", event.message_id)
         return s, changes
 
     def on_timer(self, state: ProfileState, user_id: str, now: int) -> tuple[ProfileState, list[SegmentChange]]:

@@ -82,6 +82,16 @@ class SegmentationStep:
         model = model_input(state, event) if self.model_inputs else None
         return self._finish(state, changes, emit_time, model)
 
+    def absorb(
+        self, state: ProfileState | None, other: ProfileState, event: CanonicalEvent, emit_time: int
+    ) -> StepOutput | None:
+        """Merge a linked id's ``other`` state in (``event``: its transfer); None if that is a duplicate.
+        No model input: the merged stats reach the models with the user's next event."""
+        if self.tracker.is_duplicate(state, event):
+            return None
+        state, changes = self.tracker.merge(state, other, event)
+        return self._finish(state, changes, emit_time, None)
+
     def forget(
         self, state: ProfileState, event: CanonicalEvent, emit_time: int, reason: str, trigger: str = "consent"
     ) -> StepOutput:

@@ -9,7 +9,9 @@ suite. It adds what Flink would provide around the step:
   minus the out-of-orderness bound) passes them, every registered timer once, as Flink's timer service
   does (a stale one fires too; the step ignores it);
 * per-user state in a :class:`ProfileStore` (objects in a dict by default; :class:`EncodedProfileStore`
-  keeps the encoded form, as Flink's state and a Faust table do).
+  keeps the encoded form, as Flink's state and a Faust table do);
+* identity stitching (``operators.identity``): the control events the job writes back to its own input
+  go to ``on_feedback`` as (Kafka key, JSON); without it they are processed here at once.
 
 The watermark advances with every well-formed event, duplicates included, like Flink's watermarks, which
 come from the source before any operator sees the record.
@@ -29,19 +31,20 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
+from operators import identity
 from operators.normalize import InvalidEvent, normalize
 from operators.privacy import Privacy
 from operators.segment_rules import SegmentRules
 from operators.segmentation_step import SegmentationStep, StepOutput
 from state_schemas import dead_letter, profile_state
 from state_schemas.events import ERASED, CanonicalEvent
-from state_schemas.model_input import ERASE, FORGET, ModelInput
+from state_schemas.model_input import ERASE, FORGET, MERGED, ModelInput
 from state_schemas.profile_state import ProfileState
 from state_schemas.segment_change import SegmentChange
 
@@ -199,6 +202,7 @@ class Segmenter:
         store: ProfileStore | None = None,
         operator: str = "segmenter",
         privacy: Privacy | None = None,
+        on_feedback: Callable[[str, bytes], object] | None = None,
     ) -> None:
         """``out_of_orderness_ms=None``: timers fire only on an explicit ``advance_watermark``. ``operator``
         names the runner in the dead letters of records it raised on. ``privacy``: pseudonymous user ids and
@@ -212,6 +216,9 @@ class Segmenter:
         self.on_dead_letter = on_dead_letter
         self.on_model_input = on_model_input
         self.on_forget = on_forget
+        self.on_feedback = on_feedback
+        self._loopback: deque[bytes] = deque()  # control events, without on_feedback: processed at once
+        self.merges = self.forwarded = self.identity_dropped = 0
         self.consent_dropped = 0
         self.erased = 0
         self.erased_dropped = 0
@@ -229,14 +236,22 @@ class Segmenter:
     def process(self, raw: bytes | str | None) -> list[Emitted]:
         """One raw Kafka value (None: a tombstone) -> the segment changes it causes (after the timers it made
         due). Like the job, it never raises on input: what it cannot use becomes a dead letter."""
+        outputs = self._process_raw(raw)
+        while self._loopback:
+            outputs += self._process_raw(self._loopback.popleft())
+        return outputs
+
+    def _process_raw(self, raw: bytes | str | None) -> list[Emitted]:
         try:
-            event = self.privacy.event(normalize(raw))
+            event = normalize(raw)
+            link = identity.link_of(event.user_id, event.anonymous_id, event.previous_id)  # raw ids
+            event = self.privacy.event(event)
         except InvalidEvent as exc:
             original = self.privacy.original(_bytes(raw))
             self._dead_letter(dead_letter.encode(exc.code, exc.reason, original, self.source_topic, _now()))
             return []
         try:
-            return self.process_event(event)
+            return self.process_event(event, raw, None if link is None else self.privacy.event_id(link))
         except Exception as exc:  # noqa: BLE001 - as in the job: the record is kept, the run goes on
             self._forget(event.user_key)
             self._dead_letter(dead_letter.encode_internal_error(
@@ -249,7 +264,11 @@ class Segmenter:
         if self.on_dead_letter is not None:
             self.on_dead_letter(record)
 
-    def process_event(self, event: CanonicalEvent) -> list[Emitted]:
+    def process_event(
+        self, event: CanonicalEvent, raw: bytes | str | None = None, link: str | None = None
+    ) -> list[Emitted]:
+        """``raw``: the payload as received (control events read it, forwarding re-sends it); ``link``: the
+        id the event links to its user (``operators.identity.link_of``, pseudonymised like the event)."""
         outputs: list[Emitted] = []
         if event.timestamp > self.max_event_time:
             self.max_event_time = event.timestamp
@@ -264,13 +283,80 @@ class Segmenter:
         if state is not None and state.erased_at:
             self.erased_dropped += 1
             return outputs
+        if state is not None and state.merged_into:
+            if event.name == identity.MERGE:  # merged already: the first link wins
+                self.identity_dropped += 1
+                return outputs
+            return outputs + self._forward(event, raw, state.merged_into)
+        if event.name == identity.MERGE:
+            return outputs + self._merge_out(event, state, _properties(raw))
+        if event.name == identity.TRANSFER:
+            return outputs + self._merge_in(event, state, _properties(raw))
         out = self.step.on_event(state, event, int(time.time() * 1000))
         if out is None:
             self.duplicates += 1
             return outputs
         if out.model_input is not None and self.on_model_input is not None:
             self.on_model_input(out.model_input)
-        return outputs + self._emit(user, out)
+        outputs += self._emit(user, out)
+        if link is not None and link != user and link not in out.state.linked_ids:
+            if len(out.state.linked_ids) < identity.MAX_LINKED_IDS:
+                out.state.linked_ids.append(link)
+                self.store.store(user, out.state)
+                self._feed_back(link, identity.merge_request(link, user, event.message_id, event.timestamp))
+            else:
+                self.identity_dropped += 1
+        return outputs
+
+    # -- identity stitching (operators.identity) -------------------------------------------------------
+    def _merge_out(self, event: CanonicalEvent, state: ProfileState | None, props: dict[str, Any]) -> list[Emitted]:
+        """This id is linked to ``into``: it exits every segment, its state goes to ``into``, and a marker
+        stays to forward what still comes for it. A second request (a replay, another known id) is dropped."""
+        user, into = event.user_key, props.get("into")
+        into = self.privacy.event_id(into) if isinstance(into, str) else None
+        if into is None or into == user or (state is not None and into in state.linked_ids):
+            self.identity_dropped += 1  # malformed, or a cycle: ``into`` was merged into this id before
+            return []
+        self.merges += 1
+        self.store.store(user, ProfileState(merged_into=into))
+        if state is None:
+            return []
+        out = self.step.forget(state, event, _now(), f"merged into {into} (identity stitching)", "merge")
+        self._feed_back(into, identity.profile_transfer(user, into, state, event.message_id, event.timestamp))
+        if self.on_model_input is not None:
+            self.on_model_input(ModelInput(user, None, MERGED, event.timestamp, None, (), (), event.message_id))
+        if self.on_forget is not None:
+            self.on_forget(user, out.changes, out.encoded)
+        return [Emitted(user, c, p) for c, p in zip(out.changes, out.encoded, strict=True)]
+
+    def _merge_in(self, event: CanonicalEvent, state: ProfileState | None, props: dict[str, Any]) -> list[Emitted]:
+        """A linked id's state arrived: fold it into this user's."""
+        row = props.get("profile")
+        if not isinstance(row, list):
+            self.identity_dropped += 1
+            return []
+        out = self.step.absorb(state, profile_state.decode(orjson.dumps(row)), event, _now())
+        if out is None:
+            self.duplicates += 1
+            return []
+        return self._emit(event.user_key, out)
+
+    def _forward(self, event: CanonicalEvent, raw: bytes | str | None, into: str) -> list[Emitted]:
+        message = orjson.loads(raw) if raw is not None else None
+        sent = identity.forwarded(message, into, event.timestamp) if isinstance(message, dict) else None
+        if sent is None:  # hopped too often: ids aliased to each other
+            self.identity_dropped += 1
+        else:
+            self.forwarded += 1
+            self._feed_back(into, sent)
+        return []
+
+    def _feed_back(self, key: str, message: dict[str, Any]) -> None:
+        payload = orjson.dumps(message)
+        if self.on_feedback is None:
+            self._loopback.append(payload)
+        else:
+            self.on_feedback(key, payload)
 
     def _forget_user(self, event: CanonicalEvent, trigger: str, reason: str) -> list[Emitted]:
         """No personalization consent (``trigger`` "consent"), or an erase request ("erase"): the event is
@@ -341,6 +427,12 @@ class Segmenter:
 
 def _now() -> int:
     return int(time.time() * 1000)
+
+
+def _properties(raw: bytes | str | None) -> dict[str, Any]:
+    message = orjson.loads(raw) if raw is not None else None
+    props = message.get("properties") if isinstance(message, dict) else None
+    return props if isinstance(props, dict) else {}
 
 
 def _bytes(raw: bytes | str | None) -> bytes:

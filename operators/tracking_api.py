@@ -39,8 +39,11 @@ from typing import Any, Final
 import orjson
 
 from operators.event_names import canonical_name
+from operators.identity import MERGE, TRANSFER
 from settings.errors import TailorError
 from state_schemas.events import ERASED
+
+RESERVED: Final = frozenset({ERASED, MERGE, TRANSFER})  # canonical names only Tailor itself may send
 
 MAX_MESSAGE_BYTES: Final = 32 * 1024
 MAX_REQUEST_BYTES: Final = 500 * 1024
@@ -92,8 +95,9 @@ def messages(method: str, body: dict[str, Any], received_ms: int) -> list[dict[s
         message: dict[str, Any] = {**defaults, **given}
         message.pop("writeKey", None)
         name = message.get("event")
-        if isinstance(name, str) and canonical_name(name) == ERASED:
-            raise TrackingApiError(403, f"message {n}: the event name {name!r} is reserved for `tailor erase`")
+        if isinstance(name, str) and canonical_name(name) in RESERVED:
+            raise TrackingApiError(403, f"message {n}: the event name {name!r} is reserved for Tailor's own "
+                                        "control events (tailor erase, identity merges)")
         if not message.get("messageId"):  # from the message as sent: a retry of it gets the same id
             digest = hashlib.blake2b(_dumps(message, n, orjson.OPT_SORT_KEYS), digest_size=12)
             message["messageId"] = "api-" + digest.hexdigest()

@@ -33,6 +33,11 @@ def batched_by_bucket(events: DataStream, max_records: int, max_delay_ms: int) -
     return KeyedStream(j_keyed, BATCH_TYPE, DataStream(j_batches))
 
 
+def keyed_event_serializer(topic: str):  # type: ignore[no-untyped-def]
+    """The Java ``KafkaRecordSerializationSchema`` of (key, event JSON) rows, stamped with the event time."""
+    return get_gateway().jvm.tailor.flink.KeyedEventSerializer(topic)
+
+
 def unbatch(batches: DataStream, kind: str, key_field: str, value_field: str, uid: str) -> DataStream:
     """The ``kind`` rows of a batched output, split into (key, value) records (``Unbatch``)."""
     splitter = get_gateway().jvm.tailor.flink.Unbatch(kind, key_field, value_field)

@@ -44,7 +44,7 @@ from state_schemas import (
     recommendation,
     segment_change,
 )
-from state_schemas.model_input import ERASE, FORGET
+from state_schemas.model_input import FORGOTTEN
 
 MODEL_KEY = "models"
 POPULAR_ITEMS, POPULAR_EVERY_MS = 100, 1000  # the generic list in Redis: its length, its refresh interval
@@ -140,7 +140,7 @@ class LearnModels(KeyedProcessFunction):
         ).decode())
 
     def _emit(self, hub, event, changes, encoded, items, now: int):  # type: ignore[no-untyped-def]
-        if event.event_name in (FORGET, ERASE):  # the rule operator already deleted the profile
+        if event.event_name in FORGOTTEN:  # the rule operator already deleted the profile
             self.redis.writer.forget(event.user_id, changes, encoded)
         elif changes:
             self.redis.writer.write_cluster_changes(event.user_id, hub.cluster_segment(event.user_id), changes, encoded)

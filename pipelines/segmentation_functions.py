@@ -37,6 +37,7 @@ from state_schemas import model_input
 # (kind, JSON array of [key, record]) -- one row per kind per batch; pipelines.java_operators.unbatch
 OUTPUT_TYPE = Types.ROW_NAMED(["kind", "records"], [Types.STRING(), Types.STRING()])
 CHANGES, DEAD_LETTERS, MODEL_INPUTS = "changes", "dead_letters", "model_inputs"
+FEEDBACK = "feedback"  # identity control events and forwarded events, back to the events topic
 # Profiles kept decoded per subtask, over all its buckets (~1 KB each).
 CACHED_PROFILES = 200_000
 FREEZE_EVERY_BATCHES = 2_000
@@ -82,6 +83,7 @@ class SegmentBatches(KeyedProcessFunction):
         self.samples = 0
         self.dead: list[bytes] = []
         self.models: list[bytes] = []
+        self.feedback: list[tuple[str, bytes]] = []
         gc.freeze()  # what exists now lives as long as the operator: keep it out of every collection
 
     def close(self) -> None:
@@ -133,6 +135,7 @@ class SegmentBatches(KeyedProcessFunction):
                 on_changes=self.redis.writer.write, on_dead_letter=self.dead.append,
                 on_model_input=(lambda m: self.models.append(model_input.to_wire(m))) if self.models_enabled else None,
                 on_forget=self.redis.writer.forget, store=store, operator="segment_batches", privacy=self.privacy,
+                on_feedback=lambda key, payload: self.feedback.append((key, payload)),
             )
         return segmenter
 
@@ -160,6 +163,9 @@ class SegmentBatches(KeyedProcessFunction):
         if self.models:
             yield Row(MODEL_INPUTS, _pairs((MODEL_EVENT, record) for record in self.models))
             self.models.clear()
+        if self.feedback:
+            yield Row(FEEDBACK, _pairs(self.feedback))
+            self.feedback.clear()
 
 
 def _pairs(pairs: Any) -> str:

@@ -16,6 +16,9 @@
       |                                                -> cluster changes, dead letters -+
       |  <--------------------------------------------------------------------------- +
     segment_changes_sink    Kafka, exactly-once, keyed by user id (rule and cluster changes)
+    identity_feedback_sink  Kafka, exactly-once, back into the events topic: identity merges and events
+                            forwarded to the id theirs merged into (operators.identity), keyed by the
+                            target id, stamped with the event time
     recommendations_sink    Kafka, exactly-once, keyed by user id (tailor.recommendation/2)
     dead_letters_sink       Kafka, exactly-once
 
@@ -50,7 +53,7 @@ from pipelines.model_functions import (
 )
 from pipelines.model_functions import DEAD_LETTERS as MODEL_DEAD_LETTERS
 from pipelines.records import MODEL_RECORD_TYPE, RECOMMENDATION_RECORD_TYPE
-from pipelines.segmentation_functions import CHANGES, DEAD_LETTERS, OUTPUT_TYPE, SegmentBatches
+from pipelines.segmentation_functions import CHANGES, DEAD_LETTERS, FEEDBACK, OUTPUT_TYPE, SegmentBatches
 from pipelines.state_layout import JOB_NAME, state_dirs
 from settings import Settings
 
@@ -104,6 +107,16 @@ def build(
     # (user_id, tailor.segment_change/1 JSON), (user_id, tailor.dead_letter/1 JSON)
     changes = java_operators.unbatch(outputs, CHANGES, "user_id", "change", "segment_changes")
     dead_letters = java_operators.unbatch(outputs, DEAD_LETTERS, "user_id", "dead_letter", "dead_letters")
+    # The job's loop back into its own input (Flink has no cycles): identity stitching, operators.identity.
+    (
+        java_operators.unbatch(outputs, FEEDBACK, "user_id", "event", "identity_feedback")
+        .sink_to(flink_kafka.keyed_event_sink(
+            settings.kafka_bootstrap, f"{settings.consumer_group}-identity-feedback",
+            java_operators.keyed_event_serializer(settings.events_topic),
+        ))
+        .name("identity_feedback_sink")
+        .uid("identity_feedback_sink")
+    )
 
     t_env = StreamTableEnvironment.create(env)
     sinks = t_env.create_statement_set()

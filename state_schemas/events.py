@@ -52,6 +52,7 @@ class CanonicalEvent:
     # Segment's ``context.consent.categoryPreferences`` as sorted (category, granted) pairs; None if the
     # message states none (operators.privacy.ConsentPolicy decides what that means).
     consent: tuple[tuple[str, bool], ...] | None = None
+    previous_id: str | None = None  # an alias's ``previousId``: the id it links to ``user_id``
 
 
 def erase_request(user_id: str, message_id: str, timestamp_ms: int) -> dict[str, object]:

@@ -32,6 +32,8 @@ import orjson
 WIRE_VERSION: Final = 1
 FORGET: Final = "tailor:forget"  # consent withdrawn
 ERASE: Final = "tailor:erase"  # tailor erase: the same, with trigger "erase"
+MERGED: Final = "tailor:merged"  # identity stitching: the id merged into another, with trigger "merge"
+FORGOTTEN: Final = {FORGET: "consent", ERASE: "erase", MERGED: "merge"}  # kinds that drop a user -> trigger
 
 
 @dataclass(frozen=True, slots=True)

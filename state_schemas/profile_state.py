@@ -1,12 +1,12 @@
-"""Per-user keyed state of the segmentation job: ``ProfileState`` (layout version 3).
+"""Per-user keyed state of the segmentation job: ``ProfileState`` (layout version 4).
 
 Stored in Flink as bytes we encode ourselves (Flink's schema evolution never applies to Python state):
 a compact JSON array whose first element is the version. ``decode`` upgrades older versions on read, so a
 job restored from an old savepoint keeps working; bump ``CURRENT_VERSION`` and add an upgrade step for any
 change of layout, and note it in CHANGELOG.md.
 
-Layout of version 3 (positions in the array; version 1 is positions 0-11, version 2 positions 0-13, both
-upgraded on read)::
+Layout of version 4 (positions in the array; version 1 is positions 0-11, version 2 positions 0-13,
+version 3 positions 0-14, all upgraded on read)::
 
     0  version              1
     1  clock                user's event-time clock, epoch ms: the latest time processed for this user
@@ -27,6 +27,9 @@ upgraded on read)::
                             ``operators.behavior_features`` (empty while models are off)        (v2)
     14 erased_at            event time of the erase request (``tailor erase``), epoch ms; non-zero: the
                             profile is only a suppression marker and the id's events are dropped (v3)
+    15 linked_ids           ids merged into this one (``operators.identity``), at most 16          (v4)
+    16 merged_into          the id this one was merged into ("" = none); non-empty: the profile is only
+                            a forwarding marker and the id's events go to that id               (v4)
 
 >>> s = ProfileState(clock=5, segments=["a"], recent_ids=[7])
 >>> decode(encode(s)) == s
@@ -40,7 +43,7 @@ from typing import Any, Final
 
 import orjson
 
-CURRENT_VERSION: Final = 3
+CURRENT_VERSION: Final = 4
 
 
 class StateVersionError(ValueError):
@@ -67,6 +70,8 @@ class ProfileState:
     last_purchase_at: int = 0
     behavior: list[Any] = field(default_factory=list)
     erased_at: int = 0
+    linked_ids: list[str] = field(default_factory=list)
+    merged_into: str = ""
 
     @property
     def session_open(self) -> bool:
@@ -91,6 +96,8 @@ def encode(s: ProfileState) -> bytes:
             s.last_purchase_at,
             s.behavior,
             s.erased_at,
+            s.linked_ids,
+            s.merged_into,
         ]
     )
 
@@ -98,7 +105,7 @@ def encode(s: ProfileState) -> bytes:
 def decode(payload: bytes | str) -> ProfileState:
     row = orjson.loads(payload)
     version = row[0] if isinstance(row, list) and row else None
-    if version not in (1, 2, CURRENT_VERSION):
+    if version not in (1, 2, 3, CURRENT_VERSION):
         raise StateVersionError(
             f"profile state version {version!r} is not readable by this Tailor (knows 1..{CURRENT_VERSION}); "
             "restore with the Tailor version that wrote the savepoint"
@@ -108,12 +115,14 @@ def decode(payload: bytes | str) -> ProfileState:
             row = [*row, 0, []]
         if version in (1, 2):  # v2 -> v3: never erased
             row = [*row, 0]
+        if version in (1, 2, 3):  # v3 -> v4: no identity links
+            row = [*row, [], ""]
         (_, clock, last_seen, start, last, counts, pending, totals, days, segments, recent, timer_at,
-         last_purchase_at, behavior, erased_at) = row
+         last_purchase_at, behavior, erased_at, linked_ids, merged_into) = row
         return ProfileState(
             clock, last_seen, start, last, counts[0], counts[1], counts[2], counts[3],
             pending, totals[0], totals[1], days, segments, recent, timer_at, last_purchase_at, behavior,
-            erased_at,
+            erased_at, linked_ids, merged_into,
         )
     except (ValueError, TypeError, IndexError, KeyError) as exc:
         raise StateVersionError(

@@ -11,7 +11,9 @@ Layout (JSON object, one per Kafka record, keyed by ``user_id``)::
     facts        {fact name: value} the decision was made on
     trigger      "event" (an incoming event caused it) | "timer" (time passing caused it) |
                  "consent" (the user withdrew consent: every segment is exited, the profile deleted) |
-                 "erase" (``tailor erase``: the same, and the id's later events are dropped)
+                 "erase" (``tailor erase``: the same, and the id's later events are dropped) |
+                 "merge" (identity stitching: an anonymous id merged into a known one exits every
+                 segment; the known one's segments change as the merged history says)
     event_time   epoch ms at which the change happened in event time
     emit_time    epoch ms (wall clock) at which the job emitted it
     message_id   the triggering event's messageId, null for timer-driven changes

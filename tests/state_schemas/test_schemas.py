@@ -55,7 +55,7 @@ def test_profile_state_default_round_trips() -> None:
 
 def test_profile_state_encoding_follows_the_documented_layout() -> None:
     assert orjson.loads(profile_state.encode(FULL_STATE)) == [
-        3,
+        4,
         T + 9,
         T + 8,
         T,
@@ -70,6 +70,8 @@ def test_profile_state_encoding_follows_the_documented_layout() -> None:
         T + 2,
         [3, 1.5],
         0,  # erased_at: never erased
+        [],  # linked_ids: no other id merged in
+        "",  # merged_into: not merged into another id
     ]
 
 
@@ -84,7 +86,7 @@ def test_profile_state_version_1_is_upgraded_on_read() -> None:
 @pytest.mark.parametrize(
     ("payload", "version"),
     [
-        (b"[4,0,0,0,0,[0,0,0,0],0,[0,0],[],[],[],0,0,[],0]", "4"),
+        (b'[5,0,0,0,0,[0,0,0,0],0,[0,0],[],[],[],0,0,[],0,[],""]', "5"),
         (b"[0]", "0"),
         (b'{"version": 1}', "None"),
         (b"[]", "None"),
@@ -97,7 +99,7 @@ def test_profile_state_unknown_version_says_what_to_do(payload: bytes, version: 
         profile_state.decode(payload)
 
     assert str(info.value) == (
-        f"profile state version {version} is not readable by this Tailor (knows 1..3); "
+        f"profile state version {version} is not readable by this Tailor (knows 1..4); "
         "restore with the Tailor version that wrote the savepoint"
     )
 
