@@ -79,4 +79,5 @@ def test_a_visitor_who_logs_in_counts_once_in_every_audience_across_a_restart(
 
 
 def changes_of(settings) -> list[dict]:
-    return [segment_change.decode(r.value) for r in read_topic(settings.kafka_bootstrap, settings.segment_changes_topic)]
+    records = read_topic(settings.kafka_bootstrap, settings.segment_changes_topic)
+    return [segment_change.decode(r.value) for r in records]

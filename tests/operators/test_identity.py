@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from operators.identity import MAX_HOPS, MAX_LINKED_IDS, MERGE_EVENT, TRANSFER_EVENT
+from operators.segment_rules import SegmentRules
 from operators.segmenter import Segmenter
 from settings import PROJECT_ROOT
-from operators.segment_rules import SegmentRules
 from state_schemas import profile_state
 from state_schemas.profile_state import ProfileState
 
