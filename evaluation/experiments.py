@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from evaluation.experiment_stats import SRM_ALPHA, Arm, compare, design, holm, sample_ratio_p
+from evaluation.experiment_report import HEADERS, comparison_rows
+from evaluation.experiment_report import table as report_table
+from evaluation.experiment_stats import Arm, compare, design, holm
 from evaluation.replay_metrics import markdown_table, print_table, write_results
 from operators.experiments import Experiment, load_experiments
 from settings import PROJECT_ROOT, Settings
@@ -65,27 +67,17 @@ def significant_share(experiment: Experiment, variant_of: np.ndarray, lift: floa
 
 def report(experiment: Experiment, per_variant: int, rng: np.random.Generator) -> list[dict[str, Any]]:
     """One simulated run with the planted lift in every segment; rows per segment and non-control variant."""
-    rows: list[dict[str, Any]] = []
+    counts, planted = {}, {}
     for segment, scale in SEGMENTS.items():
         variant_of = assignments(experiment, per_variant * len(experiment.variants))
         base = experiment.baseline_rate * scale
         lifts = [experiment.minimum_lift if i else 0.0 for i in range(len(experiment.variants))]
         rates = np.array([base * (1 + lift) for lift in lifts])
-        counts = simulate(variant_of, rates, rng)
-        srm = sample_ratio_p([c[0] for c in counts], [v.weight for v in experiment.variants])
-        control = Arm(experiment.control, *counts[0])
-        for i, variant in enumerate(experiment.variants[1:], start=1):
-            c = compare(control, Arm(variant.name, *counts[i]), experiment.alpha)
-            rows.append({"segment": segment, "variant": variant.name, "control_users": counts[0][0],
-                         "variant_users": counts[i][0], "control_rate": control.rate,
-                         "variant_rate": counts[i][1] / counts[i][0],
-                         "planted_difference": base * experiment.minimum_lift, "difference": c.difference,
-                         "ci_low": c.ci_low, "ci_high": c.ci_high, "lift": c.lift, "p": c.p_value, "srm_p": srm})
-    for row, adjusted in zip(rows, holm([r["p"] for r in rows], experiment.alpha), strict=True):
-        row["p_holm"] = adjusted
-        trusted = row["srm_p"] >= SRM_ALPHA
-        row["decision"] = ("sample ratio mismatch: not trusted" if not trusted
-                           else "significant" if adjusted < experiment.alpha else "not significant")
+        counts[segment] = simulate(variant_of, rates, rng)
+        planted[segment] = base * experiment.minimum_lift
+    rows = comparison_rows(experiment, counts)
+    for row in rows:
+        row["planted_difference"] = planted[row["segment"]]
         row["planted_inside_ci"] = row["ci_low"] <= row["planted_difference"] <= row["ci_high"]
     return rows
 
@@ -105,12 +97,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         aa_bound = experiment.alpha + 2 * math.sqrt(experiment.alpha * (1 - experiment.alpha) / args.runs)
         power_bound = experiment.power - 2 * math.sqrt(experiment.power * (1 - experiment.power) / args.runs)
         rows = report(experiment, per_variant, rng)
-        headers = ["segment", "variant", "users c/v", "rate c", "rate v", "lift", "difference [95% CI]", "p",
-                   "p (Holm)", "SRM p", "decision"]
-        table = [[r["segment"], r["variant"], f"{r['control_users']:,}/{r['variant_users']:,}",
-                  round(r["control_rate"], 4), round(r["variant_rate"], 4), f"{r['lift']:+.1%}",
-                  f"{r['difference']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]", round(r["p"], 5),
-                  round(r["p_holm"], 5), round(r["srm_p"], 3), r["decision"]] for r in rows]
+        headers, table = HEADERS, report_table(rows)
         print(f"\n{experiment.name}: {per_variant:,} users per variant designed (baseline "
               f"{experiment.baseline_rate:.1%}, lift {experiment.minimum_lift:+.0%}, alpha {experiment.alpha}, "
               f"power {experiment.power})")

@@ -248,6 +248,26 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"simulated: the simulation's --seed (default: {catalog_module.SIMULATED_SEED})")
     load.set_defaults(handler=cmd_catalog_load)
 
+    experiments = nouns.add_parser("experiments", help="A/B tests: results from the events topic")
+    experiment_verbs = experiments.add_subparsers(dest="verb", required=True, metavar="VERB")
+    report_verb = experiment_verbs.add_parser(
+        "report", help="per experiment, segment and variant: conversion, lift, CI, p (Holm), SRM, decision",
+        description="Read the events topic: every Experiment Viewed event is an exposure (experiment_name, "
+        "variation_name, and the user's segments when shown); each user counts in the variant of their first "
+        "exposure, and converts with an Order Completed within the attribution window. Prints a table per "
+        "experiment (everyone, then per segment): users, conversion rates, lift, the difference with its 95%% "
+        "confidence interval, p, p adjusted by Holm across the experiment's rows, the sample-ratio-mismatch p and "
+        "a decision, which waits for the designed sample per arm (fixed horizon: looking early decides nothing); "
+        "then click-through, bounce rate and engagement per arm. Writes a plot and JSON/Markdown to "
+        "evaluation-results/.",
+        formatter_class=fmt,
+    )
+    report_verb.add_argument("--experiments", type=Path, default=PROJECT_ROOT / "config" / "experiments.yaml",
+                             help="experiments YAML")
+    report_verb.add_argument("--attribution-days", type=float, default=7.0,
+                             help="a conversion counts if it happens within this many days of the exposure")
+    report_verb.set_defaults(handler=cmd_experiments_report)
+
     evaluate = nouns.add_parser(
         "evaluate", help="replay a dataset test-then-learn through the models; table + plot",
         description="Replays a real dataset through the same operator code the job runs (test, then learn, "
@@ -406,6 +426,16 @@ def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
     print(f"erase request {message_id} for {args.user_id!r} published to {settings.events_topic}; the job applies "
           "it in order with that user's events (segment exits with trigger 'erase' on "
           f"{settings.segment_changes_topic})")
+    return 0
+
+
+def cmd_experiments_report(args: argparse.Namespace, settings: Settings) -> int:
+    from tailor.experiments import report
+
+    if args.attribution_days <= 0:
+        print("tailor: error: --attribution-days must be positive", file=sys.stderr)
+        return 2
+    report(settings, args.experiments, args.attribution_days)
     return 0
 
 

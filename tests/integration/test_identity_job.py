@@ -5,6 +5,8 @@ SIGKILL right after the login and started again with the same command: nothing m
 
 from __future__ import annotations
 
+import time
+
 import orjson
 import pytest
 
@@ -55,9 +57,17 @@ def test_a_visitor_who_logs_in_counts_once_in_every_audience_across_a_restart(
         send(settings, message(7, "Product Added", userId="u-42", anonymousId="anon-1"))
         wait_for(lambda: any(c["user_id"] == "u-42" and c["segment"] == "interested_but_hesitant"
                              for c in changes_of(settings)), 180, "u-42's hesitant enter, committed")
+        # A second visitor, uninterrupted: how long from the login to the anonymous id's exits in Redis.
+        send(settings, *[message(n, anonymousId="anon-2") for n in range(20, 23)])
+        wait_for(lambda: redis_client.sismember(keys.segment("active"), "anon-2"), 60, "the second visitor")
+        logged_in = time.monotonic()
+        send(settings, message(23, type_="identify", userId="u-7", anonymousId="anon-2"))
+        wait_for(lambda: not redis_client.sismember(keys.segment("active"), "anon-2"), 60, "anon-2's merge")
+        merged_after = time.monotonic() - logged_in
     finally:
         job.stop()
     assert "resuming from checkpoint" in job.log()  # the second start restored the first one's state
+    print(f"\nidentity merge: anonymous id out of its audiences {merged_after * 1000:.0f} ms after the login was sent")
 
     audiences = {keys.segment_name(k): redis_client.smembers(k) for k in redis_client.scan_iter(keys.segments_pattern)}
     assert all("anon-1" not in members for members in audiences.values()), audiences
