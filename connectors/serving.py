@@ -19,8 +19,12 @@ The job's change and recommendation channels are followed (``connectors.live_upd
 drops their cache entries, so the cache never hides a change for its TTL, and is pushed to the user's
 ``GET /v1/users/{id}/changes`` event streams, on which the snippet re-decides its slots.
 
-The decision matrix (``operators.decisions``) is reloaded when its file changes (checked at most once a
-second); an invalid new version is refused, the old one kept, and the error shown by ``/health``.
+The decision matrix (``operators.decisions``) and the experiments (``operators.experiments``) are reloaded
+when their file changes (checked at most once a second); an invalid new version is refused, the old one
+kept, and the error shown by ``/health``. ``decide`` assigns a known user to every experiment whose
+audience they are in; an experiment that names a slot holds it out for its control variant (the slot's
+default content instead of the matrix's decision). The response lists the assignments, and the snippet
+sends them back as ``Experiment Viewed`` exposures.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
@@ -49,6 +53,7 @@ from redis.exceptions import RedisError
 from connectors.live_updates import LiveUpdates, TooManyListeners
 from connectors.redis_keys import RedisKeys
 from operators.decisions import DecisionMatrix, DecisionMatrixError, Profile
+from operators.experiments import Experiment, ExperimentsError, load_experiments
 from operators.stale_cache import FRESH, MISS, STALE, StaleWhileRevalidate
 from settings import Settings
 from state_schemas import popular_items
@@ -90,18 +95,21 @@ def profile_from_hash(user_id: str, fields: dict[str, str]) -> dict[str, Any]:
     return {"user_id": user_id, "segments": segments, "cluster": fields.get("cluster") or None, "facts": facts}
 
 
-class HotMatrix:
-    """The decision matrix of a file, reloaded when the file changes; a broken edit keeps the old one."""
+T = TypeVar("T")
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.matrix = DecisionMatrix.from_yaml(path)
+
+class HotFile(Generic[T]):
+    """A config file's parsed value, reloaded when the file changes; a broken edit keeps the old one."""
+
+    def __init__(self, path: Path, load: Callable[[Path], T], errors: tuple[type[Exception], ...]) -> None:
+        self.path, self.load, self.errors = path, load, (*errors, OSError)
+        self.value = load(path)
         self.mtime = path.stat().st_mtime
         self.checked = time.monotonic()
         self.error: str | None = None
         self.reloads = 0
 
-    def current(self) -> DecisionMatrix:
+    def current(self) -> T:
         now = time.monotonic()
         if now - self.checked >= RELOAD_CHECK_S:
             self.checked = now
@@ -109,15 +117,15 @@ class HotMatrix:
                 mtime = self.path.stat().st_mtime
             except OSError as e:
                 self.error = f"{self.path}: {e.strerror}; serving the last good version"
-                return self.matrix
+                return self.value
             if mtime != self.mtime:
                 self.mtime = mtime
                 try:
-                    self.matrix, self.error = DecisionMatrix.from_yaml(self.path), None
+                    self.value, self.error = self.load(self.path), None
                     self.reloads += 1
-                except (DecisionMatrixError, OSError) as e:
+                except self.errors as e:
                     self.error = f"{e}; serving the last good version"
-        return self.matrix
+        return self.value
 
 
 class Serving:
@@ -135,7 +143,9 @@ class Serving:
         self.refreshing: set[str] = set()
         self.probing = False
         self.served: Counter[tuple[str, str | None]] = Counter()  # (item, category): the last-resort list
-        self.matrix = HotMatrix(decisions_file)
+        self.matrix = HotFile(decisions_file, DecisionMatrix.from_yaml, (DecisionMatrixError,))
+        self.experiments: HotFile[list[Experiment]] = HotFile(settings.experiments_file, load_experiments,
+                                                               (ExperimentsError,))
         self.counts: Counter[str] = Counter()
         self.live = LiveUpdates(settings.redis_host, settings.redis_port, settings.redis_prefix,
                                 on_user=self.changed, on_resubscribe=self.forget_cached)
@@ -321,8 +331,20 @@ class Serving:
             generic = [] if rec else (await self.generic(10, None, cached_only=r_source == "fallback"))[0]
             items = [i["item_id"] for i in (rec["items"] if rec else generic)]
             decisions = matrix.decide(Profile(p["segments"], p["cluster"], p["facts"]), body.slots, items, body.page)
+            assigned = []
+            for experiment in self.experiments.current():
+                variant = experiment.assign(body.user_id, p["segments"], p["cluster"])
+                if variant is None or (experiment.slot is not None and experiment.slot not in body.slots):
+                    continue  # not in its audience, or its slot is not on this page: not exposed
+                assigned.append({"experiment": experiment.name, "variant": variant, "slot": experiment.slot})
+                if experiment.slot is not None and variant == experiment.control:
+                    held_out = f"experiment {experiment.name}: control (holdout)"
+                    decisions = [matrix.default(d.slot, held_out, body.page) if d.slot == experiment.slot else d
+                                 for d in decisions]
+            self.counts["experiment_assignments"] += len(assigned)
             return _json({"user_id": body.user_id, "decisions": [d.as_dict() for d in decisions],
-                          "source": p_source, "fallback": False})
+                          "segments": p["segments"], "experiments": assigned, "source": p_source,
+                          "fallback": False})
 
         @app.get("/v1/users/{user_id}/changes", summary="a user's segment changes and new top-K, as they happen",
                  description="Server-sent events: `segment_change` (tailor.segment_change/1) and "
@@ -367,10 +389,13 @@ class Serving:
             except (TimeoutError, RedisError, OSError):
                 redis_ok = False
             breaker = await self.breakers.get_breaker(BREAKER)
+            self.matrix.current(), self.experiments.current()  # a changed file is checked now, not at a decide
             body = {"redis": "up" if redis_ok else "down", "breaker": breaker.context.state,
                     "live": "subscribed" if self.live.subscribed else "reconnecting",
-                    "decisions": self.matrix.error or "ok", "decision_reloads": self.matrix.reloads}
-            return _json(body, 200 if redis_ok and self.matrix.error is None else 503)
+                    "decisions": self.matrix.error or "ok", "decision_reloads": self.matrix.reloads,
+                    "experiments": self.experiments.error or "ok"}
+            healthy = redis_ok and self.matrix.error is None and self.experiments.error is None
+            return _json(body, 200 if healthy else 503)
 
         @app.get("/metrics", summary="counters in Prometheus text format")
         async def metrics() -> Response:

@@ -40,6 +40,7 @@ SCHEMA: dict[str, Any] = {
                 "name": {"type": "string", "minLength": 1},
                 "salt": {"type": "string", "minLength": 1},
                 "audience": {"type": "string"},
+                "slot": {"type": "string", "minLength": 1},
                 "variants": {"type": "array", "minItems": 2, "items": _VARIANT},
                 "primary_metric": {"enum": ["conversion", "click_through", "bounce", "engagement"]},
                 "guardrails": {"type": "array", "items": {"enum": ["conversion", "click_through", "bounce",
@@ -70,6 +71,9 @@ class Experiment:
     salt: str
     variants: tuple[Variant, ...]
     audience: str | None = None
+    # The decision-matrix slot whose personalised content is tested: control sees the slot's default (a
+    # holdout), every other variant the matrix's decision. None: assignment only (server-side use).
+    slot: str | None = None
     primary_metric: str = "conversion"
     guardrails: tuple[str, ...] = ()
     # the fixed-horizon design: detect a relative lift of minimum_lift over baseline_rate
@@ -105,7 +109,7 @@ def load_experiments(path: Path) -> list[Experiment]:
         extra = {k: e[k] for k in ("baseline_rate", "minimum_lift", "alpha", "power") if k in e}
         experiments.append(Experiment(
             e["name"], e["salt"], tuple(Variant(v["name"], float(v["weight"])) for v in e["variants"]),
-            e.get("audience"), e["primary_metric"], tuple(e.get("guardrails", ())), **extra,
+            e.get("audience"), e.get("slot"), e["primary_metric"], tuple(e.get("guardrails", ())), **extra,
         ))
     if len({e.name for e in experiments}) != len(experiments):
         raise ExperimentsError(f"{path}: experiment names must be unique")

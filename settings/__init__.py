@@ -85,6 +85,7 @@ class Settings:
     serve_stale_ms: int = 30_000
     serve_cors_origins: str = "*"  # origins whose pages may call the API from the browser (comma-separated)
     decisions_file: Path = PROJECT_ROOT / "config" / "decisions.yaml"
+    experiments_file: Path = PROJECT_ROOT / "config" / "experiments.yaml"  # served by `tailor serve`'s decide
     # Privacy (operators/privacy.py): a file holding the key that turns user ids into pseudonyms before any
     # state or output (empty: env TAILOR_PSEUDONYM_KEY, else ids as they come); dead letters without
     # traits and context.

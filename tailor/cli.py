@@ -403,12 +403,18 @@ def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from connectors.serving import serve
     from operators.decisions import DecisionMatrix
+    from operators.experiments import load_experiments
 
     decisions = args.decisions or settings.decisions_file
     if not decisions.exists():
         print(f"tailor: error: decision matrix {decisions} does not exist (see config/decisions.yaml)", file=sys.stderr)
         return 2
     DecisionMatrix.from_yaml(decisions)  # refuse to start on an invalid matrix, with its line number
+    if not settings.experiments_file.exists():
+        print(f"tailor: error: experiments file {settings.experiments_file} does not exist (setting experiments_file; "
+              "see config/experiments.yaml)", file=sys.stderr)
+        return 2
+    load_experiments(settings.experiments_file)  # likewise
     host, port = args.host or settings.serve_host, args.port or settings.serve_port
     print(f"serving on http://{host}:{port}/v1/ (docs: /docs) from Redis {settings.redis_host}:{settings.redis_port} "
           f"prefix {settings.redis_prefix!r}, decisions {decisions}; Ctrl-C stops", flush=True)

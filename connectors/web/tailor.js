@@ -11,6 +11,9 @@
  * variation is first shown) and "Content Clicked" (a click inside a slot) events to the collector
  * (`tailor collect`), by sendBeacon; the page sends its own events with window.tailor.track(name, props).
  *
+ * Every experiment decide assigned the user to (on a slot of this page) is sent once per page as a
+ * Segment-Spec "Experiment Viewed" exposure, with the user's segments, for `tailor experiments report`.
+ *
  * With a user id it listens to GET /v1/users/{id}/changes (server-sent events) and decides again when
  * the job changes that user's segments or recommendations: a qualifying event shows its variation on the
  * open page, without a reload. data-live="off" turns this off. A failed re-decision keeps what is shown.
@@ -52,7 +55,19 @@
     });
   }
 
+  var exposed = {};
+  function expose(response) {
+    (response.experiments || []).forEach(function (e) {
+      if (!e.slot || exposed[e.experiment]) { return; }
+      exposed[e.experiment] = true;
+      track("Experiment Viewed", { experiment_id: e.experiment, experiment_name: e.experiment,
+                                   variation_id: e.variant, variation_name: e.variant,
+                                   segments: response.segments || [] });
+    });
+  }
+
   function fill(response) {
+    expose(response);
     response.decisions.forEach(function (d) {
       var el = document.querySelector('[data-tailor-slot="' + d.slot + '"]');
       if (!el) { return; }

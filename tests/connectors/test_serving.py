@@ -169,3 +169,36 @@ def test_a_change_the_job_publishes_reaches_the_cache_and_the_users_event_stream
         assert profile["segments"] == ["vip"] and profile["source"] == "redis"
         metrics = urllib.request.urlopen(url + "/metrics", timeout=5).read().decode()
         assert "tailor_serve_live_segment_change_total 1" in metrics
+
+
+def test_decide_assigns_experiments_and_holds_the_slot_out_for_control(service, tmp_path) -> None:
+    """One experiment on the hero for hesitant users; its split is moved through hot reloads, so the same
+    user lands in control (the slot's default) and then in the treatment (the matrix's decision)."""
+    _, server, decisions = service
+    experiments_file = tmp_path / "experiments.yaml"
+    experiment = """version: 1
+experiments:
+  - name: hero-test
+    salt: s1
+    audience: interested_but_hesitant
+    slot: hero
+    variants: [{name: control, weight: %s}, {name: discount, weight: %s}]
+    primary_metric: conversion
+"""
+    experiments_file.write_text(experiment % ("1", "0.000001"))
+    settings = Settings(redis_port=server.port, redis_prefix=PREFIX, experiments_file=experiments_file)
+    with running_server(settings, tmp_path / "serve-experiments.log", decisions) as url:
+        _, held_out, _ = call(url, "/v1/decide", {"user_id": "u1", "slots": ["hero"]})
+        assert held_out["experiments"] == [{"experiment": "hero-test", "variant": "control", "slot": "hero"}]
+        assert held_out["decisions"][0]["variation"] == "onboarding"
+        assert held_out["decisions"][0]["reason"] == "experiment hero-test: control (holdout)"
+        assert held_out["segments"] == ["interested_but_hesitant"]
+        assert call(url, "/v1/decide", {"user_id": "nobody", "slots": ["hero"]})[1]["experiments"] == []  # audience
+        experiments_file.write_text(experiment % ("0.000001", "1"))
+        time.sleep(1.2)
+        _, treated, _ = call(url, "/v1/decide", {"user_id": "u1", "slots": ["hero"]})
+        assert treated["experiments"][0]["variant"] == "discount" and treated["decisions"][0]["variation"] == "discount"
+        experiments_file.write_text("version: 1\nexperiments: [{name: x}]\n")
+        time.sleep(1.2)
+        status, health, _ = call(url, "/health")
+        assert status == 503 and "experiments" in health and "salt" in health["experiments"]

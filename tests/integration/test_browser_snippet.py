@@ -48,6 +48,14 @@ KEY = "browser-key"
 
 
 @pytest.fixture(scope="module")
+def no_experiments(tmp_path_factory) -> Path:
+    """These tests check the matrix's decisions: no experiment holds a slot out."""
+    path = tmp_path_factory.mktemp("experiments") / "experiments.yaml"
+    path.write_text("version: 1\nexperiments: []\n")
+    return path
+
+
+@pytest.fixture(scope="module")
 def browser() -> Iterator[webdriver.Chrome]:
     if shutil.which("chromium") is None or shutil.which("chromedriver") is None:
         apt.install(["chromium", "chromium-driver"], "the browser test needs Chromium")
@@ -85,9 +93,11 @@ def slot(browser: webdriver.Chrome, name: str, timeout_s: float = 5.0):
     return browser.find_element(By.CSS_SELECTOR, css)
 
 
-def test_the_shop_shows_each_visitor_their_variation(browser, redis_with_profiles, stack_settings, tmp_path) -> None:
+def test_the_shop_shows_each_visitor_their_variation(
+    browser, redis_with_profiles, stack_settings, no_experiments, tmp_path
+) -> None:
     settings = isolated_settings(stack_settings, "browser")  # its topics, for the collector
-    serving = Settings(redis_port=redis_with_profiles.port, redis_prefix="browser:")
+    serving = Settings(redis_port=redis_with_profiles.port, redis_prefix="browser:", experiments_file=no_experiments)
     with running_server(serving, tmp_path / "serve.log") as api, \
             running_collector(settings, KEY, tmp_path / "collector.log") as collector:
         start = time.perf_counter()
@@ -131,9 +141,9 @@ def test_with_the_api_down_the_slots_keep_their_default(browser, tmp_path) -> No
 
 
 def test_views_and_a_cart_add_on_the_page_show_the_hesitant_variation_within_a_second(
-    browser, redis_client, stack_settings, tmp_path
+    browser, redis_client, stack_settings, no_experiments, tmp_path
 ) -> None:
-    settings = isolated_settings(stack_settings, "browser-live", models_enabled=False)
+    settings = isolated_settings(stack_settings, "browser-live", models_enabled=False, experiments_file=no_experiments)
     job = JobProcess(settings, tmp_path / "job", bounded=False).start()
     try:
         with running_collector(settings, KEY, tmp_path / "collector.log") as collector, \
