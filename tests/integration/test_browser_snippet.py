@@ -180,3 +180,29 @@ def track(collector: str, user_id: str) -> None:
                                      headers={"Content-Type": "application/json", "Authorization": auth})
     with urllib.request.urlopen(request, timeout=15) as response:
         assert response.status == 200
+
+
+def test_the_snippet_sends_the_experiment_exposure_once(browser, redis_with_profiles, stack_settings, tmp_path) -> None:
+    settings = isolated_settings(stack_settings, "browser-exposure")
+    experiments = tmp_path / "experiments.yaml"
+    experiments.write_text(
+        "version: 1\nexperiments:\n  - {name: hero-test, salt: s, audience: interested_but_hesitant, slot: hero,\n"
+        "     primary_metric: conversion, variants: [{name: control, weight: 0.000001}, {name: discount, weight: 1}]}\n"
+    )
+    serving = Settings(redis_port=redis_with_profiles.port, redis_prefix="browser:", experiments_file=experiments)
+    with running_server(serving, tmp_path / "serve.log") as api, \
+            running_collector(settings, KEY, tmp_path / "collector.log") as collector:
+        browser.get(f"{api}/shop?user=hesitant-1&collector={collector}&key={KEY}")
+        assert slot(browser, "hero").get_attribute("data-tailor-variation") == "discount"
+        browser.execute_script("window.tailor.decide()")  # a second decision on the same page: no new exposure
+        deadline, exposures = time.monotonic() + 10, []
+        while time.monotonic() < deadline and not exposures:
+            events = [orjson.loads(r.value) for r in read_topic(settings.kafka_bootstrap, settings.events_topic)]
+            exposures = [e for e in events if e["event"] == "Experiment Viewed"]
+            time.sleep(0.3)
+        time.sleep(1)
+        events = [orjson.loads(r.value) for r in read_topic(settings.kafka_bootstrap, settings.events_topic)]
+    [exposure] = [e for e in events if e["event"] == "Experiment Viewed"]
+    assert exposure["userId"] == "hesitant-1"
+    assert {k: exposure["properties"][k] for k in ("experiment_name", "variation_name", "segments")} == {
+        "experiment_name": "hero-test", "variation_name": "discount", "segments": ["interested_but_hesitant"]}
