@@ -330,9 +330,10 @@ class Segmenter:
         return [Emitted(user, c, p) for c, p in zip(out.changes, out.encoded, strict=True)]
 
     def _merge_in(self, event: CanonicalEvent, state: ProfileState | None, props: dict[str, Any]) -> list[Emitted]:
-        """A linked id's state arrived: fold it into this user's."""
+        """A linked id's state arrived: fold it into this user's. A user with no state any more (they withdrew
+        consent after the link) takes nothing: the linked history must not bring them back."""
         row = props.get("profile")
-        if not isinstance(row, list):
+        if state is None or not isinstance(row, list):
             self.identity_dropped += 1
             return []
         out = self.step.absorb(state, profile_state.decode(orjson.dumps(row)), event, _now())

@@ -138,3 +138,22 @@ def test_profile_state_v4_round_trip_and_v3_upgrade() -> None:
     v3 = orjson.dumps([3, 1, 1, 0, 0, [0, 0, 0, 0], 0, [1, 0], [], [], [], 0, 0, [], 0])
     upgraded = profile_state.decode(v3)
     assert upgraded.linked_ids == [] and upgraded.merged_into == "" and upgraded.clock == 1
+
+
+def test_a_user_who_withdrew_consent_after_the_link_takes_no_history() -> None:
+    from operators.privacy import ConsentPolicy, Privacy
+
+    fed_back: list[tuple[str, bytes]] = []
+    privacy = Privacy(consent=ConsentPolicy.from_settings("Personalization", "allow"))
+    seg = Segmenter(RULES, out_of_orderness_ms=None, privacy=privacy,
+                    on_feedback=lambda key, payload: fed_back.append((key, payload)))
+    seg.process(message(0, anonymousId="anon-1"))
+    seg.process(message(1, type_="identify", userId="u-42", anonymousId="anon-1"))
+    withdraw = orjson.loads(message(2, userId="u-42"))
+    withdraw["context"] = {"consent": {"categoryPreferences": {"Personalization": False}}}
+    seg.process(orjson.dumps(withdraw))
+    for _ in range(2):  # the merge request, then the transfer
+        pending, fed_back[:] = [payload for _, payload in fed_back], []
+        for payload in pending:
+            seg.process(payload)
+    assert seg.store.load("u-42") is None and seg.store.load("anon-1").merged_into == "u-42"
