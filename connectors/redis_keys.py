@@ -9,6 +9,7 @@ Layout (``prefix`` defaults to ``tailor:``)::
                                         rule segments and ML segments (clusters) alike
     {prefix}recs:{user_id}        STRING the user's latest tailor.recommendation/2 JSON
     {prefix}popular               STRING tailor.popular_items/1 JSON: the items trending overall (model hub)
+    {prefix}experiment:{name}     STRING tailor.experiment_report/1 JSON: the latest `tailor experiments report`
     {prefix}segment-changes       pub/sub channel: every tailor.segment_change/1 as JSON, as it happens
     {prefix}recommendations       pub/sub channel: every tailor.recommendation/2 as JSON
 
@@ -47,6 +48,9 @@ class RedisKeys:
     @property
     def popular(self) -> str:
         return f"{self.prefix}popular"
+
+    def experiment(self, name: str) -> str:
+        return f"{self.prefix}experiment:{name}"
 
     def segment_name(self, key: str | bytes) -> str:
         """The segment of an audience key (as SCAN returns it, bytes or str)."""

@@ -56,7 +56,7 @@ from operators.decisions import DecisionMatrix, DecisionMatrixError, Profile
 from operators.experiments import Experiment, ExperimentsError, load_experiments
 from operators.stale_cache import FRESH, MISS, STALE, StaleWhileRevalidate
 from settings import Settings
-from state_schemas import popular_items
+from state_schemas import experiment_report, popular_items
 
 BREAKER = "redis"
 BREAKER_FAILURES, BREAKER_OPEN_S = 5, 5
@@ -140,6 +140,7 @@ class Serving:
         self.profiles = StaleWhileRevalidate(ttl, stale)
         self.recs = StaleWhileRevalidate(ttl, stale)
         self.trending = StaleWhileRevalidate(ttl, stale, max_entries=1)
+        self.reports = StaleWhileRevalidate(ttl, stale, max_entries=1_000)
         self.refreshing: set[str] = set()
         self.probing = False
         self.served: Counter[tuple[str, str | None]] = Counter()  # (item, category): the last-resort list
@@ -345,6 +346,20 @@ class Serving:
             return _json({"user_id": body.user_id, "decisions": [d.as_dict() for d in decisions],
                           "segments": p["segments"], "experiments": assigned, "source": p_source,
                           "fallback": False})
+
+        @app.get("/v1/experiments/{name}", summary="an experiment's latest result (tailor experiments report)")
+        async def get_experiment(name: str) -> Response:
+            self.counts["requests_experiment"] += 1
+
+            async def fetch() -> dict[str, Any] | None:
+                raw = await self.redis.get(self.keys.experiment(name))
+                return None if raw is None else experiment_report.decode(raw)
+            report, source = await self._lookup(self.reports, name, fetch)
+            if source == "fallback":
+                return _json({"error": "Redis is unavailable; try again shortly"}, 503)
+            if report is None:
+                return _json({"error": f"no result for experiment {name!r} yet: run `tailor experiments report`"}, 404)
+            return _json({**report, "source": source})
 
         @app.get("/v1/users/{user_id}/changes", summary="a user's segment changes and new top-K, as they happen",
                  description="Server-sent events: `segment_change` (tailor.segment_change/1) and "

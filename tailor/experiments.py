@@ -4,18 +4,21 @@ Exposures are the ``Experiment Viewed`` events the snippet (or a server) sends; 
 exposed user did afterwards in event time (``operators.experiment_outcomes``): conversion and
 click-through within the attribution window, bounce and engagement in the exposure's session. The
 statistics, the Holm correction and the fixed-horizon rule are ``evaluation.experiment_report``'s. One
-table per experiment (everyone, then each segment the users were in when exposed), a plot per experiment
-and a JSON/Markdown copy in ``evaluation-results/``.
+table per experiment (everyone, then each segment the users were in when exposed), a plot per experiment,
+a JSON/Markdown copy in ``evaluation-results/``, and each result in Redis (``tailor.experiment_report/1``)
+for ``GET /v1/experiments/{name}`` of ``tailor serve``.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from connectors import experiment_results
 from connectors.kafka_events import read_topic
 from evaluation import RESULTS_DIR
 from evaluation.experiment_report import HEADERS, plot, stream_rows, table
@@ -25,6 +28,7 @@ from operators.experiments import load_experiments
 from operators.normalize import InvalidEvent, normalize
 from settings import Settings
 from settings.progress import progress_bar
+from state_schemas import experiment_report
 
 DAY_MS = 86_400_000
 
@@ -63,5 +67,7 @@ def report(
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         out(f"plot: {plot(experiment, rows, RESULTS_DIR / f'experiment-{experiment.name}.png')}")
         markdown.append(f"## {experiment.name}\n\n" + markdown_table(HEADERS, table(rows)))
+        payload = experiment_report.encode(experiment.name, rows, int(time.time() * 1000), len(records))
+        out(f"stored in Redis {experiment_results.store(settings, experiment.name, payload)}")
     write_results("experiments-report", results, "\n\n".join(markdown))
     return results

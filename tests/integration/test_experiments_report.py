@@ -5,12 +5,15 @@ a direct count of what was generated, and the planted difference lies inside its
 from __future__ import annotations
 
 import random
+import urllib.error
+import urllib.request
 
 import orjson
 import pytest
 
 from connectors.kafka_events import event_producer, publish_event
 from operators.experiments import load_experiments
+from stack.service_process import running_server
 from tailor.experiments import report
 from tests.integration.harness import isolated_settings
 
@@ -72,3 +75,11 @@ def test_the_report_recovers_a_planted_effect_from_the_events_topic(stack_settin
     assert 0.45 <= row["control_bounce_rate"] <= 0.55 and row["variant_engagement_s"] > 0
     assert sorted(r["segment"] for r in by_segment) == ["new", "returning"]
     assert any("hero-test" in line for line in lines) and orjson.dumps(row)
+
+    with running_server(settings, tmp_path / "serve.log") as url:  # the result, served
+        with urllib.request.urlopen(f"{url}/v1/experiments/hero-test", timeout=10) as response:
+            served = orjson.loads(response.read())
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"{url}/v1/experiments/nope", timeout=10)
+    assert served["schema"] == "tailor.experiment_report/1" and served["rows"][0]["decision"] == "significant"
+    assert served["rows"][0]["control_users"] == truth["control"][0] and missing.value.code == 404
