@@ -54,6 +54,12 @@ def newest(checkpoints: Path, savepoints: Path) -> RetainedState | None:
     return RetainedState(path, kind, (path / METADATA).stat().st_mtime)
 
 
+def newest_savepoint(savepoints: Path, since: float) -> Path | None:
+    """The most recent completed savepoint under ``savepoints`` written at or after ``since`` (epoch s)."""
+    found = [p.parent for p in savepoints.glob(f"savepoint-*/{METADATA}") if p.stat().st_mtime >= since]
+    return max(found, key=lambda d: (d / METADATA).stat().st_mtime, default=None)
+
+
 def prune_runs(checkpoints: Path, keep: int = 2) -> list[Path]:
     """Delete the checkpoint directories of all but the ``keep`` most recent job runs (``<job id>/``).
 

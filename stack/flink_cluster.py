@@ -395,8 +395,11 @@ def status(settings: Settings | None = None) -> ClusterStatus:
 
 def rest_url(settings: Settings) -> str:
     """The REST API / Web UI of our cluster. The conf dir written at start is the truth for a running
-    cluster (it may have been started with another ``rest_port``); ``settings.rest_port`` otherwise."""
-    return f"http://{HOST}:{_configured_rest_port(Paths.of(settings)) or settings.rest_port}"
+    cluster (it may have been started with another ``rest_port``); ``settings.rest_port`` otherwise: the
+    embedded job's, even when a stopped standalone cluster left its conf dir behind."""
+    paths = Paths.of(settings)
+    configured = _configured_rest_port(paths) if jobmanager_pid(paths) is not None else None
+    return f"http://{HOST}:{configured or settings.rest_port}"
 
 
 def rest_client(settings: Settings, timeout_s: float = 10.0) -> FlinkRest:

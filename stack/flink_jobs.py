@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
+from connectors import flink_state
 from connectors.flink_rest import TERMINAL_STATES, FlinkRest, FlinkRestError
 from pipelines.state_layout import JOB_NAME
 from settings import PROJECT_ROOT, Settings
@@ -164,13 +165,28 @@ def stop_with_savepoint(
     """Stop the job gracefully with a savepoint (``flink stop``); returns the savepoint path (``file:/...``),
     which ``submit(..., from_savepoint=path)`` restores."""
     rest = rest_client(settings)
-    trigger_id = rest.trigger_stop_with_savepoint(job_id, target_dir or Paths.of(settings).savepoints, drain)
+    target = target_dir or Paths.of(settings).savepoints
+    triggered_at = time.time()
+    trigger_id = rest.trigger_stop_with_savepoint(job_id, target, drain)
     deadline = time.monotonic() + timeout_s
     while True:
-        savepoint = rest.savepoint_status(job_id, trigger_id)
+        try:
+            savepoint = rest.savepoint_status(job_id, trigger_id)
+        except FlinkRestError:
+            # The embedded mini-cluster of `tailor job run` shuts down with its job, REST included, maybe
+            # before the status was read: the savepoint it wrote says whether the stop succeeded.
+            written = flink_state.newest_savepoint(target, since=triggered_at)
+            if written is not None:
+                return written.resolve().as_uri()
+            raise
         if savepoint.completed:
             if savepoint.location is not None:
-                wait_for_job(settings, job_id, TERMINAL_STATES, max(5.0, deadline - time.monotonic()))
+                try:
+                    wait_for_job(settings, job_id, TERMINAL_STATES, max(5.0, deadline - time.monotonic()))
+                except StackError:
+                    if _answers(rest):
+                        raise  # the cluster answers but the job did not end
+                    # else: REST went away with the embedded cluster, which ends with its job
                 return savepoint.location
             raise StackError(
                 f"stop-with-savepoint of job {job_id} failed: {savepoint.failure_class}: "
@@ -179,6 +195,14 @@ def stop_with_savepoint(
         if time.monotonic() > deadline:
             raise StackError(f"savepoint of job {job_id} not completed within {timeout_s:.0f} s")
         time.sleep(0.3)
+
+
+def _answers(rest: FlinkRest) -> bool:
+    try:
+        rest.jobs()
+    except FlinkRestError:
+        return False
+    return True
 
 
 @_raises_stack_error
