@@ -34,6 +34,7 @@ import orjson
 
 from operators.behavior_features import merge_stats
 from state_schemas import profile_state
+from state_schemas.events import CanonicalEvent
 from state_schemas.profile_state import ProfileState
 
 MERGE_EVENT: Final = "Tailor Identity Merge"
@@ -91,13 +92,32 @@ def _message_id(kind: str, *parts: str) -> str:
     return f"{kind}-{digest}"
 
 
-def forwarded(raw: dict[str, Any], into: str, timestamp: int) -> dict[str, Any] | None:
-    """An event of a merged id, re-addressed to the id it merged into; None once it hopped ``MAX_HOPS``."""
-    hops = raw.get(HOPS_FIELD)
+def forwarded(event: CanonicalEvent, into: str, hops: Any) -> dict[str, Any] | None:
+    """An event of a merged id, re-addressed to the id it merged into; None once it hopped ``MAX_HOPS``
+    (``hops``: the received message's ``tailorHops``).
+
+    Rebuilt from what the job reads of it (ids, type, name, time, item, category, consent), not copied:
+    the rest (traits, context) is not written to the topic again, and a value nested deeper than a
+    JSON writer goes (valid input: the reader takes 1,024 levels) cannot make forwarding fail.
+
+    >>> e = CanonicalEvent("m1", 1, "anon-1", None, "anon-1", "track", "product_viewed", 5, "p1", "c1")
+    >>> m = forwarded(e, "u-42", None)
+    >>> m["userId"], m["anonymousId"], m["event"], m["properties"], m["tailorHops"]
+    ('u-42', 'anon-1', 'product_viewed', {'product_id': 'p1', 'category': 'c1'}, 1)
+    """
     hops = hops + 1 if isinstance(hops, int) and not isinstance(hops, bool) else 1
     if hops > MAX_HOPS:
         return None
-    return {**raw, "userId": into, "timestamp": timestamp, HOPS_FIELD: hops}
+    message: dict[str, Any] = {"type": event.type, "messageId": event.message_id, "userId": into,
+                               "anonymousId": event.anonymous_id, "timestamp": event.timestamp, HOPS_FIELD: hops}
+    if event.type == "track":
+        message["event"] = event.name
+    properties = {k: v for k, v in (("product_id", event.item_id), ("category", event.category)) if v is not None}
+    if properties:
+        message["properties"] = properties
+    if event.consent is not None:
+        message["context"] = {"consent": {"categoryPreferences": dict(event.consent)}}
+    return message
 
 
 def merge_profiles(known: ProfileState | None, other: ProfileState, gap_ms: int, dedup_window: int) -> ProfileState:

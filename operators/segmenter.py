@@ -344,7 +344,8 @@ class Segmenter:
 
     def _forward(self, event: CanonicalEvent, raw: bytes | str | None, into: str) -> list[Emitted]:
         message = orjson.loads(raw) if raw is not None else None
-        sent = identity.forwarded(message, into, event.timestamp) if isinstance(message, dict) else None
+        hops = message.get(identity.HOPS_FIELD) if isinstance(message, dict) else None
+        sent = identity.forwarded(event, into, hops)
         if sent is None:  # hopped too often: ids aliased to each other
             self.identity_dropped += 1
         else:

@@ -157,3 +157,21 @@ def test_a_user_who_withdrew_consent_after_the_link_takes_no_history() -> None:
         for payload in pending:
             seg.process(payload)
     assert seg.store.load("u-42") is None and seg.store.load("anon-1").merged_into == "u-42"
+
+
+def test_forwarding_rebuilds_the_event_so_deep_values_and_traits_stay_behind() -> None:
+    """Found by the fuzz suite: a valid event nested deeper than orjson writes (255 levels) made forwarding
+    raise. The forwarded event carries only what the job reads."""
+    fed_back: list[tuple[str, bytes]] = []
+    seg = Segmenter(RULES, out_of_orderness_ms=None, on_feedback=lambda key, payload: fed_back.append((key, payload)))
+    seg.process(message(0, anonymousId="anon-1"))
+    seg.process(message(1, type_="identify", userId="u-42", anonymousId="anon-1"))
+    for _ in range(2):
+        pending, fed_back[:] = [payload for _, payload in fed_back], []
+        for payload in pending:
+            seg.process(payload)
+    deep = message(2, anonymousId="anon-1")[:-1] + (  # orjson could not write this one
+        b',"traits":{"email":"someone@example.com"},"sentAt":' + b"[" * 300 + b"]" * 300 + b"}")
+    assert seg.process(deep) == [] and seg.dead_letters == 0
+    [(key, forwarded)] = fed_back
+    assert key == "u-42" and b"someone@example.com" not in forwarded and orjson.loads(forwarded)["userId"] == "u-42"
