@@ -21,6 +21,8 @@ from typing import Any, Final
 
 import orjson
 
+from state_schemas.json_records import decode_record
+
 SCHEMA: Final = "tailor.experiment_report/1"
 
 
@@ -31,8 +33,4 @@ def encode(experiment: str, rows: Sequence[Mapping[str, Any]], computed_at: int,
 
 def decode(payload: bytes | str) -> dict[str, Any]:
     """Parse a written record; raises ``ValueError`` for a schema this version does not know."""
-    record = orjson.loads(payload)
-    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
-        got = record.get("schema") if isinstance(record, dict) else record
-        raise ValueError(f"expected schema {SCHEMA!r}, got {got!r}")
-    return record
+    return decode_record(payload, SCHEMA)

@@ -24,6 +24,7 @@ from typing import Any, Final
 
 import orjson
 
+from state_schemas.json_records import decode_record
 from state_schemas.recommendation import RecommendedItem
 
 SCHEMA: Final = "tailor.popular_items/1"
@@ -48,8 +49,4 @@ def encode(popular: PopularItems, emit_time: int) -> bytes:
 
 def decode(payload: bytes | str) -> dict[str, Any]:
     """Parse a written record; raises ``ValueError`` for a schema this version does not know."""
-    record = orjson.loads(payload)
-    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
-        got = record.get("schema") if isinstance(record, dict) else record
-        raise ValueError(f"expected schema {SCHEMA!r}, got {got!r}")
-    return record
+    return decode_record(payload, SCHEMA)

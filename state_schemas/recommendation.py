@@ -28,6 +28,8 @@ from typing import Any, Final
 
 import orjson
 
+from state_schemas.json_records import decode_record
+
 SCHEMA: Final = "tailor.recommendation/2"
 SOURCES: Final = frozenset({"mf", "content", "popular", "covisit"})
 
@@ -77,8 +79,4 @@ def decode(payload: bytes | str) -> dict[str, Any]:
     ...
     ValueError: expected schema 'tailor.recommendation/2', got 'tailor.recommendation/1'
     """
-    record = orjson.loads(payload)
-    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
-        got = record.get("schema") if isinstance(record, dict) else record
-        raise ValueError(f"expected schema {SCHEMA!r}, got {got!r}")
-    return record
+    return decode_record(payload, SCHEMA)
