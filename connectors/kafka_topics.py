@@ -180,10 +180,27 @@ def _wait_for_leaders(admin, names: list[str], timeout_ms: int = 15000) -> None:
         ) from None
 
 
-def committed_offsets(settings: Settings, group: str, topic: str) -> dict[int, int]:
-    """``{partition: offset}`` the consumer ``group`` has committed on ``topic`` (empty: never read it)."""
-    with admin_client(settings) as admin:
-        offsets = admin.list_group_offsets(group).get(group, {})
+def committed_offsets(settings: Settings, group: str, topic: str, timeout: float = 60.0) -> dict[int, int]:
+    """``{partition: offset}`` the consumer ``group`` has committed on ``topic`` (empty: never read it).
+
+    Retries Kafka's retriable errors for up to ``timeout`` seconds: a broker that has just started
+    answers ``CoordinatorNotAvailable`` until its ``__consumer_offsets`` topic has leaders, and a job
+    start must wait that out rather than fail (it did, once, in CI)."""
+    from kafka.errors import KafkaError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with admin_client(settings) as admin:
+                offsets = admin.list_group_offsets(group).get(group, {})
+            break
+        except KafkaError as exc:
+            if not getattr(exc, "retriable", False) or time.monotonic() > deadline:
+                raise KafkaUnavailable(
+                    f"cannot read the offsets of consumer group {group!r} ({type(exc).__name__}: {exc}); "
+                    "check the broker's server.log"
+                ) from None
+            time.sleep(0.5)
     return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
 
 
