@@ -71,7 +71,7 @@ def load_simulated(
     start_ms = int(time.time() * 1000) - int(1000 * events / sim_rate)
     keys: set[bytes | None] = set()
     t0 = time.monotonic()
-    with kafka_bulk.bulk_publisher(settings.kafka_bootstrap) as publisher:
+    with kafka_bulk.bulk_publisher(settings) as publisher:
         for sent, (ts, event) in enumerate(sim.timed_events(start_ms, sim_rate, events), start=1):
             keys.add(kafka_events.event_key(event))
             kafka_events.publish_event(publisher, topic, event, ts)
@@ -95,7 +95,7 @@ def load_taobao(
     sent = rejected = 0
     keys: set[bytes | None] = set()
     t0 = time.monotonic()
-    with kafka_bulk.bulk_publisher(settings.kafka_bootstrap) as publisher:
+    with kafka_bulk.bulk_publisher(settings) as publisher:
         for row in read_taobao(path):
             if not isinstance(row, TaobaoEvent):
                 rejected += 1

@@ -36,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from connectors.kafka_clients import kafka_cluster
 from operators.normalize import InvalidEvent, normalize
 from operators.tracking_api import MAX_REQUEST_BYTES, TrackingApiError, messages, write_key
 from settings import Settings
@@ -77,7 +78,7 @@ class Collector:
     @asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
+            **kafka_cluster(self.settings).aiokafka_options(),
             client_id="tailor-collector",
             acks="all",
             enable_idempotence=True,

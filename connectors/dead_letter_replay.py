@@ -47,8 +47,8 @@ def replay(
     wanted = set(codes)
     ledger = kafka_topics.replay_ledger_topic(settings)
     kafka_topics.ensure_topics(settings, [ledger])
-    replayed_ids = {r.key for r in read_topic(settings.kafka_bootstrap, ledger, timeout_s=60) if r.key is not None}
-    letters = read_topic(settings.kafka_bootstrap, settings.dead_letters_topic, timeout_s=120)
+    replayed_ids = {r.key for r in read_topic(settings, ledger, timeout_s=60) if r.key is not None}
+    letters = read_topic(settings, settings.dead_letters_topic, timeout_s=120)
     report = ReplayReport(letters=len(letters))
     pending = []
     for record in letters:
@@ -79,7 +79,7 @@ def replay(
 
 def _publish(settings: Settings, ledger: str, pending: list) -> None:  # type: ignore[type-arg]
     producer = event_producer(
-        settings.kafka_bootstrap, client_id="tailor-dead-letter-replay",
+        settings, client_id="tailor-dead-letter-replay",
         transactional_id=f"tailor-dead-letter-replay-{settings.dead_letters_topic}",
     )
     try:

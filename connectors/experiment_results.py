@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import redis
 
+from connectors.redis_clients import RedisAuth
 from connectors.redis_keys import RedisKeys
 from settings import Settings
 from settings.errors import TailorError
@@ -18,7 +19,8 @@ class RedisUnavailable(TailorError):
 def store(settings: Settings, experiment: str, payload: bytes) -> str:
     """Write the report; returns the key. Raises :class:`RedisUnavailable` with what to do."""
     key = RedisKeys(settings.redis_prefix).experiment(experiment)
-    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, socket_connect_timeout=5)
+    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, socket_connect_timeout=5,
+                         **RedisAuth.of(settings).options())
     try:
         client.set(key, payload)
     except redis.RedisError as e:

@@ -16,6 +16,7 @@ from typing import Any
 
 from kafka.partitioner.default import murmur2
 
+from connectors.kafka_clients import KafkaTarget, kafka_cluster
 from connectors.kafka_events import COMPRESSION, KafkaUnavailable
 
 _Slot = tuple[str, int]  # (topic, partition)
@@ -35,13 +36,14 @@ class BulkPublisher:
 
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaTarget,
         linger_ms: int = 10,
         batch_size: int = 512 * 1024,
         max_pending: int = 16,
         client_id: str = "tailor-bulk-publisher",
     ) -> None:
-        self.bootstrap = bootstrap
+        self.cluster = kafka_cluster(kafka)
+        self.bootstrap = self.cluster.bootstrap
         self.linger_ms = linger_ms
         self.max_pending = max_pending
         self._lock = threading.Lock()  # guards _open and _shipped (caller thread and loop thread)
@@ -221,7 +223,7 @@ class BulkPublisher:
         from aiokafka import AIOKafkaProducer
 
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap,
+            **self.cluster.aiokafka_options(),
             client_id=client_id,
             acks="all",
             enable_idempotence=True,
@@ -258,6 +260,6 @@ class BulkPublisher:
             self._loop.close()
 
 
-def bulk_publisher(bootstrap: str, **options: Any) -> BulkPublisher:
+def bulk_publisher(kafka: KafkaTarget, **options: Any) -> BulkPublisher:
     """A :class:`BulkPublisher` (acks=all, idempotent, 10 ms linger, 512 KiB batches); use it in ``with``."""
-    return BulkPublisher(bootstrap, **options)
+    return BulkPublisher(kafka, **options)

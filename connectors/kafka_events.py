@@ -47,6 +47,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.codec import has_lz4
 from kafka.errors import KafkaError
 
+from connectors.kafka_clients import KafkaTarget, kafka_cluster
 from operators.normalize import epoch_ms
 from settings.errors import TailorError
 from state_schemas import dead_letter
@@ -66,14 +67,15 @@ class KafkaUnavailable(TailorError):
 COMPRESSION = "lz4" if has_lz4() else None
 
 
-def event_producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
+def event_producer(kafka: KafkaTarget, **overrides: Any) -> KafkaProducer:
     """A producer tuned for throughput with full durability; ``overrides`` are KafkaProducer settings.
 
     acks=all with idempotence (no duplicates or reordering on retries), 10 ms linger and 512 KiB
     batches (a batch per partition per linger; half the default 1 MiB request size), lz4 if available.
     """
+    cluster = kafka_cluster(kafka)
     config: dict[str, Any] = {
-        "bootstrap_servers": bootstrap,
+        **cluster.python_options(),
         "client_id": "tailor-producer",
         "acks": "all",
         "enable_idempotence": True,
@@ -89,7 +91,7 @@ def event_producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
         return KafkaProducer(**config)
     except KafkaError as exc:
         raise KafkaUnavailable(
-            f"cannot reach Kafka on {bootstrap} ({exc}): start the local stack (stack.up)"
+            f"cannot reach Kafka on {cluster.bootstrap} ({exc}): start the local stack (stack.up)"
         ) from None
 
 
@@ -192,7 +194,7 @@ def assign_all_partitions(consumer: KafkaConsumer, topic: str, wait_s: float = 0
 
 
 def read_topic(
-    bootstrap: str,
+    kafka: KafkaTarget,
     topic: str,
     isolation: str = "read_committed",
     timeout_s: float = 10.0,
@@ -207,7 +209,7 @@ def read_topic(
     transaction markers, still count towards ``tail``). Raises :class:`KafkaUnavailable` if the topic
     does not exist or the read does not finish within ``timeout_s``.
     """
-    consumer = _consumer(bootstrap, "tailor-read-topic", isolation)
+    consumer = _consumer(kafka, "tailor-read-topic", isolation)
     try:
         tps = assign_all_partitions(consumer, topic)
         deadline = time.monotonic() + timeout_s
@@ -220,7 +222,7 @@ def read_topic(
                 consumer.seek(tp, max(start[tp], end[tp] - tail))
         records = _read_to(consumer, end, deadline)
     except KafkaError as exc:
-        raise KafkaUnavailable(f"reading {topic!r} from {bootstrap} failed: {exc}") from None
+        raise KafkaUnavailable(f"reading {topic!r} from {kafka_cluster(kafka).bootstrap} failed: {exc}") from None
     finally:
         consumer.close()
     return sorted(records, key=lambda r: (r.partition, r.offset))
@@ -236,9 +238,9 @@ class TopicFollower:
     """
 
     def __init__(
-        self, bootstrap: str, topic: str, isolation: str = "read_committed", wait_s: float = 30.0
+        self, kafka: KafkaTarget, topic: str, isolation: str = "read_committed", wait_s: float = 30.0
     ) -> None:
-        self._consumer = _consumer(bootstrap, "tailor-follow", isolation, fetch_max_wait_ms=20)
+        self._consumer = _consumer(kafka, "tailor-follow", isolation, fetch_max_wait_ms=20)
         try:
             assigned = assign_all_partitions(self._consumer, topic, wait_s)
             self._consumer.seek_to_end(*assigned)
@@ -246,7 +248,7 @@ class TopicFollower:
                 self._consumer.position(tp)
         except KafkaError as exc:
             self._consumer.close()
-            raise KafkaUnavailable(f"following {topic!r} on {bootstrap} failed: {exc}") from None
+            raise KafkaUnavailable(f"following {topic!r} on {kafka_cluster(kafka).bootstrap} failed: {exc}") from None
         except BaseException:
             self._consumer.close()
             raise
@@ -260,10 +262,11 @@ class TopicFollower:
         self._consumer.close()
 
 
-def _consumer(bootstrap: str, name: str, isolation: str, **overrides: Any) -> KafkaConsumer:
+def _consumer(kafka: KafkaTarget, name: str, isolation: str, **overrides: Any) -> KafkaConsumer:
+    cluster = kafka_cluster(kafka)
     try:
         return KafkaConsumer(
-            bootstrap_servers=bootstrap,
+            **cluster.python_options(),
             client_id=f"{name}-{uuid.uuid4().hex[:8]}",
             group_id=None,
             enable_auto_commit=False,
@@ -274,7 +277,7 @@ def _consumer(bootstrap: str, name: str, isolation: str, **overrides: Any) -> Ka
         )
     except KafkaError as exc:
         raise KafkaUnavailable(
-            f"cannot reach Kafka on {bootstrap} ({exc}): start the local stack (stack.up)"
+            f"cannot reach Kafka on {cluster.bootstrap} ({exc}): start the local stack (stack.up)"
         ) from None
 
 

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
+from connectors.kafka_clients import kafka_cluster
 from connectors.kafka_events import KafkaUnavailable
 from settings import Settings
 
@@ -64,9 +65,10 @@ def admin_client(settings: Settings) -> Iterator:
     from kafka import KafkaAdminClient  # lazily: keep `import stack` light
     from kafka.errors import KafkaError
 
+    cluster = kafka_cluster(settings)
     try:
         client = KafkaAdminClient(
-            bootstrap_servers=settings.kafka_bootstrap,
+            **cluster.python_options(),
             client_id="tailor-stack",
             bootstrap_timeout_ms=5000,
             request_timeout_ms=15000,

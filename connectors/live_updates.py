@@ -25,6 +25,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from connectors.redis_clients import NO_AUTH, RedisAuth
 from connectors.redis_keys import RedisKeys
 
 log = logging.getLogger(__name__)
@@ -42,13 +43,14 @@ class TooManyListeners(Exception):
 class LiveUpdates:
     def __init__(
         self, host: str, port: int, prefix: str, on_user: Callable[[str], None],
-        on_resubscribe: Callable[[], None], max_listeners: int = 10_000,
+        on_resubscribe: Callable[[], None], max_listeners: int = 10_000, auth: RedisAuth = NO_AUTH,
     ) -> None:
         keys = RedisKeys(prefix)
         self.kinds = {keys.changes_channel.encode(): SEGMENT_CHANGE,
                       keys.recommendations_channel.encode(): RECOMMENDATION}
         # Its own connection without a read timeout: a subscription is quiet for as long as nobody changes.
-        self.client = aioredis.Redis(host=host, port=port, socket_connect_timeout=1.0, health_check_interval=30)
+        self.client = aioredis.Redis(host=host, port=port, socket_connect_timeout=1.0, health_check_interval=30,
+                                     **auth.options())
         self.on_user, self.on_resubscribe = on_user, on_resubscribe
         self.max_listeners = max_listeners
         self.listeners: defaultdict[str, set[asyncio.Queue[tuple[str, bytes]]]] = defaultdict(set)

@@ -51,6 +51,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from connectors.redis_clients import NO_AUTH, RedisAuth
 from connectors.redis_keys import RedisKeys
 from state_schemas.profile_state import ProfileState
 from state_schemas.segment_change import ENTER, SegmentChange
@@ -92,6 +93,7 @@ class RedisAudienceWriter:
         backoff_initial_s: float = 0.05,
         backoff_max_s: float = 5.0,
         close_timeout_s: float = 5.0,
+        auth: RedisAuth = NO_AUTH,
     ) -> None:
         if min(max_batch, max_buffered, max_pipeline) < 1:
             raise ValueError("max_batch, max_buffered and max_pipeline must be positive")
@@ -106,6 +108,7 @@ class RedisAudienceWriter:
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.close_timeout_s = close_timeout_s
+        self.auth = auth
         self._client = self._new_client(socket_timeout_s)
         self._changes_channel = self.keys.changes_channel
         self._recommendations_channel = self.keys.recommendations_channel
@@ -334,6 +337,7 @@ class RedisAudienceWriter:
             client_name=CLIENT_NAME,  # the handshake round trip described in the module docstring
             # Retries are ours: in order, with backoff (redis-py 6 would retry by itself by default).
             retry=Retry(NoBackoff(), 0),
+            **self.auth.options(),
         )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import redis
 
+from connectors.redis_clients import NO_AUTH, RedisAuth
 from connectors.redis_keys import RedisKeys
 from settings.errors import TailorError
 
@@ -40,10 +41,11 @@ def _reachable(host: str, port: int) -> Iterator[None]:
 class RedisReader:
     """One connection to the Redis the job writes to, reading under ``prefix``."""
 
-    def __init__(self, host: str, port: int, prefix: str = "tailor:") -> None:
+    def __init__(self, host: str, port: int, prefix: str = "tailor:", auth: RedisAuth = NO_AUTH) -> None:
         self.host, self.port = host, port
         self.keys = RedisKeys(prefix)
-        self._client = redis.Redis(host=host, port=port, decode_responses=True, socket_connect_timeout=5)
+        self._client = redis.Redis(host=host, port=port, decode_responses=True, socket_connect_timeout=5,
+                                   **auth.options())
 
     def profile(self, user_id: str) -> dict[str, str]:
         """The profile hash as stored; empty if the job has not written one."""
@@ -128,7 +130,7 @@ class Subscription:
 
     def __init__(
         self, host: str, port: int, prefix: str = "tailor:",
-        changes: bool = True, recommendations: bool = True, confirm_s: float = 5.0,
+        changes: bool = True, recommendations: bool = True, confirm_s: float = 5.0, auth: RedisAuth = NO_AUTH,
     ) -> None:
         self.host, self.port = host, port
         keys = RedisKeys(prefix)
@@ -137,7 +139,7 @@ class Subscription:
             self._channels[keys.recommendations_channel] = RECOMMENDATIONS
         if not self._channels:
             raise ValueError("subscribe to changes, recommendations or both")
-        self._client = redis.Redis(host=host, port=port, socket_connect_timeout=5)
+        self._client = redis.Redis(host=host, port=port, socket_connect_timeout=5, **auth.options())
         self._pubsub = self._client.pubsub()
         self._early: deque[tuple[str, bytes]] = deque()  # arrived while later channels were confirming
         try:

@@ -51,6 +51,7 @@ from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
 from connectors.live_updates import LiveUpdates, TooManyListeners
+from connectors.redis_clients import RedisAuth
 from connectors.redis_keys import RedisKeys
 from operators.decisions import DecisionMatrix, DecisionMatrixError, Profile
 from operators.experiments import Experiment, ExperimentsError, load_experiments
@@ -134,7 +135,8 @@ class Serving:
         self.budget_s = settings.serve_budget_ms / 1000
         self.keys = RedisKeys(settings.redis_prefix)
         self.redis = aioredis.Redis(host=settings.redis_host, port=settings.redis_port,
-                                    socket_timeout=self.budget_s, socket_connect_timeout=self.budget_s)
+                                    socket_timeout=self.budget_s, socket_connect_timeout=self.budget_s,
+                                    **RedisAuth.of(settings).options())
         self.breakers = AsyncCircuitBreakerFactory(default_threshold=BREAKER_FAILURES, default_ttl=BREAKER_OPEN_S)
         ttl, stale = settings.serve_cache_ttl_ms / 1000, settings.serve_stale_ms / 1000
         self.profiles = StaleWhileRevalidate(ttl, stale)
@@ -149,7 +151,7 @@ class Serving:
                                                                (ExperimentsError,))
         self.counts: Counter[str] = Counter()
         self.live = LiveUpdates(settings.redis_host, settings.redis_port, settings.redis_prefix,
-                                on_user=self.changed, on_resubscribe=self.forget_cached)
+                                on_user=self.changed, on_resubscribe=self.forget_cached, auth=RedisAuth.of(settings))
         self.app = self._build_app()
 
     # -- Redis through cache, breaker and budget ------------------------------------------------------

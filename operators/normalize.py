@@ -169,6 +169,8 @@ def normalize(
                 "invalid_event_name", f"field 'event' is longer than {MAX_EVENT_NAME_LENGTH} characters"
             )
         name = canonical_name(raw_name)
+    elif lowered == "identify" and _inactive(msg):
+        name = ev.TRAITS_UPDATED
     else:
         name = _TYPE_NAMES[lowered]
 
@@ -204,6 +206,12 @@ def normalize(
 
 
 MAX_CONSENT_CATEGORIES: Final = 64
+
+
+def _inactive(msg: dict[str, Any]) -> bool:
+    """Segment's ``context.active: false``: the call updates traits and is not the user being active."""
+    context = msg.get("context")
+    return isinstance(context, dict) and context.get("active") is False
 
 
 def _consent(msg: dict[str, Any]) -> tuple[tuple[str, bool], ...] | None:

@@ -59,6 +59,9 @@ class ProfileTracker:
         s = ProfileState() if state is None else state
         if self.is_duplicate(s, event):
             return s, []
+        if event.name == ev.TRAITS_UPDATED:  # not activity: only remembered, so a re-import is a duplicate
+            self._remember(s, event.dedup_key)
+            return s, []
         ts = event.timestamp
         changes = self._advance(s, event.user_key, ts) if ts > s.clock else []
         late = ts < s.clock
@@ -79,9 +82,7 @@ class ProfileTracker:
         s = ProfileState() if state is None else state
         changes = self._advance(s, event.user_key, event.timestamp) if event.timestamp > s.clock else []
         s = merge_profiles(s, other, self.gap, self.rules.dedup_window)
-        s.recent_ids.append(event.dedup_key)
-        if len(s.recent_ids) > self.rules.dedup_window:
-            del s.recent_ids[0]
+        self._remember(s, event.dedup_key)
         changes += self._advance(s, event.user_key, s.clock)
         changes += self._evaluate(s, event.user_key, s.clock, "merge", event.message_id)
         return s, changes
@@ -163,7 +164,10 @@ class ProfileTracker:
             oldest = s.clock // DAY_MS - self._keep_days + 1
             if s.active_days[0] < oldest:
                 s.active_days = [d for d in s.active_days if d >= oldest]
-        s.recent_ids.append(event.dedup_key)
+        self._remember(s, event.dedup_key)
+
+    def _remember(self, s: ProfileState, dedup_key: int) -> None:
+        s.recent_ids.append(dedup_key)
         if len(s.recent_ids) > self.rules.dedup_window:
             del s.recent_ids[0]
 

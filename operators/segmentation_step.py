@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from operators.model_hub import model_input
 from operators.profile_tracker import ProfileTracker
 from operators.segment_rules import SegmentRules
+from state_schemas import events as ev
 from state_schemas import segment_change
 from state_schemas.events import CanonicalEvent
 from state_schemas.model_input import ModelInput
@@ -79,7 +80,8 @@ class SegmentationStep:
         if self.tracker.is_duplicate(state, event):
             return None
         state, changes = self.tracker.process_one(state, event)
-        model = model_input(state, event) if self.model_inputs else None
+        active = event.name != ev.TRAITS_UPDATED  # a traits-only identify is not behaviour to learn from
+        model = model_input(state, event) if self.model_inputs and active else None
         return self._finish(state, changes, emit_time, model)
 
     def absorb(

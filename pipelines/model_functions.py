@@ -24,6 +24,7 @@ from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext, TimeDomain
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
+from connectors.redis_clients import NO_AUTH, RedisAuth
 from operators.model_hub import ModelHub
 from operators.models_config import ModelsConfig
 from pipelines.flink_metrics import BatchedCounter
@@ -74,9 +75,11 @@ class LearnModels(KeyedProcessFunction):
     """Model inputs and catalog items in; cluster changes (side output) and recommendations out."""
 
     def __init__(
-        self, models: ModelsConfig, redis_host: str, redis_port: int, redis_prefix: str, source_topic: str = "events"
+        self, models: ModelsConfig, redis_host: str, redis_port: int, redis_prefix: str, source_topic: str = "events",
+        redis_auth: RedisAuth = NO_AUTH,
     ) -> None:
         self.models = models
+        self.redis_auth = redis_auth
         self.source_topic = source_topic
         self.redis_host, self.redis_port, self.redis_prefix = redis_host, redis_port, redis_prefix
 
@@ -87,7 +90,7 @@ class LearnModels(KeyedProcessFunction):
         self.hub: ModelHub | None = None  # restored from state on the first record: open() has no key yet
         self.popular_written_at, self.popular_pending = 0, False
         group = runtime_context.get_metrics_group().add_group("tailor")
-        self.redis = FlushedRedisWriter(self.redis_host, self.redis_port, self.redis_prefix, group)
+        self.redis = FlushedRedisWriter(self.redis_host, self.redis_port, self.redis_prefix, group, self.redis_auth)
         self.model_events = BatchedCounter(group.counter("model_events_in"))
         self.catalog_items = BatchedCounter(group.counter("catalog_items_in"), every=64)
         self.cluster_changes_out = BatchedCounter(group.counter("cluster_changes_out"), every=16)

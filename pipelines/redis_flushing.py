@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from connectors.redis_audiences import RedisAudienceWriter
+from connectors.redis_clients import RedisAuth
 
 
 class FlushedRedisWriter:
-    def __init__(self, host: str, port: int, prefix: str, metrics_group: Any) -> None:
-        self.writer = RedisAudienceWriter(host, port, prefix)
+    def __init__(self, host: str, port: int, prefix: str, metrics_group: Any, auth: RedisAuth) -> None:
+        self.writer = RedisAudienceWriter(host, port, prefix, auth=auth)
         self.flush_at = 0  # the armed processing-time timer, 0 = none
         self._failures = metrics_group.counter("redis_flush_failures")
         self._replayed = metrics_group.counter("redis_commands_replayed")

@@ -25,6 +25,7 @@ from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext, TimeDomain
 from pyflink.datastream.state import MapStateDescriptor
 
+from connectors.redis_clients import NO_AUTH, RedisAuth
 from operators.privacy import ConsentPolicy, Privacy, Pseudonymizer
 from operators.segment_rules import SegmentRules
 from operators.segmenter import CachedProfileStore, Segmenter
@@ -48,9 +49,11 @@ class SegmentBatches(KeyedProcessFunction):
         self, rules: SegmentRules, redis_host: str, redis_port: int, redis_prefix: str, buckets: int,
         models_enabled: bool = False, source_topic: str = "events", pseudonym_key_file: str = "",
         redact_dead_letters: bool = True, consent_categories: str = "", consent_default: str = "allow",
+        redis_auth: RedisAuth = NO_AUTH,
     ) -> None:
         self.rules, self.buckets, self.models_enabled, self.source_topic = rules, buckets, models_enabled, source_topic
         self.redis_host, self.redis_port, self.redis_prefix = redis_host, redis_port, redis_prefix
+        self.redis_auth = redis_auth  # where the password is, not the password (connectors.redis_clients)
         # The key file's path only: the key itself is read in open(), on the TaskManager (settings.secrets).
         self.pseudonym_key_file, self.redact_dead_letters = pseudonym_key_file, redact_dead_letters
         self.consent_categories, self.consent_default = consent_categories, consent_default
@@ -66,7 +69,7 @@ class SegmentBatches(KeyedProcessFunction):
         self.privacy = Privacy(None if key is None else Pseudonymizer(key), self.redact_dead_letters, consent)
         self.armed: dict[int, int] = {}  # per bucket, the event-time timer registered last
         group = runtime_context.get_metrics_group().add_group("tailor")
-        self.redis = FlushedRedisWriter(self.redis_host, self.redis_port, self.redis_prefix, group)
+        self.redis = FlushedRedisWriter(self.redis_host, self.redis_port, self.redis_prefix, group, self.redis_auth)
         # Once per batch, not per event: exact at once (a quiet stream never leaves a count pending), and a
         # counter call per batch is noise next to the batch's work.
         self.events_in = BatchedCounter(group.counter("events_in"), every=1)

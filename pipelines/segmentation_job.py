@@ -40,6 +40,8 @@ from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
 from connectors import flink_kafka
+from connectors.kafka_clients import kafka_cluster
+from connectors.redis_clients import RedisAuth
 from operators.models_config import ModelsConfig
 from operators.segment_rules import SegmentRules
 from pipelines import java_operators
@@ -84,8 +86,9 @@ def build(
     source, see ``stack.replay_end``): no partition is ever treated as idle."""
     watermarks = event_watermarks(settings, bounded or replay)
     deserializer = java_operators.event_record_deserializer(settings.batch_buckets)
+    kafka = kafka_cluster(settings)  # its properties file read once, here, for every source and sink
     source = flink_kafka.event_record_source(
-        settings.kafka_bootstrap, settings.events_topic, settings.consumer_group, deserializer, bounded, from_earliest
+        kafka, settings.events_topic, settings.consumer_group, deserializer, bounded, from_earliest
     )
     events = env.from_source(source, watermarks, "kafka_events").uid("kafka_events")
 
@@ -98,6 +101,7 @@ def build(
                 models_enabled=models is not None, source_topic=settings.events_topic,
                 pseudonym_key_file=settings.pseudonym_key_file, redact_dead_letters=settings.redact_dead_letters,
                 consent_categories=settings.consent_categories, consent_default=settings.consent_default,
+                redis_auth=RedisAuth.of(settings),
             ),
             output_type=OUTPUT_TYPE,
         )
@@ -111,7 +115,7 @@ def build(
     (
         java_operators.unbatch(outputs, FEEDBACK, "user_id", "event", "identity_feedback")
         .sink_to(flink_kafka.keyed_event_sink(
-            settings.kafka_bootstrap, f"{settings.consumer_group}-identity-feedback",
+            kafka, f"{settings.consumer_group}-identity-feedback",
             java_operators.keyed_event_serializer(settings.events_topic),
         ))
         .name("identity_feedback_sink")
@@ -140,7 +144,7 @@ def _keyed_sink(t_env, sinks, name: str, settings: Settings, topic: str, stream,
     """An exactly-once Kafka sink of (user_id, <value_column>) records, keyed by user id (none: null)."""
     prefix = f"{settings.consumer_group}-{name.removesuffix('_sink').replace('_', '-')}"
     t_env.execute_sql(
-        flink_kafka.keyed_changes_sink_ddl(name, settings.kafka_bootstrap, topic, prefix, value_column=value_column)
+        flink_kafka.keyed_changes_sink_ddl(name, settings, topic, prefix, value_column=value_column)
     )
     sinks.add_insert(name, t_env.from_data_stream(stream))
 
@@ -150,7 +154,7 @@ def _add_models(env, settings: Settings, models: ModelsConfig, model_inputs, bou
     catalog = (
         env.from_source(
             flink_kafka.catalog_source(
-                settings.kafka_bootstrap, settings.catalog_topic, f"{settings.consumer_group}-catalog", bounded=bounded
+                settings, settings.catalog_topic, f"{settings.consumer_group}-catalog", bounded=bounded
             ),
             WatermarkStrategy.no_watermarks(),
             "catalog_items",
@@ -166,7 +170,8 @@ def _add_models(env, settings: Settings, models: ModelsConfig, model_inputs, bou
         .key_by(model_key_of, key_type=Types.STRING())
         .process(
             LearnModels(
-                models, settings.redis_host, settings.redis_port, settings.redis_prefix, settings.events_topic
+                models, settings.redis_host, settings.redis_port, settings.redis_prefix, settings.events_topic,
+                redis_auth=RedisAuth.of(settings),
             ),
             output_type=RECOMMENDATION_RECORD_TYPE,
         )

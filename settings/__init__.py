@@ -43,10 +43,21 @@ class Settings:
     # Item metadata (title, category, tags), keyed by item id; compacted: the latest record per item wins.
     catalog_topic: str = "tailor.catalog"
     consumer_group: str = "tailor-segmentation-v1"
+    # A secured cluster (SASL, TLS): a Kafka client properties file, as Kafka's own tools take
+    # (kafka-console-consumer --consumer.config), for every client: the job's, the CLI's, the collector's
+    # (connectors/kafka_clients.py). Empty: plaintext, no authentication (the local broker). It holds
+    # credentials: keep it outside the repository.
+    kafka_client_properties: str = ""
     # Redis
     redis_host: str = "127.0.0.1"
     redis_port: int = 6379
     redis_prefix: str = "tailor:"
+    # Redis ACL user and TLS (connectors/redis_clients.py). The password is read where a client connects,
+    # from this file, else env TAILOR_REDIS_PASSWORD (settings/secrets.py); never kept in the settings.
+    redis_username: str = ""
+    redis_password_file: str = ""
+    redis_tls: bool = False
+    redis_tls_ca_file: str = ""  # a PEM bundle of the CAs to trust (empty: the system's)
     # Flink
     parallelism: int = 1
     execution_mode: str = "thread"

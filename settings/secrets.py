@@ -1,5 +1,8 @@
 """Secrets: read where they are used, never stored in settings, the job graph or the repository.
 
+The Redis password (``connectors.redis_clients``) comes from the file named by ``redis_password_file``,
+else from ``TAILOR_REDIS_PASSWORD``, read when a client connects.
+
 The pseudonymisation key (``operators.privacy``) comes from the file named by the ``pseudonym_key_file``
 setting, else from the ``TAILOR_PSEUDONYM_KEY`` environment variable (on every TaskManager of a cluster).
 The settings hold at most the file's path, so the key never reaches the Flink job graph, its web UI or a
@@ -24,6 +27,7 @@ from pathlib import Path
 from settings.errors import ConfigError
 
 KEY_ENV = "TAILOR_PSEUDONYM_KEY"
+REDIS_PASSWORD_ENV = "TAILOR_REDIS_PASSWORD"
 MIN_KEY_BYTES = 16
 
 
@@ -43,3 +47,19 @@ def pseudonym_key(key_file: str | Path, environ: Mapping[str, str] | None = None
         raise ConfigError(f"the pseudonymisation key ({where}) has {len(key)} bytes; use at least "
                           f"{MIN_KEY_BYTES} random bytes, e.g. `openssl rand -hex 32`")
     return key
+
+
+def redis_password(password_file: str | Path, environ: Mapping[str, str] | None = None) -> str | None:
+    """Redis's password: the file's first line, else ``TAILOR_REDIS_PASSWORD``; None: no AUTH.
+
+    >>> redis_password("", environ={"TAILOR_REDIS_PASSWORD": "s3cret"}), redis_password("", environ={})
+    ('s3cret', None)
+    """
+    environ = os.environ if environ is None else environ
+    if password_file:
+        try:
+            lines = Path(password_file).read_text().splitlines()
+        except OSError as e:
+            raise ConfigError(f"cannot read the Redis password file {password_file}: {e.strerror}") from e
+        return lines[0] if lines else ""
+    return environ.get(REDIS_PASSWORD_ENV) or None

@@ -22,6 +22,9 @@ ORDER_COMPLETED: Final = "order_completed"
 PAGE_VIEWED: Final = "page_viewed"
 SCREEN_VIEWED: Final = "screen_viewed"
 IDENTIFIED: Final = "identified"
+# An ``identify`` with ``context.active: false`` (Segment's flag for "update the traits, not last seen";
+# ``tailor import`` sends these): it links ids and carries consent, but is not activity.
+TRAITS_UPDATED: Final = "traits_updated"
 ALIASED: Final = "aliased"
 # The erase request (``tailor erase``): a Segment track event the job treats as a control message.
 ERASE_EVENT: Final = "Tailor Erase"

@@ -96,7 +96,7 @@ def load_catalog(
     sent = 0
     t0 = time.monotonic()
     try:
-        with kafka_bulk.bulk_publisher(settings.kafka_bootstrap) as publisher:
+        with kafka_bulk.bulk_publisher(settings) as publisher:
             now_ms = int(time.time() * 1000)
             for item in items:
                 publisher.send(

@@ -124,6 +124,27 @@ def build_parser() -> argparse.ArgumentParser:
     produce.add_argument("--limit", type=int, help="stop after this many lines")
     produce.set_defaults(handler=cmd_produce)
 
+    import_noun = nouns.add_parser(
+        "import", help="load CRM / third-party records (CSV or JSONL) as identify events, with a mapping file",
+        description="Publish one Segment identify message per row to the events topic, mapped by a YAML file\n"
+        "(see config/crm-import.yaml): user_id (the master id), optional anonymous_id (linked to it by\n"
+        "the job's identity stitching), timestamp, traits and consent columns. The messages say\n"
+        "context.active=false: they link ids and apply consent but are not activity. Rows that cannot be\n"
+        "used are not sent; they are listed with their line numbers in a CSV report. Importing the same\n"
+        "file again is harmless: each row's messageId is a hash of its content, and the job drops\n"
+        "duplicates.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    import_noun.add_argument("file", type=Path, help="a CSV file with a header row, or JSONL (one object per line)")
+    import_noun.add_argument("--mapping", type=Path, required=True,
+                             help="YAML mapping of message parts to columns (example: config/crm-import.yaml)")
+    import_noun.add_argument("--format", choices=["auto", "csv", "jsonl"], default="auto",
+                             help="input format (default: auto, by extension: .csv; .jsonl, .ndjson, .json)")
+    import_noun.add_argument("--report", type=Path,
+                             help="where to write the rows not imported (default: FILE-NAME.import-report.csv "
+                                  "in the working directory; written only if a row was rejected)")
+    import_noun.set_defaults(handler=cmd_import)
+
     collect = nouns.add_parser(
         "collect", help="Segment's HTTP Tracking API in front of the events topic: point an SDK's host at it",
         description="Serve Segment's HTTP Tracking API (/v1/track, identify, page, screen, group, alias, batch)."
@@ -382,6 +403,13 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
         print(f"tailor: error: {args.file} does not exist", file=sys.stderr)
         return 1
     report = produce_file(settings, args.file, fmt=args.format, rate=args.rate, limit=args.limit)
+    return 0 if report.sent else 1
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from tailor.imports import import_file, load_mapping
+
+    report = import_file(settings, args.file, load_mapping(args.mapping), fmt=args.format, report_path=args.report)
     return 0 if report.sent else 1
 
 

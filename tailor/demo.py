@@ -22,6 +22,7 @@ import yaml
 
 import stack
 from connectors import kafka_topics as topics
+from connectors.redis_clients import RedisAuth
 from connectors.redis_reader import RedisReader
 from evaluation.simulator import ShopperSimulator
 from operators.segment_rules import SegmentRules
@@ -175,13 +176,13 @@ def _environ() -> dict[str, str]:
 
 
 def _delete_keys(settings: Settings) -> None:
-    with RedisReader(settings.redis_host, settings.redis_port, settings.redis_prefix) as reader:
+    with RedisReader(settings.redis_host, settings.redis_port, settings.redis_prefix, RedisAuth.of(settings)) as reader:
         reader.delete_all()
 
 
 def _print_audiences(settings: Settings, rules: Path, say) -> None:  # type: ignore[no-untyped-def]
     """Audience sizes, rule segments and ML segments apart: a segment set no rule names is a cluster."""
-    with RedisReader(settings.redis_host, settings.redis_port, settings.redis_prefix) as reader:
+    with RedisReader(settings.redis_host, settings.redis_port, settings.redis_prefix, RedisAuth.of(settings)) as reader:
         sizes, with_recs = reader.audience_sizes(), reader.users_with_recommendations()
     rule_names = {rule.name for rule in SegmentRules.from_yaml(rules).rules}
     rule_sizes = {n: k for n, k in sizes.items() if n in rule_names}

@@ -22,7 +22,7 @@ def erase(settings: Settings, user_id: str) -> str:
     """Publish the erase request; returns its messageId."""
     message_id = f"erase-{uuid.uuid4()}"
     request = events.erase_request(user_id, message_id, int(time.time() * 1000))
-    producer = event_producer(settings.kafka_bootstrap)
+    producer = event_producer(settings)
     try:
         publish_event(producer, settings.events_topic, request).get(timeout=30)
     finally:

@@ -38,7 +38,7 @@ def report(
 ) -> dict[str, list[dict[str, Any]]]:
     experiments = load_experiments(experiments_file)
     outcomes = ExperimentOutcomes(attribution_ms=int(attribution_days * DAY_MS))
-    records = read_topic(settings.kafka_bootstrap, settings.events_topic, timeout_s=600)
+    records = read_topic(settings, settings.events_topic, timeout_s=600)
     with progress_bar(len(records), "reading the events topic", "events") as bar:
         for record in records:  # (partition, offset) order: each user's events in their order
             bar.update()

@@ -119,7 +119,7 @@ def produce_file(
     sent = rejected = 0
     examples: list[str] = []
     t0 = time.monotonic()
-    with kafka_bulk.bulk_publisher(settings.kafka_bootstrap) as publisher:
+    with kafka_bulk.bulk_publisher(settings) as publisher:
         try:
             for done, row in enumerate(rows):
                 if limit is not None and done >= limit:

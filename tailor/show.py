@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.kafka_events import KafkaUnavailable, read_topic
+from connectors.redis_clients import RedisAuth
 from connectors.redis_reader import RedisReader, RedisUnavailable
 from settings import Settings
 from settings.errors import TailorError
@@ -54,7 +55,7 @@ class ClusterRow:
 
 
 def _reader(settings: Settings) -> RedisReader:
-    return RedisReader(settings.redis_host, settings.redis_port, settings.redis_prefix)
+    return RedisReader(settings.redis_host, settings.redis_port, settings.redis_prefix, RedisAuth.of(settings))
 
 
 def _unreachable(exc: RedisUnavailable) -> ShowError:
@@ -126,7 +127,7 @@ def cluster_rows(settings: Settings, tail: int = 5000, timeout_s: float = 15.0) 
     """The ML segments seen in the last ``tail`` segment changes per partition, largest audience first."""
     latest: dict[str, dict[str, Any]] = {}
     try:
-        records = read_topic(settings.kafka_bootstrap, settings.segment_changes_topic, timeout_s=timeout_s,
+        records = read_topic(settings, settings.segment_changes_topic, timeout_s=timeout_s,
                              tail=tail)
     except KafkaUnavailable as exc:
         raise ShowError(str(exc)) from None

@@ -57,7 +57,7 @@ def simulate(
     bar = progress_bar(total, enabled=progress)
     sent, first_ms, last_ms = 0, None, None
     t0 = time.monotonic()
-    with kafka_bulk.bulk_publisher(settings.kafka_bootstrap) as publisher:
+    with kafka_bulk.bulk_publisher(settings) as publisher:
         try:
             for ts, event in sim.timed_events(start_ms, rate, total):
                 if not fast:

@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from connectors.redis_clients import RedisAuth
 from connectors.redis_reader import RECOMMENDATIONS, RedisUnavailable, Subscription
 from settings import Settings
 from settings.errors import TailorError
@@ -145,7 +146,7 @@ def watch(
     try:
         with Subscription(
             settings.redis_host, settings.redis_port, settings.redis_prefix,
-            changes=bool(show & {"rules", "clusters"}), recommendations="recs" in show,
+            changes=bool(show & {"rules", "clusters"}), recommendations="recs" in show, auth=RedisAuth.of(settings),
         ) as channels:
             while deadline is None or time.monotonic() < deadline:
                 message = channels.get(timeout_s=0.5)

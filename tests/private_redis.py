@@ -20,9 +20,14 @@ REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 class RedisServer:
     """One redis-server process of this test, on a port of its own, with its files in ``directory``."""
 
-    def __init__(self, directory: Path, **config: str) -> None:
+    def __init__(
+        self, directory: Path, client_options: dict[str, str] | None = None, **config: str | list[str]
+    ) -> None:
+        """``config``: redis-server options (e.g. ``user``, ``requirepass``); ``client_options``: what a client
+        needs to connect then (redis-py's ``username``, ``password``)."""
         self.directory = directory
         self.config = {"save": "", "appendonly": "no", **config}
+        self.client_options = client_options or {}
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
@@ -30,7 +35,9 @@ class RedisServer:
         self.frozen = False
 
     def start(self) -> None:
-        options = [arg for name, value in self.config.items() for arg in (f"--{name}", value)]
+        # A list value is several words of one directive (``user=["alice", "on", ">pw", "+@all"]``).
+        options = [arg for name, value in self.config.items()
+                   for arg in (f"--{name}", *(value if isinstance(value, list) else [value]))]
         self.process = subprocess.Popen(
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
              "--logfile", "redis.log", *options],
@@ -77,7 +84,7 @@ class RedisServer:
             self.process.wait(5)
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=2, socket_connect_timeout=2)
+        return redis.Redis(port=self.port, socket_timeout=2, socket_connect_timeout=2, **self.client_options)
 
     def contents(self) -> dict[bytes, Any]:
         """Every key with its value, by type."""

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     stopping = stop_on_sigterm()
     rules = SegmentRules.from_dict(yaml.safe_load(settings.segments_file.read_text()))
     redis_writer = RedisAudienceWriter(settings.redis_host, settings.redis_port, settings.redis_prefix)
-    producer = kafka_events.event_producer(settings.kafka_bootstrap, client_id="bench-python-consumer")
+    producer = kafka_events.event_producer(settings, client_id="bench-python-consumer")
     changes_topic, dlq = settings.segment_changes_topic, settings.dead_letters_topic
     segmenter = Segmenter(
         rules, settings.out_of_orderness_ms, settings.events_topic,

@@ -103,7 +103,7 @@ def changes_and_recommendations(settings: Settings) -> tuple[list[dict], list[di
     from connectors.kafka_events import read_topic
     from state_schemas import segment_change
 
-    changes = [segment_change.decode(r.value) for r in read_topic(settings.kafka_bootstrap, settings.segment_changes_topic)]
-    recs = [orjson.loads(r.value) for r in read_topic(settings.kafka_bootstrap, settings.recommendations_topic)]
+    changes = [segment_change.decode(r.value) for r in read_topic(settings, settings.segment_changes_topic)]
+    recs = [orjson.loads(r.value) for r in read_topic(settings, settings.recommendations_topic)]
     return changes, recs
 

@@ -444,3 +444,19 @@ def test_normalize_error_message_starts_with_the_code() -> None:
     error = rejected(payload(userId=DROP))
 
     assert str(error) == f"missing_user: {error.reason}"
+
+
+@pytest.mark.parametrize(
+    ("context", "name"),
+    [({"active": False}, "traits_updated"), ({"active": True}, "identified"), (None, "identified"),
+     ({"active": "false"}, "identified"), ("active", "identified")],
+)
+def test_normalize_an_identify_with_context_active_false_updates_traits_only(context: object, name: str) -> None:
+    # Segment's context.active=false means "update the traits, not last seen" (tailor import sends it).
+    raw = payload(type="identify", event=DROP, context=context if context is not None else DROP)
+
+    assert ok(raw).name == name
+
+
+def test_normalize_context_active_false_on_a_track_event_is_still_activity() -> None:
+    assert ok(payload(context={"active": False})).name == "product_viewed"

@@ -111,6 +111,25 @@ def test_profile_tracker_first_event_enters_weekly_active_and_active(tracker: Pr
     )
 
 
+def test_profile_tracker_a_traits_only_identify_is_not_activity(tracker: ProfileTracker) -> None:
+    # tailor import sends identify with context.active false: it must not make anyone "active".
+    imported = CanonicalEvent("imp-1", dedup_key("imp-1"), "u1", "u1", None, "identify", "traits_updated", T0)
+
+    state, changes = tracker.process_one(None, imported)
+
+    assert changes == []
+    assert (state.sessions_total, state.last_seen, state.active_days, state.clock) == (0, 0, [], 0)
+    assert tracker.is_duplicate(state, imported)  # importing the same row again changes nothing
+
+
+def test_profile_tracker_a_plain_identify_is_activity(tracker: ProfileTracker) -> None:
+    login = CanonicalEvent("id-1", dedup_key("id-1"), "u1", "u1", None, "identify", "identified", T0)
+
+    _, changes = tracker.process_one(None, login)
+
+    assert {c.segment for c in changes} == {"weekly_active", "active"}
+
+
 def test_profile_tracker_hands_back_the_state_it_was_given(tracker: ProfileTracker) -> None:
     state, _ = tracker.process_one(None, event(VIEW, T0))
 
