@@ -34,14 +34,15 @@ REDIS_USER, REDIS_PASSWORD = "tailor", "redis-secret"
 @pytest.fixture(scope="module")
 def secured(stack_settings, tmp_path_factory):
     directory = tmp_path_factory.mktemp("secured")
-    broker = SaslKafka(directory / "kafka", stack_settings).start()
+    broker = SaslKafka(directory / "kafka", stack_settings)
     acl_user = [REDIS_USER, "on", f">{REDIS_PASSWORD}", "~*", "&*", "+@all"]
     store = RedisServer(directory, client_options={"username": REDIS_USER, "password": REDIS_PASSWORD},
                         requirepass="not-the-default-user", user=acl_user)
-    store.start()
     password_file = directory / "redis-password"
     password_file.write_text(REDIS_PASSWORD + "\n")
     try:
+        broker.start()
+        store.start()
         yield broker, store, {
             "kafka_port": broker.port, "kafka_controller_port": broker.controller_port,
             "kafka_client_properties": str(broker.client_properties(directory / "client.properties")),
