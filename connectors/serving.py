@@ -364,7 +364,7 @@ class Serving:
             return _json({**report, "source": source})
 
         @app.get("/v1/users/{user_id}/changes", summary="a user's segment changes and new top-K, as they happen",
-                 description="Server-sent events: `segment_change` (tailor.segment_change/1) and "
+                 description="Server-sent events: `segment_change` (tailor.segment_change/2) and "
                              "`recommendation` (tailor.recommendation/2), JSON in `data`.")
         async def live_changes(user_id: str) -> Response:
             try:
