@@ -26,6 +26,17 @@ _CLASS_PREFIX = "org.apache.kafka."
 # Flink's KafkaSink defaults transaction.timeout.ms to 1 h; keep it within the broker's
 # transaction.max.timeout.ms and short enough that a crashed job does not block readers for long.
 TRANSACTION_TIMEOUT_MS = 15 * 60 * 1000
+# How long a sink's send may wait for a broker that is away (metadata: max.block.ms; acks:
+# delivery.timeout.ms). Kafka's defaults (60 s, 120 s) turn a broker restart slower than a minute into a
+# failed send; a failed exactly-once writer then throws again while closing, which Flink treats as fatal for
+# the whole TaskManager (the embedded mini-cluster has no second one: the job hung, fault suite). Within
+# the transaction timeout, a slow restart only back-pressures the job.
+SEND_TIMEOUT_MS = 10 * 60 * 1000
+_SINK_PROPERTIES = {
+    "transaction.timeout.ms": str(TRANSACTION_TIMEOUT_MS),
+    "max.block.ms": str(SEND_TIMEOUT_MS),
+    "delivery.timeout.ms": str(SEND_TIMEOUT_MS),
+}
 
 
 def event_source(
@@ -102,9 +113,8 @@ def keyed_event_sink(kafka: KafkaTarget, transactional_id_prefix: str, serialize
         .set_bootstrap_servers(cluster.bootstrap)
         .set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE)
         .set_transactional_id_prefix(transactional_id_prefix)
-        .set_property("transaction.timeout.ms", str(TRANSACTION_TIMEOUT_MS))
     )
-    for key, value in shaded(cluster.java_properties()).items():
+    for key, value in {**_SINK_PROPERTIES, **shaded(cluster.java_properties())}.items():
         builder = builder.set_property(key, value)
     builder._j_builder.setRecordSerializer(serializer)  # PyFlink's builder only takes Python-built schemas
     return builder.build()
@@ -125,14 +135,13 @@ def keyed_changes_sink_ddl(
         "connector": "kafka",
         "topic": topic,
         "properties.bootstrap.servers": cluster.bootstrap,
-        **{f"properties.{k}": v for k, v in shaded(cluster.java_properties()).items()},
+        **{f"properties.{k}": v for k, v in {**_SINK_PROPERTIES, **shaded(cluster.java_properties())}.items()},
         "key.format": "raw",
         "key.fields": "user_id",
         "value.format": "raw",
         "value.fields-include": "EXCEPT_KEY",
         "sink.delivery-guarantee": "exactly-once",
         "sink.transactional-id-prefix": transactional_id_prefix,
-        "properties.transaction.timeout.ms": str(TRANSACTION_TIMEOUT_MS),
     }
     with_clause = ",\n".join(f"  '{_sql(k)}' = '{_sql(v)}'" for k, v in options.items())
     return (

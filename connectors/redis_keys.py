@@ -10,7 +10,7 @@ Layout (``prefix`` defaults to ``tailor:``)::
     {prefix}recs:{user_id}        STRING the user's latest tailor.recommendation/2 JSON
     {prefix}popular               STRING tailor.popular_items/1 JSON: the items trending overall (model hub)
     {prefix}experiment:{name}     STRING tailor.experiment_report/1 JSON: the latest `tailor experiments report`
-    {prefix}segment-changes       pub/sub channel: every tailor.segment_change/1 as JSON, as it happens
+    {prefix}segment-changes       pub/sub channel: every tailor.segment_change/2 as JSON, as it happens
     {prefix}recommendations       pub/sub channel: every tailor.recommendation/2 as JSON
 
 >>> keys = RedisKeys("tailor:")

@@ -50,6 +50,7 @@ from purgatory.domain.model import CLOSED, OpenedState
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
+from connectors.dashboard import SAMPLE_S, AudienceHistory, render
 from connectors.live_updates import LiveUpdates, TooManyListeners
 from connectors.redis_clients import RedisAuth
 from connectors.redis_keys import RedisKeys
@@ -150,6 +151,7 @@ class Serving:
         self.experiments: HotFile[list[Experiment]] = HotFile(settings.experiments_file, load_experiments,
                                                                (ExperimentsError,))
         self.counts: Counter[str] = Counter()
+        self.audiences = AudienceHistory()
         self.live = LiveUpdates(settings.redis_host, settings.redis_port, settings.redis_prefix,
                                 on_user=self.changed, on_resubscribe=self.forget_cached, auth=RedisAuth.of(settings))
         self.app = self._build_app()
@@ -260,6 +262,35 @@ class Serving:
         self.profiles.clear()
         self.recs.clear()
 
+    async def _sample_audiences(self) -> None:
+        """Every ``dashboard.SAMPLE_S``: each audience's size, for the dashboard's history (best effort)."""
+        while True:
+            try:
+                names = [key async for key in self.redis.scan_iter(match=self.keys.segments_pattern, count=1_000)]
+                pipe = self.redis.pipeline(transaction=False)
+                for key in names:
+                    pipe.scard(key)
+                sizes = await asyncio.wait_for(pipe.execute(), 5.0)
+                self.audiences.record(time.time(), {self.keys.segment_name(k): n for k, n in zip(names, sizes,
+                                                                                                 strict=True)})
+            except (TimeoutError, RedisError, OSError):
+                self.counts["audience_samples_failed"] += 1
+            await asyncio.sleep(SAMPLE_S)
+
+    async def _experiment_results(self) -> list[dict[str, Any]]:
+        """Each configured experiment with its stored report (None before one); Redis errors leave it None."""
+        experiments = self.experiments.current()
+        reports = await asyncio.gather(*(self.report(e.name) for e in experiments))
+        return [{"name": e.name, "variants": [v.name for v in e.variants], "audience": e.audience, "report": r}
+                for e, (r, _source) in zip(experiments, reports, strict=True)]
+
+    async def report(self, name: str) -> tuple[dict[str, Any] | None, str]:
+        """An experiment's stored report (``tailor experiments report``), through the cache."""
+        async def fetch() -> dict[str, Any] | None:
+            raw = await self.redis.get(self.keys.experiment(name))
+            return None if raw is None else experiment_report.decode(raw)
+        return await self._lookup(self.reports, name, fetch)
+
     # -- HTTP ------------------------------------------------------------------------------------------
     def _build_app(self) -> FastAPI:
         @asynccontextmanager
@@ -268,7 +299,9 @@ class Serving:
             # collector, whose full passes over it stalled every request in flight for ~100 ms.
             gc.freeze()
             follower = asyncio.get_running_loop().create_task(self.live.run())
+            sampler = asyncio.get_running_loop().create_task(self._sample_audiences())
             yield
+            sampler.cancel()
             follower.cancel()
             await self.live.close()
             await self.redis.aclose()
@@ -352,11 +385,7 @@ class Serving:
         @app.get("/v1/experiments/{name}", summary="an experiment's latest result (tailor experiments report)")
         async def get_experiment(name: str) -> Response:
             self.counts["requests_experiment"] += 1
-
-            async def fetch() -> dict[str, Any] | None:
-                raw = await self.redis.get(self.keys.experiment(name))
-                return None if raw is None else experiment_report.decode(raw)
-            report, source = await self._lookup(self.reports, name, fetch)
+            report, source = await self.report(name)
             if source == "fallback":
                 return _json({"error": "Redis is unavailable; try again shortly"}, 503)
             if report is None:
@@ -364,7 +393,7 @@ class Serving:
             return _json({**report, "source": source})
 
         @app.get("/v1/users/{user_id}/changes", summary="a user's segment changes and new top-K, as they happen",
-                 description="Server-sent events: `segment_change` (tailor.segment_change/1) and "
+                 description="Server-sent events: `segment_change` (tailor.segment_change/2) and "
                              "`recommendation` (tailor.recommendation/2), JSON in `data`.")
         async def live_changes(user_id: str) -> Response:
             try:
@@ -388,6 +417,16 @@ class Serving:
 
             return StreamingResponse(events(), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+        @app.get("/v1/audiences", summary="audience sizes over the last hour, sampled every 5 s by this process")
+        async def get_audiences() -> Response:
+            return _json(self.audiences.as_dict())
+
+        @app.get("/dashboard", summary="audiences over time and experiment results (HTML)", include_in_schema=False)
+        async def dashboard() -> Response:
+            self.counts["requests_dashboard"] += 1
+            page = render(self.audiences, await self._experiment_results(), time.time())
+            return Response(page, media_type="text/html; charset=utf-8")
 
         @app.get("/tailor.js", summary="the personalization snippet", include_in_schema=False)
         async def snippet() -> Response:

@@ -184,6 +184,9 @@ class ProfileTracker:
             return []
         before, after = set(s.segments), set(members)
         changes = []
+        for name in sorted(before - self.rules.names):  # a rule removed by `tailor rules apply`
+            changes.append(SegmentChange(user_id, name, "rule", EXIT, "the rule was removed", {}, trigger, now,
+                                         message_id, self.rules.version))
         for rule in self.rules.rules:
             if rule.name in before and rule.name not in after:
                 changes.append(self._change(rule, user_id, EXIT, facts, trigger, now, message_id))
@@ -193,7 +196,7 @@ class ProfileTracker:
         s.segments = members
         return changes
 
-    @staticmethod
-    def _change(rule, user_id, change, facts, trigger, now, message_id) -> SegmentChange:  # type: ignore[no-untyped-def]
+    def _change(self, rule, user_id, change, facts, trigger, now, message_id) -> SegmentChange:  # type: ignore[no-untyped-def]
         used = {name: facts[name] for name in sorted(rule.condition.facts)}
-        return SegmentChange(user_id, rule.name, "rule", change, rule.description, used, trigger, now, message_id)
+        return SegmentChange(user_id, rule.name, "rule", change, rule.description, used, trigger, now, message_id,
+                             self.rules.version)

@@ -27,12 +27,15 @@ True
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from operators.expressions import Expression, ExpressionError, compile_expression
 from operators.profile_facts import ELAPSED_FACTS, KnownFacts, window_days
@@ -102,6 +105,20 @@ class SegmentRules:
         if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= 1024:
             raise RuleError(f"dedup_window must be an integer in 1..1024, got {window!r}")
         return cls(tuple(rules), gap, window, dict(data))
+
+    @functools.cached_property
+    def version(self) -> str:
+        """A hash of the rules' content (12 hex digits): the same file gives the same version anywhere.
+
+        >>> SegmentRules.from_dict({"segments": [{"name": "a", "when": "purchases_total >= 1"}]}).version
+        '99a3969ba7b0'
+        """
+        canonical = orjson.dumps(dict(self.source), option=orjson.OPT_SORT_KEYS, default=str)
+        return hashlib.sha256(canonical).hexdigest()[:12]
+
+    @functools.cached_property
+    def names(self) -> frozenset[str]:
+        return frozenset(rule.name for rule in self.rules)
 
     def members(self, facts: dict[str, Any]) -> list[str]:
         """Names of the segments whose condition holds, in declaration order."""

@@ -64,7 +64,7 @@ class StepOutput:
 
     state: ProfileState  # to store (the same object that came in, updated, or a new one)
     changes: list[SegmentChange]
-    encoded: list[bytes]  # tailor.segment_change/1 of each change, stamped with the step's emit time
+    encoded: list[bytes]  # tailor.segment_change/2 of each change, stamped with the step's emit time
     timer_at: int | None  # register an event-time timer at this instant; None: the armed one covers it
     model_input: ModelInput | None  # the model hub's input for this event (models on, events only)
 
@@ -104,7 +104,7 @@ class SegmentationStep:
         """
         changes = [
             SegmentChange(event.user_key, name, "rule", segment_change.EXIT, reason, {}, trigger, event.timestamp,
-                          event.message_id)
+                          event.message_id, self.tracker.rules.version)
             for name in state.segments
         ]
         encoded = [segment_change.encode(c, emit_time) for c in changes]

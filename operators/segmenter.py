@@ -40,7 +40,8 @@ import orjson
 from operators import identity
 from operators.normalize import InvalidEvent, normalize
 from operators.privacy import Privacy
-from operators.segment_rules import SegmentRules
+from operators.rules_updates import RULES_UPDATED, read_update
+from operators.segment_rules import RuleError, SegmentRules
 from operators.segmentation_step import SegmentationStep, StepOutput
 from state_schemas import dead_letter, profile_state
 from state_schemas.events import ERASED, CanonicalEvent
@@ -203,10 +204,14 @@ class Segmenter:
         operator: str = "segmenter",
         privacy: Privacy | None = None,
         on_feedback: Callable[[str, bytes], object] | None = None,
+        rules_applied_at: int = 0,
+        on_rules: Callable[[int, SegmentRules], object] | None = None,
     ) -> None:
         """``out_of_orderness_ms=None``: timers fire only on an explicit ``advance_watermark``. ``operator``
         names the runner in the dead letters of records it raised on. ``privacy``: pseudonymous user ids and
-        redacted dead letters (``operators.privacy``; default: dead letters redacted, ids as they came)."""
+        redacted dead letters (``operators.privacy``; default: dead letters redacted, ids as they came).
+        ``rules_applied_at``: when ``rules`` were applied (0: the job's own rules file); ``on_rules`` is told
+        of every newer update it takes (``operators.rules_updates``), to keep it."""
         self.operator = operator
         self.privacy = privacy if privacy is not None else Privacy()
         self.step = SegmentationStep(rules, model_inputs=on_model_input is not None)
@@ -217,6 +222,8 @@ class Segmenter:
         self.on_model_input = on_model_input
         self.on_forget = on_forget
         self.on_feedback = on_feedback
+        self.rules_applied_at, self.on_rules = rules_applied_at, on_rules
+        self.rules_updates = 0
         self._loopback: deque[bytes] = deque()  # control events, without on_feedback: processed at once
         self.merges = self.forwarded = self.identity_dropped = 0
         self.consent_dropped = 0
@@ -269,6 +276,8 @@ class Segmenter:
     ) -> list[Emitted]:
         """``raw``: the payload as received (control events read it, forwarding re-sends it); ``link``: the
         id the event links to its user (``operators.identity.link_of``, pseudonymised like the event)."""
+        if event.name == RULES_UPDATED:  # before time: the update is stamped with the time it was applied
+            return self._update_rules(raw)
         outputs: list[Emitted] = []
         if event.timestamp > self.max_event_time:
             self.max_event_time = event.timestamp
@@ -307,6 +316,22 @@ class Segmenter:
             else:
                 self.identity_dropped += 1
         return outputs
+
+    def _update_rules(self, raw: bytes | str | None) -> list[Emitted]:
+        """Put newer rules in force (``operators.rules_updates``); an older or replayed update is ignored."""
+        try:
+            applied_at, rules = read_update(_properties(raw), _user_id(raw))
+        except RuleError as exc:  # the CLI checks them: a job older than the rules' syntax, say
+            self._dead_letter(dead_letter.encode("invalid_rules_update", str(exc), self.privacy.original(_bytes(raw)),
+                                                 self.source_topic, _now()))
+            return []
+        if applied_at > self.rules_applied_at:
+            self.step = SegmentationStep(rules, model_inputs=self.on_model_input is not None)
+            self.rules_applied_at = applied_at
+            self.rules_updates += 1
+            if self.on_rules is not None:
+                self.on_rules(applied_at, rules)
+        return []
 
     # -- identity stitching (operators.identity) -------------------------------------------------------
     def _merge_out(self, event: CanonicalEvent, state: ProfileState | None, props: dict[str, Any]) -> list[Emitted]:
@@ -435,6 +460,11 @@ def _properties(raw: bytes | str | None) -> dict[str, Any]:
     message = orjson.loads(raw) if raw is not None else None
     props = message.get("properties") if isinstance(message, dict) else None
     return props if isinstance(props, dict) else {}
+
+
+def _user_id(raw: bytes | str | None) -> object:
+    message = orjson.loads(raw) if raw is not None else None
+    return message.get("userId") if isinstance(message, dict) else None
 
 
 def _bytes(raw: bytes | str | None) -> bytes:

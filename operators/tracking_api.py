@@ -40,10 +40,11 @@ import orjson
 
 from operators.event_names import canonical_name
 from operators.identity import MERGE, TRANSFER
+from operators.rules_updates import BROADCAST_USER, RULES_UPDATED
 from settings.errors import TailorError
 from state_schemas.events import ERASED
 
-RESERVED: Final = frozenset({ERASED, MERGE, TRANSFER})  # canonical names only Tailor itself may send
+RESERVED: Final = frozenset({ERASED, MERGE, TRANSFER, RULES_UPDATED})  # canonical names only Tailor itself may send
 
 MAX_MESSAGE_BYTES: Final = 32 * 1024
 MAX_REQUEST_BYTES: Final = 500 * 1024
@@ -97,7 +98,10 @@ def messages(method: str, body: dict[str, Any], received_ms: int) -> list[dict[s
         name = message.get("event")
         if isinstance(name, str) and canonical_name(name) in RESERVED:
             raise TrackingApiError(403, f"message {n}: the event name {name!r} is reserved for Tailor's own "
-                                        "control events (tailor erase, identity merges)")
+                                        "control events (tailor erase, identity merges, tailor rules apply)")
+        if BROADCAST_USER in (message.get("userId"), message.get("anonymousId")):
+            raise TrackingApiError(403, f"message {n}: the id {BROADCAST_USER!r} is reserved for Tailor's own "
+                                        "control events (every bucket of the job receives its events)")
         if not message.get("messageId"):  # from the message as sent: a retry of it gets the same id
             digest = hashlib.blake2b(_dumps(message, n, orjson.OPT_SORT_KEYS), digest_size=12)
             message["messageId"] = "api-" + digest.hexdigest()

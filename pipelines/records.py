@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pyflink.common.typeinfo import Types
 
-# (user_id, tailor.segment_change/1 JSON), rule and cluster changes alike -- the user id becomes the
+# (user_id, tailor.segment_change/2 JSON), rule and cluster changes alike -- the user id becomes the
 # Kafka record key
 CHANGE_RECORD_TYPE = Types.ROW_NAMED(["user_id", "change"], [Types.STRING(), Types.STRING()])
 # (user_id or None, tailor.dead_letter/1 JSON)

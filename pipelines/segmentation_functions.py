@@ -23,7 +23,7 @@ import orjson
 from pyflink.common import Row
 from pyflink.common.typeinfo import Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext, TimeDomain
-from pyflink.datastream.state import MapStateDescriptor
+from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from connectors.redis_clients import NO_AUTH, RedisAuth
 from operators.privacy import ConsentPolicy, Privacy, Pseudonymizer
@@ -33,7 +33,7 @@ from pipelines.flink_metrics import BatchedCounter
 from pipelines.records import MODEL_EVENT
 from pipelines.redis_flushing import FlushedRedisWriter
 from settings.secrets import pseudonym_key
-from state_schemas import model_input
+from state_schemas import model_input, rules_state
 
 # (kind, JSON array of [key, record]) -- one row per kind per batch; pipelines.java_operators.unbatch
 OUTPUT_TYPE = Types.ROW_NAMED(["kind", "records"], [Types.STRING(), Types.STRING()])
@@ -63,6 +63,8 @@ class SegmentBatches(KeyedProcessFunction):
             # STRING values, not byte arrays: PyFlink converts byte arrays element by element.
             MapStateDescriptor("user_to_profile", Types.STRING(), Types.STRING())
         )
+        # Per bucket: the rules `tailor rules apply` put in force (none: the rules the job started with).
+        self.rules_in_force = runtime_context.get_state(ValueStateDescriptor("rules_in_force", Types.STRING()))
         self.segmenters: dict[int, Segmenter] = {}  # per bucket, built at its first batch or timer
         key = pseudonym_key(self.pseudonym_key_file)
         consent = ConsentPolicy.from_settings(self.consent_categories, self.consent_default)
@@ -79,6 +81,7 @@ class SegmentBatches(KeyedProcessFunction):
         self.duplicates = BatchedCounter(group.counter("duplicate_events"), every=16)
         self.late_events = BatchedCounter(group.counter("late_events"), every=16)
         self.internal_errors = BatchedCounter(group.counter("internal_errors"), every=1)
+        self.rules_updates = BatchedCounter(group.counter("rules_updates"), every=1)  # one per bucket and update
         # Distributions, not Python gauges: the JVM reads gauges from its metrics thread, and a call into
         # a torn-down interpreter during cancel crashes the TaskManager.
         self.batch_size = group.distribution("batch_size")
@@ -91,7 +94,7 @@ class SegmentBatches(KeyedProcessFunction):
 
     def close(self) -> None:
         for counter in (self.events_in, self.batches_in, self.dead_letters_out, self.changes_out,
-                        self.duplicates, self.late_events, self.internal_errors):
+                        self.duplicates, self.late_events, self.internal_errors, self.rules_updates):
             counter.flush()
         self.redis.close()
 
@@ -133,14 +136,24 @@ class SegmentBatches(KeyedProcessFunction):
         segmenter = self.segmenters.get(bucket)
         if segmenter is None:  # the current key is this bucket: its MapState is the one we read
             store = CachedProfileStore(self.profiles.get, self.profiles.keys, CACHED_PROFILES // self.buckets + 1)
+            rules, applied_at, stored = self.rules, 0, self.rules_in_force.value()
+            if stored is not None:  # a restore after `tailor rules apply`: the applied rules, not the file's
+                applied_at, source = rules_state.decode(stored)
+                rules = SegmentRules.from_dict(source)
             segmenter = self.segmenters[bucket] = Segmenter(
-                self.rules, out_of_orderness_ms=None, source_topic=self.source_topic,
+                rules, out_of_orderness_ms=None, rules_applied_at=applied_at, on_rules=self._keep_rules,
+                source_topic=self.source_topic,
                 on_changes=self.redis.writer.write, on_dead_letter=self.dead.append,
                 on_model_input=(lambda m: self.models.append(model_input.to_wire(m))) if self.models_enabled else None,
                 on_forget=self.redis.writer.forget, store=store, operator="segment_batches", privacy=self.privacy,
                 on_feedback=lambda key, payload: self.feedback.append((key, payload)),
             )
         return segmenter
+
+    def _keep_rules(self, applied_at: int, rules: SegmentRules) -> None:
+        """A bucket took a rules update (during its batch: the current key is that bucket)."""
+        self.rules_in_force.update(rules_state.encode(applied_at, rules.source))
+        self.rules_updates.inc()
 
     def _finish(self, ctx, bucket: int, segmenter: Segmenter, emitted: list[Any]):  # type: ignore[no-untyped-def]
         """Write back the bucket's changed profiles, re-arm its timer, flush Redis, emit one row per kind."""

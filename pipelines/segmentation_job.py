@@ -108,7 +108,7 @@ def build(
         .name("segment_batches")
         .uid("segment_batches")
     )
-    # (user_id, tailor.segment_change/1 JSON), (user_id, tailor.dead_letter/1 JSON)
+    # (user_id, tailor.segment_change/2 JSON), (user_id, tailor.dead_letter/1 JSON)
     changes = java_operators.unbatch(outputs, CHANGES, "user_id", "change", "segment_changes")
     dead_letters = java_operators.unbatch(outputs, DEAD_LETTERS, "user_id", "dead_letter", "dead_letters")
     # The job's loop back into its own input (Flink has no cycles): identity stitching, operators.identity.

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
 from pathlib import Path
 
@@ -60,6 +61,8 @@ def run(
         env, settings, rules, models, bounded=bounded and not resumed_replay, from_earliest=plan.from_earliest,
         replay=bounded,
     )
+    threading.Thread(target=_exit_when_the_taskmanager_dies, args=(settings,), daemon=True,
+                     name="taskmanager-watchdog").start()
     if not resumed_replay:
         env.execute(job.JOB_NAME)
         return
@@ -68,6 +71,28 @@ def run(
     savepoint = replay_end.drain_when_read(settings, str(client.get_job_id()), target)
     client.get_job_execution_result().result()
     print(f"replay read to its end and drained; savepoint {savepoint}", flush=True)
+
+
+def _exit_when_the_taskmanager_dies(settings: Settings, poll_s: float = 5.0) -> None:
+    """The embedded mini-cluster has one TaskManager. Flink ends it on a fatal error (an exception while a
+    failed task cleans up, e.g. a Kafka writer closing after failed sends); no other takes over, and the job
+    would wait for a slot for ever. So: exit, loudly, and let the same command resume from the last
+    checkpoint (a supervisor's restart, or the user's)."""
+    rest = FlinkRest(f"http://127.0.0.1:{settings.rest_port}", timeout_s=2)
+    seen, missing = False, 0
+    while True:
+        time.sleep(poll_s)
+        try:
+            taskmanagers = rest.overview().taskmanagers
+        except FlinkRestError:
+            continue  # not up yet, or going down with the job
+        seen = seen or taskmanagers > 0
+        missing = missing + 1 if seen and taskmanagers == 0 else 0
+        if missing >= 2:
+            print("tailor: error: the embedded Flink TaskManager died (see the Flink log for the FATAL error); "
+                  "exiting: run the same command again to resume from the last checkpoint", file=sys.stderr,
+                  flush=True)
+            os._exit(70)
 
 
 def spawn(

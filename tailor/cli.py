@@ -115,6 +115,21 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("--timeout", type=float, default=120, help="seconds to wait for the savepoint")
     stop.set_defaults(handler=cmd_job_stop)
 
+    rules_noun = nouns.add_parser("rules", help="the running job's segment rules")
+    rules_verbs = rules_noun.add_subparsers(title="verbs", metavar="VERB")
+    rules_apply = rules_verbs.add_parser(
+        "apply", help="put a rules file in force in the running job, without a restart",
+        description="Check a segment rules file (as `tailor job run --rules` does) and publish it to the events\n"
+        "topic as a rules update. The running job puts it in force as it reads it (within a batch window of\n"
+        "reading it), keeps it in its state across restarts, and evaluates each user under it at their next\n"
+        "event or deadline; memberships of removed rules are exited then. Segment changes carry the\n"
+        "rules_version that made them. A restart with `tailor job run --rules FILE` keeps the applied\n"
+        "rules: apply FILE to go back to it.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rules_apply.add_argument("file", type=Path, help="a segment rules YAML file (see config/segments.yaml)")
+    rules_apply.set_defaults(handler=cmd_rules_apply)
+
     produce = nouns.add_parser(
         "produce", help="publish a JSONL file of Segment events, or the Taobao CSV", formatter_class=fmt
     )
@@ -396,6 +411,14 @@ def cmd_job_stop(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # -- traffic -----------------------------------------------------------------------------------------
+def cmd_rules_apply(args: argparse.Namespace, settings: Settings) -> int:
+    from tailor.rules import apply
+
+    applied = apply(settings, args.file)
+    print(applied.summary(args.file, settings.events_topic))
+    return 0
+
+
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
     from tailor.produce import produce_file
 

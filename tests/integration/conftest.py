@@ -1,1 +1,1 @@
-from tests.integration.harness import redis_client, stack_settings  # noqa: F401  (fixtures)
+from tests.integration.harness import browser, redis_client, stack_settings  # noqa: F401  (fixtures)

@@ -7,8 +7,9 @@ import shutil
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -17,7 +18,7 @@ import yaml
 import stack
 from connectors import kafka_topics as topics
 from settings import PROJECT_ROOT, Settings
-from stack import local_job
+from stack import apt, local_job
 
 JOB_TIMEOUT_S = 600
 # Retained checkpoints of the tests' jobs (one consumer group each), emptied at the start of a session.
@@ -107,3 +108,23 @@ def changes_and_recommendations(settings: Settings) -> tuple[list[dict], list[di
     recs = [orjson.loads(r.value) for r in read_topic(settings, settings.recommendations_topic)]
     return changes, recs
 
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, through selenium (installed if missing)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    if shutil.which("chromium") is None or shutil.which("chromedriver") is None:
+        apt.install(["chromium", "chromium-driver"], "the browser tests need Chromium")
+    options = Options()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()

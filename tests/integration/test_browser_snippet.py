@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import functools
 import http.server
-import shutil
 import threading
 import time
 import urllib.request
@@ -22,8 +21,6 @@ from pathlib import Path
 import orjson
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -31,7 +28,6 @@ from connectors.kafka_events import read_topic
 from connectors.redis_audiences import RedisAudienceWriter
 from connectors.redis_keys import RedisKeys
 from settings import Settings
-from stack import apt
 from stack.process import free_port
 from stack.service_process import running_collector, running_server
 from state_schemas import segment_change
@@ -53,21 +49,6 @@ def no_experiments(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("experiments") / "experiments.yaml"
     path.write_text("version: 1\nexperiments: []\n")
     return path
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[webdriver.Chrome]:
-    if shutil.which("chromium") is None or shutil.which("chromedriver") is None:
-        apt.install(["chromium", "chromium-driver"], "the browser test needs Chromium")
-    options = Options()
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture(scope="module")

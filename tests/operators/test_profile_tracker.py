@@ -13,12 +13,15 @@ import pytest
 
 from operators.normalize import dedup_key
 from operators.profile_tracker import ProfileTracker
+from operators.segment_rules import SegmentRules
 from state_schemas import profile_state
 from state_schemas.events import CanonicalEvent
 from state_schemas.profile_state import ProfileState
 from state_schemas.segment_change import SegmentChange
+from tests.conftest import DEFAULT_RULES_PATH
 
 SECOND, MINUTE, HOUR, DAY = 1_000, 60_000, 3_600_000, 86_400_000
+RULES_VERSION = SegmentRules.from_yaml(DEFAULT_RULES_PATH).version  # what every rule change records
 D0 = 20_783  # 2026-11-26 as a UTC day number
 T0 = D0 * DAY + 10 * HOUR  # 2026-11-26T10:00:00Z
 GAP = 30 * MINUTE
@@ -60,7 +63,7 @@ def brief(changes: Iterable[SegmentChange]) -> list[tuple[str, str, str, int]]:
 def change(
     rule: tuple[str, str], kind: str, facts: dict[str, int], trigger: str, at: int, message_id: str | None
 ) -> SegmentChange:
-    return SegmentChange("u1", rule[0], "rule", kind, rule[1], facts, trigger, at, message_id)
+    return SegmentChange("u1", rule[0], "rule", kind, rule[1], facts, trigger, at, message_id, RULES_VERSION)
 
 
 def hesitant_facts(views: int, carts: int, purchases: int) -> dict[str, int]:
@@ -84,6 +87,7 @@ def test_profile_tracker_first_event_enters_weekly_active_and_active(tracker: Pr
             "event",
             T0,
             "m1",
+            RULES_VERSION,
         ),
         SegmentChange(
             "u1",
@@ -95,6 +99,7 @@ def test_profile_tracker_first_event_enters_weekly_active_and_active(tracker: Pr
             "event",
             T0,
             "m1",
+            RULES_VERSION,
         ),
     ]
     assert state == ProfileState(
@@ -353,6 +358,7 @@ def test_profile_tracker_five_distinct_days_in_seven_enter_daily_active(tracker:
             "event",
             T0 + 4 * DAY,
             "day-4",
+            RULES_VERSION,
         ),
         SegmentChange(
             "u1",
@@ -364,6 +370,7 @@ def test_profile_tracker_five_distinct_days_in_seven_enter_daily_active(tracker:
             "event",
             T0 + 4 * DAY,
             "day-4",
+            RULES_VERSION,
         ),
     ]
     assert state.active_days == [D0, D0 + 1, D0 + 2, D0 + 3, D0 + 4]
@@ -398,6 +405,7 @@ def test_profile_tracker_daily_active_drops_when_the_first_day_leaves_the_window
             "timer",
             (D0 + 7) * DAY,
             None,
+            RULES_VERSION,
         ),
         SegmentChange(
             "u1",
@@ -409,6 +417,7 @@ def test_profile_tracker_daily_active_drops_when_the_first_day_leaves_the_window
             "timer",
             (D0 + 7) * DAY,
             None,
+            RULES_VERSION,
         ),
     ]
 

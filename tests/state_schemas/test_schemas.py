@@ -123,7 +123,7 @@ def test_profile_state_session_open_follows_session_start() -> None:
     assert (ProfileState().session_open, ProfileState(session_start=T).session_open) == (False, True)
 
 
-# -- tailor.segment_change/1 -----------------------------------------------------------------------
+# -- tailor.segment_change/2 -----------------------------------------------------------------------
 
 
 def test_segment_change_encode_has_every_documented_field_in_order() -> None:
@@ -137,12 +137,13 @@ def test_segment_change_encode_has_every_documented_field_in_order() -> None:
         "timer",
         T,
         None,
+        "0123456789ab",
     )
 
     record = segment_change.decode(segment_change.encode(change, emit_time=T + 42))
 
     assert list(record.items()) == [
-        ("schema", "tailor.segment_change/1"),
+        ("schema", "tailor.segment_change/2"),
         ("user_id", "u1"),
         ("segment", "cart_abandoner"),
         ("kind", "rule"),
@@ -153,7 +154,14 @@ def test_segment_change_encode_has_every_documented_field_in_order() -> None:
         ("event_time", T),
         ("emit_time", T + 42),
         ("message_id", None),
+        ("rules_version", "0123456789ab"),
     ]
+
+
+def test_segment_change_decode_reads_version_1_without_a_rules_version() -> None:
+    record = segment_change.decode(b'{"schema": "tailor.segment_change/1", "user_id": "u1"}')
+
+    assert record["rules_version"] is None
 
 
 def test_segment_change_encode_keeps_the_triggering_message_id() -> None:
@@ -162,9 +170,9 @@ def test_segment_change_encode_keeps_the_triggering_message_id() -> None:
     assert json.loads(segment_change.encode(change, emit_time=T))["message_id"] == "m-7"
 
 
-@pytest.mark.parametrize("payload", [b'{"schema": "tailor.segment_change/2"}', b'{"user_id": "u1"}'])
+@pytest.mark.parametrize("payload", [b'{"schema": "tailor.segment_change/3"}', b'{"user_id": "u1"}'])
 def test_segment_change_decode_refuses_other_schemas(payload: bytes) -> None:
-    with pytest.raises(ValueError, match=r"expected schema 'tailor.segment_change/1', got "):
+    with pytest.raises(ValueError, match=r"expected schema 'tailor.segment_change/2', got "):
         segment_change.decode(payload)
 
 
@@ -223,9 +231,9 @@ def test_dead_letter_round_trips_what_normalize_rejects() -> None:
 
 def test_dead_letter_decode_refuses_other_schemas() -> None:
     with pytest.raises(
-        ValueError, match=r"expected schema 'tailor.dead_letter/1', got 'tailor.segment_change/1'"
+        ValueError, match=r"expected schema 'tailor.dead_letter/1', got 'tailor.segment_change/2'"
     ):
-        dead_letter.decode(b'{"schema": "tailor.segment_change/1"}')
+        dead_letter.decode(b'{"schema": "tailor.segment_change/2"}')
 
 
 # -- wire form of CanonicalEvent -------------------------------------------------------------------

@@ -24,10 +24,15 @@ import org.apache.flink.util.Collector;
  * <p>The bucket is the user's: a hash of the payload's {@code userId}, else {@code anonymousId} (what the
  * job keys state by), else of the record key; so every event of a user lands in one bucket whatever key or
  * partition its producer chose. Only the top level of the JSON object is scanned.
+ *
+ * <p>A record of the reserved user {@code tailor:broadcast} (a rules update, {@code tailor rules apply}) is
+ * copied to every bucket: each bucket's segmenter must meet it in its own stream.
  */
 public class EventRecordDeserializer implements KafkaRecordDeserializationSchema<Row> {
     private static final long serialVersionUID = 1L;
     private static final JsonFactory JSON = new JsonFactory();
+    /** operators/rules_updates.py BROADCAST_USER. */
+    static final String BROADCAST_USER = "tailor:broadcast";
 
     private final int buckets;
 
@@ -54,6 +59,12 @@ public class EventRecordDeserializer implements KafkaRecordDeserializationSchema
         String user = text == null ? null : userOf(text);
         if (user == null && record.key() != null) {
             user = new String(record.key(), StandardCharsets.UTF_8);
+        }
+        if (BROADCAST_USER.equals(user)) {
+            for (int bucket = 0; bucket < buckets; bucket++) {
+                out.collect(Row.of(bucket, record.partition(), record.offset(), record.timestamp(), text, b64));
+            }
+            return;
         }
         int bucket = user == null ? 0 : Math.floorMod(user.hashCode(), buckets);
         out.collect(Row.of(bucket, record.partition(), record.offset(), record.timestamp(), text, b64));
