@@ -71,6 +71,8 @@ def test_a_rules_change_is_live_without_a_restart_and_survives_one(stack_setting
 
         apply(settings, RULES_FILE)  # back to the file: browsed_three is gone
         wait_for(lambda: _exited_on_next_event(settings, redis_client, keys), 30, "u-b's exit from the removed rule")
+        wait_for(lambda: any(c["user_id"] == "u-b" and c["change"] == "exit" for c in changes_of(settings)), 30,
+                 "the exit committed to Kafka (with the next checkpoint)")
     finally:
         job.stop()
 
