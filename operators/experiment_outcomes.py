@@ -27,7 +27,7 @@ segment of their *first* exposure to an experiment. After it:
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 EXPOSURE: Final = "experiment_viewed"
@@ -49,57 +49,101 @@ class Outcome:
     engaged_ms: int = 0
 
 
-@dataclass
-class _Exposed:
-    at: int
-    variant: str
-    segments: tuple[str, ...]
-    converted: bool = False
-    clicked: bool = False
-    last_in_session: int = 0  # the user's latest event of the exposure's session (bounce, engagement)
-    session_over: bool = False
+# One exposure in a user's state (``ProfileState.exposures``): [experiment, variant, at, segments,
+# converted, clicked, last_in_session, session_over]; once its attribution window and its session are
+# over, only [experiment, variant, at] stays, so that a later exposure to the same experiment is not counted.
+_EXPERIMENT, _VARIANT, _AT, _SEGMENTS, _CONVERTED, _CLICKED, _LAST, _OVER = range(8)
+MAX_EXPOSURES = 32  # experiments remembered per user
+
+Delta = tuple[tuple[str, str, str], Outcome]
+
+
+def learn_user(
+    exposures: list[list[Any]], timestamp: int, name: str, properties: dict[str, Any],
+    attribution_ms: int = 7 * 86_400_000, session_gap_ms: int = 30 * 60_000,
+) -> list[Delta]:
+    """One event of a user: updates their ``exposures`` in place and returns what it adds to the totals
+    of each (experiment, variant, segment). Summing every delta gives the outcomes at any instant: an
+    exposure counts a user and, until the user does something in its session, a bounce."""
+    deltas: list[Delta] = []
+    for e in exposures:
+        if len(e) == 3 or timestamp < e[_AT]:
+            continue
+        change = Outcome()
+        if not e[_OVER] and name not in PASSIVE:
+            if timestamp - max(e[_LAST], e[_AT]) <= session_gap_ms:
+                if timestamp > e[_LAST]:
+                    change.bounces -= e[_LAST] == 0
+                    change.engaged_ms += timestamp - max(e[_LAST], e[_AT])
+                    e[_LAST] = timestamp
+            else:
+                e[_OVER] = 1
+        if timestamp - e[_AT] <= attribution_ms:
+            if name == CONVERSION and not e[_CONVERTED]:
+                e[_CONVERTED], change.conversions = 1, 1
+            elif name == CLICK and not e[_CLICKED]:
+                e[_CLICKED], change.clicks = 1, 1
+        if change != Outcome():
+            deltas += [((e[_EXPERIMENT], e[_VARIANT], segment), change) for segment in (EVERYONE, *e[_SEGMENTS])]
+        if e[_OVER] and timestamp - e[_AT] > attribution_ms:
+            del e[3:]  # settled: nothing can change it any more
+    if name == EXPOSURE:
+        deltas += _expose(exposures, timestamp, properties)
+    return deltas
+
+
+def _expose(exposures: list[list[Any]], timestamp: int, properties: dict[str, Any]) -> list[Delta]:
+    experiment, variant = properties.get("experiment_name"), properties.get("variation_name")
+    if not isinstance(experiment, str) or not isinstance(variant, str) or len(exposures) >= MAX_EXPOSURES:
+        return []
+    if any(e[_EXPERIMENT] == experiment for e in exposures):
+        return []  # a user counts in the variant of their first exposure
+    segments = properties.get("segments")
+    kept = [s for s in segments if isinstance(s, str)][:MAX_SEGMENTS] if isinstance(segments, list) else []
+    exposures.append([experiment, variant, timestamp, kept, 0, 0, 0, 0])
+    return [((experiment, variant, segment), Outcome(users=1, bounces=1)) for segment in (EVERYONE, *kept)]
+
+
+class OutcomeTotals:
+    """Outcomes per (experiment, variant, segment), summed from deltas; remembers which changed."""
+
+    def __init__(self, totals: dict[tuple[str, str, str], Outcome] | None = None) -> None:
+        self.totals: dict[tuple[str, str, str], Outcome] = totals or {}
+        self.changed: set[tuple[str, str, str]] = set()
+
+    def add(self, deltas: list[Delta]) -> None:
+        for key, d in deltas:
+            o = self.totals.setdefault(key, Outcome())
+            o.users += d.users
+            o.conversions += d.conversions
+            o.clicks += d.clicks
+            o.bounces += d.bounces
+            o.engaged_ms += d.engaged_ms
+            self.changed.add(key)
+
+    def take_changed(self) -> dict[tuple[str, str, str], Outcome]:
+        changed, self.changed = {k: self.totals[k] for k in sorted(self.changed)}, set()
+        return changed
 
 
 class ExperimentOutcomes:
+    """Every user's exposures in one process (``tailor experiments report`` reading the events topic):
+    the same per-user step as the job's, summed."""
+
     def __init__(self, attribution_ms: int = 7 * 86_400_000, session_gap_ms: int = 30 * 60_000) -> None:
         self.attribution_ms, self.session_gap_ms = attribution_ms, session_gap_ms
-        self.exposed: dict[tuple[str, str], _Exposed] = {}  # (experiment, user) -> first exposure
-        self.by_user: defaultdict[str, list[tuple[str, _Exposed]]] = defaultdict(list)
+        self.by_user: defaultdict[str, list[list[Any]]] = defaultdict(list)
+        self.sums = OutcomeTotals()
 
     def learn_one(self, user: str, timestamp: int, name: str, properties: dict[str, Any]) -> None:
         """One event of ``user`` (canonical ``name``, epoch ms ``timestamp``, raw ``properties``)."""
-        for _experiment, e in self.by_user.get(user, ()):
-            if timestamp < e.at:
-                continue
-            if not e.session_over and name not in PASSIVE:
-                if timestamp - max(e.last_in_session, e.at) <= self.session_gap_ms:
-                    e.last_in_session = max(e.last_in_session, timestamp)
-                else:
-                    e.session_over = True
-            if timestamp - e.at <= self.attribution_ms:
-                e.converted |= name == CONVERSION
-                e.clicked |= name == CLICK
-        if name == EXPOSURE:
-            self._expose(user, timestamp, properties)
-
-    def _expose(self, user: str, timestamp: int, properties: dict[str, Any]) -> None:
-        experiment, variant = properties.get("experiment_name"), properties.get("variation_name")
-        if not isinstance(experiment, str) or not isinstance(variant, str) or (experiment, user) in self.exposed:
+        exposures = self.by_user.get(user)
+        if exposures is None and name != EXPOSURE:
             return
-        segments = properties.get("segments")
-        kept = tuple(s for s in segments if isinstance(s, str))[:MAX_SEGMENTS] if isinstance(segments, list) else ()
-        e = self.exposed[(experiment, user)] = _Exposed(timestamp, variant, kept)
-        self.by_user[user].append((experiment, e))
+        if exposures is None:
+            exposures = self.by_user[user]
+        self.sums.add(learn_user(exposures, timestamp, name, properties, self.attribution_ms, self.session_gap_ms))
 
     def outcomes(self) -> dict[tuple[str, str, str], Outcome]:
         """Per (experiment, variant, segment): users, conversions, clicks, bounces, engaged ms."""
-        out: defaultdict[tuple[str, str, str], Outcome] = defaultdict(Outcome)
-        for (experiment, _user), e in self.exposed.items():
-            for segment in (EVERYONE, *e.segments):
-                o = out[(experiment, e.variant, segment)]
-                o.users += 1
-                o.conversions += e.converted
-                o.clicks += e.clicked
-                o.bounces += e.last_in_session == 0
-                o.engaged_ms += e.last_in_session - e.at if e.last_in_session else 0
-        return dict(out)
+        return {k: replace(o) for k, o in self.sums.totals.items()}

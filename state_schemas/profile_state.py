@@ -1,12 +1,12 @@
-"""Per-user keyed state of the segmentation job: ``ProfileState`` (layout version 4).
+"""Per-user keyed state of the segmentation job: ``ProfileState`` (layout version 5).
 
 Stored in Flink as bytes we encode ourselves (Flink's schema evolution never applies to Python state):
 a compact JSON array whose first element is the version. ``decode`` upgrades older versions on read, so a
 job restored from an old savepoint keeps working; bump ``CURRENT_VERSION`` and add an upgrade step for any
 change of layout, and note it in CHANGELOG.md.
 
-Layout of version 4 (positions in the array; version 1 is positions 0-11, version 2 positions 0-13,
-version 3 positions 0-14, all upgraded on read)::
+Layout of version 5 (positions in the array; version 1 is positions 0-11, version 2 positions 0-13,
+version 3 positions 0-14, version 4 positions 0-16, all upgraded on read)::
 
     0  version              1
     1  clock                user's event-time clock, epoch ms: the latest time processed for this user
@@ -30,6 +30,8 @@ version 3 positions 0-14, all upgraded on read)::
     15 linked_ids           ids merged into this one (``operators.identity``), at most 16          (v4)
     16 merged_into          the id this one was merged into ("" = none); non-empty: the profile is only
                             a forwarding marker and the id's events go to that id               (v4)
+    17 exposures            the experiments the user was exposed to and what followed, opaque lists
+                            owned by ``operators.experiment_outcomes`` (empty: never exposed)    (v5)
 
 >>> s = ProfileState(clock=5, segments=["a"], recent_ids=[7])
 >>> decode(encode(s)) == s
@@ -43,7 +45,7 @@ from typing import Any, Final
 
 import orjson
 
-CURRENT_VERSION: Final = 4
+CURRENT_VERSION: Final = 5
 
 
 class StateVersionError(ValueError):
@@ -72,6 +74,7 @@ class ProfileState:
     erased_at: int = 0
     linked_ids: list[str] = field(default_factory=list)
     merged_into: str = ""
+    exposures: list[Any] = field(default_factory=list)
 
     @property
     def session_open(self) -> bool:
@@ -98,6 +101,7 @@ def encode(s: ProfileState) -> bytes:
             s.erased_at,
             s.linked_ids,
             s.merged_into,
+            s.exposures,
         ]
     )
 
@@ -105,7 +109,7 @@ def encode(s: ProfileState) -> bytes:
 def decode(payload: bytes | str) -> ProfileState:
     row = orjson.loads(payload)
     version = row[0] if isinstance(row, list) and row else None
-    if version not in (1, 2, 3, CURRENT_VERSION):
+    if version not in (1, 2, 3, 4, CURRENT_VERSION):
         raise StateVersionError(
             f"profile state version {version!r} is not readable by this Tailor (knows 1..{CURRENT_VERSION}); "
             "restore with the Tailor version that wrote the savepoint"
@@ -117,12 +121,14 @@ def decode(payload: bytes | str) -> ProfileState:
             row = [*row, 0]
         if version in (1, 2, 3):  # v3 -> v4: no identity links
             row = [*row, [], ""]
+        if version in (1, 2, 3, 4):  # v4 -> v5: never exposed to an experiment
+            row = [*row, []]
         (_, clock, last_seen, start, last, counts, pending, totals, days, segments, recent, timer_at,
-         last_purchase_at, behavior, erased_at, linked_ids, merged_into) = row
+         last_purchase_at, behavior, erased_at, linked_ids, merged_into, exposures) = row
         return ProfileState(
             clock, last_seen, start, last, counts[0], counts[1], counts[2], counts[3],
             pending, totals[0], totals[1], days, segments, recent, timer_at, last_purchase_at, behavior,
-            erased_at, linked_ids, merged_into,
+            erased_at, linked_ids, merged_into, exposures,
         )
     except (ValueError, TypeError, IndexError, KeyError) as exc:
         raise StateVersionError(

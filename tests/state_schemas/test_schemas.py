@@ -55,7 +55,7 @@ def test_profile_state_default_round_trips() -> None:
 
 def test_profile_state_encoding_follows_the_documented_layout() -> None:
     assert orjson.loads(profile_state.encode(FULL_STATE)) == [
-        4,
+        5,
         T + 9,
         T + 8,
         T,
@@ -72,7 +72,16 @@ def test_profile_state_encoding_follows_the_documented_layout() -> None:
         0,  # erased_at: never erased
         [],  # linked_ids: no other id merged in
         "",  # merged_into: not merged into another id
+        [],  # exposures: never in an experiment
     ]
+
+
+def test_profile_state_version_4_is_upgraded_on_read() -> None:
+    v4 = b'[4,9,8,1,8,[4,2,1,1],3,[7,3],[5],["active"],[5],0,0,[],0,["anon-1"],""]'
+
+    state = profile_state.decode(v4)
+
+    assert (state.clock, state.linked_ids, state.exposures) == (9, ["anon-1"], [])
 
 
 def test_profile_state_version_1_is_upgraded_on_read() -> None:
@@ -86,7 +95,7 @@ def test_profile_state_version_1_is_upgraded_on_read() -> None:
 @pytest.mark.parametrize(
     ("payload", "version"),
     [
-        (b'[5,0,0,0,0,[0,0,0,0],0,[0,0],[],[],[],0,0,[],0,[],""]', "5"),
+        (b'[6,0,0,0,0,[0,0,0,0],0,[0,0],[],[],[],0,0,[],0,[],"",[]]', "6"),
         (b"[0]", "0"),
         (b'{"version": 1}', "None"),
         (b"[]", "None"),
@@ -99,7 +108,7 @@ def test_profile_state_unknown_version_says_what_to_do(payload: bytes, version: 
         profile_state.decode(payload)
 
     assert str(info.value) == (
-        f"profile state version {version} is not readable by this Tailor (knows 1..4); "
+        f"profile state version {version} is not readable by this Tailor (knows 1..5); "
         "restore with the Tailor version that wrote the savepoint"
     )
 
