@@ -169,9 +169,9 @@ def _contender_settings(b: _Bench, contender: Contender, run: str, events_topic:
     s = b.settings.replace(
         events_topic=events_topic, segment_changes_topic=f"{name}.segment-changes",
         dead_letters_topic=f"{name}.dead-letters", consumer_group=name.replace(".", "-"),
-        redis_prefix=f"{name}:", state_dir=b.scratch / "state",
+        redis_prefix=f"{name}:", state_dir=b.scratch / "state", experiment_metrics_topic=f"{name}.experiment-metrics",
     )
-    fresh = [s.segment_changes_topic, s.dead_letters_topic]
+    fresh = [s.segment_changes_topic, s.dead_letters_topic, s.experiment_metrics_topic]
     topics.ensure_topics(s, fresh)
     b.created_topics.extend(fresh)
     if contender.id == "faust":  # the topics Faust creates for itself (app id = consumer group)

@@ -1,6 +1,7 @@
 """Experiment results in Redis: ``tailor experiments report`` stores each experiment's latest
 ``tailor.experiment_report/1`` under ``{prefix}experiment:{name}``; ``tailor serve`` answers it at
-``GET /v1/experiments/{name}``."""
+``GET /v1/experiments/{name}``. The running job keeps each bucket's outcome totals under
+``{prefix}experiment-metrics:{name}`` (``state_schemas.experiment_metrics``); :func:`live_outcomes` sums them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from connectors.redis_clients import RedisAuth
 from connectors.redis_keys import RedisKeys
 from settings import Settings
 from settings.errors import TailorError
+from state_schemas import experiment_metrics
+from state_schemas.experiment_metrics import Group, Outcome
 
 
 class RedisUnavailable(TailorError):
@@ -31,3 +34,27 @@ def store(settings: Settings, experiment: str, payload: bytes) -> str:
     return key
 
 
+
+
+def live_outcomes(settings: Settings, experiments: list[str]) -> dict[Group, Outcome]:
+    """The job's running outcomes of ``experiments`` per (experiment, variant, segment), its buckets summed."""
+    keys = RedisKeys(settings.redis_prefix)
+    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, socket_connect_timeout=5,
+                         **RedisAuth.of(settings).options())
+    summed: dict[Group, Outcome] = {}
+    try:
+        for name in experiments:
+            for payload in client.hgetall(keys.experiment_metrics(name)).values():
+                r = experiment_metrics.decode(payload)
+                o = summed.setdefault((r["experiment"], r["variant"], r["segment"]), Outcome())
+                o.users += r["users"]
+                o.conversions += r["conversions"]
+                o.clicks += r["clicks"]
+                o.bounces += r["bounces"]
+                o.engaged_ms += r["engaged_ms"]
+    except redis.RedisError as e:
+        raise RedisUnavailable(f"cannot read the job's experiment totals from Redis on {settings.redis_host}:"
+                               f"{settings.redis_port} ({e})") from None
+    finally:
+        client.close()
+    return summed

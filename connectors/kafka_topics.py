@@ -43,7 +43,7 @@ def topic_config(settings: Settings, name: str) -> dict[str, str]:
     >>> topic_config(s, replay_ledger_topic(s))
     {'cleanup.policy': 'compact'}
     """
-    if name in (settings.catalog_topic, replay_ledger_topic(settings)):
+    if name in (settings.catalog_topic, replay_ledger_topic(settings), settings.experiment_metrics_topic):
         return COMPACTED_TOPIC_CONFIG
     retention = {
         settings.events_topic: settings.events_retention_ms,
@@ -55,7 +55,7 @@ def topic_config(settings: Settings, name: str) -> dict[str, str]:
 def tailor_topics(settings: Settings) -> list[str]:
     return [
         settings.events_topic, settings.segment_changes_topic, settings.dead_letters_topic,
-        settings.recommendations_topic, settings.catalog_topic,
+        settings.recommendations_topic, settings.catalog_topic, settings.experiment_metrics_topic,
     ]
 
 

@@ -190,6 +190,12 @@ class RedisAudienceWriter:
         self._buffer.append(("SET", self.keys.popular, payload))
         self._after_write()
 
+    def write_experiment_totals(self, experiment: str, field: str, payload: bytes) -> None:
+        """Queue one bucket's absolute totals of a (variant, segment) (tailor.experiment_metrics/1)."""
+        self._start_batch()
+        self._buffer.append(("HSET", self.keys.experiment_metrics(experiment), field, payload))
+        self._after_write()
+
     def _start_batch(self) -> None:
         if not self._buffer:
             self._oldest_ms = time.monotonic() * 1000

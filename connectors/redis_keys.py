@@ -10,6 +10,8 @@ Layout (``prefix`` defaults to ``tailor:``)::
     {prefix}recs:{user_id}        STRING the user's latest tailor.recommendation/2 JSON
     {prefix}popular               STRING tailor.popular_items/1 JSON: the items trending overall (model hub)
     {prefix}experiment:{name}     STRING tailor.experiment_report/1 JSON: the latest `tailor experiments report`
+    {prefix}experiment-metrics:{name}  HASH  variant|segment|bucket -> tailor.experiment_metrics/1 JSON: the
+                                        job's running totals per bucket (sum the buckets)
     {prefix}segment-changes       pub/sub channel: every tailor.segment_change/2 as JSON, as it happens
     {prefix}recommendations       pub/sub channel: every tailor.recommendation/2 as JSON
 
@@ -51,6 +53,9 @@ class RedisKeys:
 
     def experiment(self, name: str) -> str:
         return f"{self.prefix}experiment:{name}"
+
+    def experiment_metrics(self, name: str) -> str:
+        return f"{self.prefix}experiment-metrics:{name}"
 
     def segment_name(self, key: str | bytes) -> str:
         """The segment of an audience key (as SCAN returns it, bytes or str)."""

@@ -27,8 +27,10 @@ segment of their *first* exposure to an experiment. After it:
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Final
+
+from state_schemas.experiment_metrics import Outcome
 
 EXPOSURE: Final = "experiment_viewed"
 CONVERSION: Final = "order_completed"
@@ -36,17 +38,6 @@ CLICK: Final = "content_clicked"
 PASSIVE: Final = frozenset({EXPOSURE, "content_viewed"})  # sent by the snippet, not done by the user
 EVERYONE: Final = "*"
 MAX_SEGMENTS = 32  # per exposure: a hostile event cannot fan one user out into unbounded groups
-
-
-@dataclass
-class Outcome:
-    """Summed over the users of one (experiment, variant, segment)."""
-
-    users: int = 0
-    conversions: int = 0
-    clicks: int = 0
-    bounces: int = 0
-    engaged_ms: int = 0
 
 
 # One exposure in a user's state (``ProfileState.exposures``): [experiment, variant, at, segments,

@@ -38,6 +38,7 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 
 from operators import identity
+from operators.experiment_outcomes import EVERYONE, EXPOSURE, OutcomeTotals, learn_user
 from operators.normalize import InvalidEvent, normalize
 from operators.privacy import Privacy
 from operators.rules_updates import RULES_UPDATED, read_update
@@ -45,6 +46,7 @@ from operators.segment_rules import RuleError, SegmentRules
 from operators.segmentation_step import SegmentationStep, StepOutput
 from state_schemas import dead_letter, profile_state
 from state_schemas.events import ERASED, CanonicalEvent
+from state_schemas.experiment_metrics import Outcome
 from state_schemas.model_input import ERASE, FORGET, MERGED, ModelInput
 from state_schemas.profile_state import ProfileState
 from state_schemas.segment_change import SegmentChange
@@ -206,12 +208,15 @@ class Segmenter:
         on_feedback: Callable[[str, bytes], object] | None = None,
         rules_applied_at: int = 0,
         on_rules: Callable[[int, SegmentRules], object] | None = None,
+        experiment_totals: dict[tuple[str, str, str], Outcome] | None = None,
+        attribution_ms: int = 7 * 86_400_000,
     ) -> None:
         """``out_of_orderness_ms=None``: timers fire only on an explicit ``advance_watermark``. ``operator``
         names the runner in the dead letters of records it raised on. ``privacy``: pseudonymous user ids and
         redacted dead letters (``operators.privacy``; default: dead letters redacted, ids as they came).
         ``rules_applied_at``: when ``rules`` were applied (0: the job's own rules file); ``on_rules`` is told
-        of every newer update it takes (``operators.rules_updates``), to keep it."""
+        of every newer update it takes (``operators.rules_updates``), to keep it. ``experiment_totals``: the
+        outcomes of experiments so far (``operators.experiment_outcomes``), summed in ``experiments``."""
         self.operator = operator
         self.privacy = privacy if privacy is not None else Privacy()
         self.step = SegmentationStep(rules, model_inputs=on_model_input is not None)
@@ -224,6 +229,9 @@ class Segmenter:
         self.on_feedback = on_feedback
         self.rules_applied_at, self.on_rules = rules_applied_at, on_rules
         self.rules_updates = 0
+        self.experiments = OutcomeTotals(experiment_totals)
+        self.attribution_ms = attribution_ms
+        self.exposures = self.conversions = 0
         self._loopback: deque[bytes] = deque()  # control events, without on_feedback: processed at once
         self.merges = self.forwarded = self.identity_dropped = 0
         self.consent_dropped = 0
@@ -307,6 +315,8 @@ class Segmenter:
             return outputs
         if out.model_input is not None and self.on_model_input is not None:
             self.on_model_input(out.model_input)
+        if event.name == EXPOSURE or out.state.exposures:  # stored with the state by _emit
+            self._experiment_outcomes(out.state, event, raw)
         outputs += self._emit(user, out)
         if link is not None and link != user and link not in out.state.linked_ids:
             if len(out.state.linked_ids) < identity.MAX_LINKED_IDS:
@@ -316,6 +326,17 @@ class Segmenter:
             else:
                 self.identity_dropped += 1
         return outputs
+
+    def _experiment_outcomes(self, state: ProfileState, event: CanonicalEvent, raw: bytes | str | None) -> None:
+        """What this event adds to the outcomes of the experiments the user was exposed to."""
+        properties = _properties(raw) if event.name == EXPOSURE else {}
+        deltas = learn_user(state.exposures, event.timestamp, event.name, properties, self.attribution_ms,
+                            self.step.tracker.gap)
+        for (_experiment, _variant, segment), delta in deltas:
+            if segment == EVERYONE:
+                self.exposures += delta.users
+                self.conversions += delta.conversions
+        self.experiments.add(deltas)
 
     def _update_rules(self, raw: bytes | str | None) -> list[Emitted]:
         """Put newer rules in force (``operators.rules_updates``); an older or replayed update is ignored."""

@@ -33,12 +33,13 @@ from pipelines.flink_metrics import BatchedCounter
 from pipelines.records import MODEL_EVENT
 from pipelines.redis_flushing import FlushedRedisWriter
 from settings.secrets import pseudonym_key
-from state_schemas import model_input, rules_state
+from state_schemas import experiment_metrics, model_input, rules_state
 
 # (kind, JSON array of [key, record]) -- one row per kind per batch; pipelines.java_operators.unbatch
 OUTPUT_TYPE = Types.ROW_NAMED(["kind", "records"], [Types.STRING(), Types.STRING()])
 CHANGES, DEAD_LETTERS, MODEL_INPUTS = "changes", "dead_letters", "model_inputs"
 FEEDBACK = "feedback"  # identity control events and forwarded events, back to the events topic
+EXPERIMENTS = "experiments"  # a bucket's changed experiment totals (tailor.experiment_metrics/1)
 # Profiles kept decoded per subtask, over all its buckets (~1 KB each).
 CACHED_PROFILES = 200_000
 FREEZE_EVERY_BATCHES = 2_000
@@ -65,6 +66,8 @@ class SegmentBatches(KeyedProcessFunction):
         )
         # Per bucket: the rules `tailor rules apply` put in force (none: the rules the job started with).
         self.rules_in_force = runtime_context.get_state(ValueStateDescriptor("rules_in_force", Types.STRING()))
+        # Per bucket: the running outcomes of every experiment (state_schemas.experiment_metrics).
+        self.experiment_totals = runtime_context.get_state(ValueStateDescriptor("experiment_totals", Types.STRING()))
         self.segmenters: dict[int, Segmenter] = {}  # per bucket, built at its first batch or timer
         key = pseudonym_key(self.pseudonym_key_file)
         consent = ConsentPolicy.from_settings(self.consent_categories, self.consent_default)
@@ -82,6 +85,8 @@ class SegmentBatches(KeyedProcessFunction):
         self.late_events = BatchedCounter(group.counter("late_events"), every=16)
         self.internal_errors = BatchedCounter(group.counter("internal_errors"), every=1)
         self.rules_updates = BatchedCounter(group.counter("rules_updates"), every=1)  # one per bucket and update
+        self.experiment_exposures = BatchedCounter(group.counter("experiment_exposures"), every=1)
+        self.experiment_conversions = BatchedCounter(group.counter("experiment_conversions"), every=1)
         # Distributions, not Python gauges: the JVM reads gauges from its metrics thread, and a call into
         # a torn-down interpreter during cancel crashes the TaskManager.
         self.batch_size = group.distribution("batch_size")
@@ -94,7 +99,8 @@ class SegmentBatches(KeyedProcessFunction):
 
     def close(self) -> None:
         for counter in (self.events_in, self.batches_in, self.dead_letters_out, self.changes_out,
-                        self.duplicates, self.late_events, self.internal_errors, self.rules_updates):
+                        self.duplicates, self.late_events, self.internal_errors, self.rules_updates,
+                        self.experiment_exposures, self.experiment_conversions):
             counter.flush()
         self.redis.close()
 
@@ -140,8 +146,10 @@ class SegmentBatches(KeyedProcessFunction):
             if stored is not None:  # a restore after `tailor rules apply`: the applied rules, not the file's
                 applied_at, source = rules_state.decode(stored)
                 rules = SegmentRules.from_dict(source)
+            totals = self.experiment_totals.value()
             segmenter = self.segmenters[bucket] = Segmenter(
                 rules, out_of_orderness_ms=None, rules_applied_at=applied_at, on_rules=self._keep_rules,
+                experiment_totals=None if totals is None else experiment_metrics.decode_totals(totals),
                 source_topic=self.source_topic,
                 on_changes=self.redis.writer.write, on_dead_letter=self.dead.append,
                 on_model_input=(lambda m: self.models.append(model_input.to_wire(m))) if self.models_enabled else None,
@@ -182,6 +190,26 @@ class SegmentBatches(KeyedProcessFunction):
         if self.feedback:
             yield Row(FEEDBACK, _pairs(self.feedback))
             self.feedback.clear()
+        changed = segmenter.experiments.take_changed()
+        if changed:
+            records = self._experiment_totals(bucket, segmenter, changed)
+            self.redis.arm(ctx)
+            yield Row(EXPERIMENTS, _pairs(records))
+
+    def _experiment_totals(
+        self, bucket: int, segmenter: Segmenter, changed: dict[tuple[str, str, str], Any]
+    ) -> list[tuple[str, bytes]]:
+        """Keep the bucket's totals, write the changed ones to Redis; the records for Kafka."""
+        self.experiment_totals.update(experiment_metrics.encode_totals(segmenter.experiments.totals))
+        self.experiment_exposures.inc(segmenter.exposures)
+        self.experiment_conversions.inc(segmenter.conversions)
+        segmenter.exposures = segmenter.conversions = 0
+        now, records = int(time.time() * 1000), []
+        for group, outcome in changed.items():
+            payload = experiment_metrics.encode(group, bucket, outcome, now)
+            self.redis.writer.write_experiment_totals(group[0], experiment_metrics.field_of(group, bucket), payload)
+            records.append((experiment_metrics.record_key(group, bucket), payload))
+        return records
 
 
 def _pairs(pairs: Any) -> str:

@@ -55,7 +55,14 @@ from pipelines.model_functions import (
 )
 from pipelines.model_functions import DEAD_LETTERS as MODEL_DEAD_LETTERS
 from pipelines.records import MODEL_RECORD_TYPE, RECOMMENDATION_RECORD_TYPE
-from pipelines.segmentation_functions import CHANGES, DEAD_LETTERS, FEEDBACK, OUTPUT_TYPE, SegmentBatches
+from pipelines.segmentation_functions import (
+    CHANGES,
+    DEAD_LETTERS,
+    EXPERIMENTS,
+    FEEDBACK,
+    OUTPUT_TYPE,
+    SegmentBatches,
+)
 from pipelines.state_layout import JOB_NAME, state_dirs
 from settings import Settings
 
@@ -136,6 +143,10 @@ def build(
         _keyed_sink(t_env, sinks, "recommendations_sink", settings, settings.recommendations_topic, recommendations,
                     "recommendation")
     _keyed_sink(t_env, sinks, "segment_changes_sink", settings, settings.segment_changes_topic, changes, "change")
+    # (experiment|variant|segment|bucket, tailor.experiment_metrics/1): each bucket's totals, when they change
+    experiment_metrics = java_operators.unbatch(outputs, EXPERIMENTS, "user_id", "metrics", "experiment_metrics")
+    _keyed_sink(t_env, sinks, "experiment_metrics_sink", settings, settings.experiment_metrics_topic,
+                experiment_metrics, "metrics")
     _keyed_sink(t_env, sinks, "dead_letters_sink", settings, settings.dead_letters_topic, dead_letters, "dead_letter")
     sinks.attach_as_datastream()
 

@@ -42,6 +42,8 @@ class Settings:
     recommendations_topic: str = "tailor.recommendations"
     # Item metadata (title, category, tags), keyed by item id; compacted: the latest record per item wins.
     catalog_topic: str = "tailor.catalog"
+    # Experiment outcomes per bucket of users, absolute, keyed experiment|variant|segment|bucket; compacted.
+    experiment_metrics_topic: str = "tailor.experiment-metrics"
     consumer_group: str = "tailor-segmentation-v1"
     # A secured cluster (SASL, TLS): a Kafka client properties file, as Kafka's own tools take
     # (kafka-console-consumer --consumer.config), for every client: the job's, the CLI's, the collector's

@@ -302,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
                              help="experiments YAML")
     report_verb.add_argument("--attribution-days", type=float, default=7.0,
                              help="a conversion counts if it happens within this many days of the exposure")
+    report_verb.add_argument("--live", action="store_true",
+                             help="from the running job's outcome totals in Redis (attribution 7 days), "
+                                  "instead of reading the whole events topic")
     report_verb.set_defaults(handler=cmd_experiments_report)
 
     evaluate = nouns.add_parser(
@@ -492,7 +495,7 @@ def cmd_experiments_report(args: argparse.Namespace, settings: Settings) -> int:
     if args.attribution_days <= 0:
         print("tailor: error: --attribution-days must be positive", file=sys.stderr)
         return 2
-    report(settings, args.experiments, args.attribution_days)
+    report(settings, args.experiments, args.attribution_days, live=args.live)
     return 0
 
 

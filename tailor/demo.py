@@ -45,6 +45,7 @@ def demo_settings(settings: Settings) -> Settings:
         dead_letters_topic="tailor-demo.dead-letters",
         recommendations_topic="tailor-demo.recommendations",
         catalog_topic="tailor-demo.catalog",
+        experiment_metrics_topic="tailor-demo.experiment-metrics",
         consumer_group="tailor-demo-v1",
         redis_prefix="tailor-demo:",
         checkpoint_interval_ms=1000,

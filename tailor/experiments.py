@@ -34,22 +34,15 @@ DAY_MS = 86_400_000
 
 
 def report(
-    settings: Settings, experiments_file: Path, attribution_days: float = 7.0, out: Callable[[str], None] = print
+    settings: Settings, experiments_file: Path, attribution_days: float = 7.0, out: Callable[[str], None] = print,
+    live: bool = False,
 ) -> dict[str, list[dict[str, Any]]]:
+    """``live``: from the running job's totals in Redis (its attribution window: 7 days), not the topic."""
     experiments = load_experiments(experiments_file)
-    outcomes = ExperimentOutcomes(attribution_ms=int(attribution_days * DAY_MS))
-    records = read_topic(settings, settings.events_topic, timeout_s=600)
-    with progress_bar(len(records), "reading the events topic", "events") as bar:
-        for record in records:  # (partition, offset) order: each user's events in their order
-            bar.update()
-            try:
-                event = normalize(record.value)
-            except InvalidEvent:
-                continue  # the job dead-lettered it: not an exposure nor an outcome
-            properties = orjson.loads(record.value).get("properties") if event.name == EXPOSURE else None
-            outcomes.learn_one(event.user_key, event.timestamp, event.name,
-                               properties if isinstance(properties, dict) else {})
-    summed = outcomes.outcomes()
+    if live:
+        summed, events_read = experiment_results.live_outcomes(settings, [e.name for e in experiments]), 0
+    else:
+        summed, events_read = _from_topic(settings, attribution_days)
     results, markdown = {}, []
     for experiment in experiments:
         rows = stream_rows(experiment, summed)
@@ -67,7 +60,24 @@ def report(
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         out(f"plot: {plot(experiment, rows, RESULTS_DIR / f'experiment-{experiment.name}.png')}")
         markdown.append(f"## {experiment.name}\n\n" + markdown_table(HEADERS, table(rows)))
-        payload = experiment_report.encode(experiment.name, rows, int(time.time() * 1000), len(records))
+        payload = experiment_report.encode(experiment.name, rows, int(time.time() * 1000), events_read)
         out(f"stored in Redis {experiment_results.store(settings, experiment.name, payload)}")
     write_results("experiments-report", results, "\n\n".join(markdown))
     return results
+
+
+def _from_topic(settings: Settings, attribution_days: float) -> tuple[dict, int]:  # type: ignore[type-arg]
+    """Every exposure and outcome in the events topic, in one pass: (summed outcomes, events read)."""
+    outcomes = ExperimentOutcomes(attribution_ms=int(attribution_days * DAY_MS))
+    records = read_topic(settings, settings.events_topic, timeout_s=600)
+    with progress_bar(len(records), "reading the events topic", "events") as bar:
+        for record in records:  # (partition, offset) order: each user's events in their order
+            bar.update()
+            try:
+                event = normalize(record.value)
+            except InvalidEvent:
+                continue  # the job dead-lettered it: not an exposure nor an outcome
+            properties = orjson.loads(record.value).get("properties") if event.name == EXPOSURE else None
+            outcomes.learn_one(event.user_key, event.timestamp, event.name,
+                               properties if isinstance(properties, dict) else {})
+    return outcomes.outcomes(), len(records)

@@ -48,6 +48,7 @@ def isolated_settings(base: Settings, name: str, partitions: int = 2, **override
         dead_letters_topic=f"test.{tag}.dead-letters",
         recommendations_topic=f"test.{tag}.recommendations",
         catalog_topic=f"test.{tag}.catalog",
+        experiment_metrics_topic=f"test.{tag}.experiment-metrics",
         consumer_group=f"test-{tag}",
         redis_prefix=f"test:{tag}:",
         kafka_partitions=partitions,

@@ -11,11 +11,13 @@ import urllib.request
 import orjson
 import pytest
 
-from connectors.kafka_events import event_producer, publish_event
+from connectors.kafka_events import event_producer, publish_event, read_topic
 from operators.experiments import load_experiments
+from settings import PROJECT_ROOT
 from stack.service_process import running_server
+from state_schemas import experiment_metrics
 from tailor.experiments import report
-from tests.integration.harness import isolated_settings
+from tests.integration.harness import isolated_settings, run_bounded_job
 
 pytestmark = pytest.mark.integration
 
@@ -32,13 +34,10 @@ experiments:
 RATES = {"control": 0.2, "discount": 0.3}  # the planted effect: +0.10
 
 
-def test_the_report_recovers_a_planted_effect_from_the_events_topic(stack_settings, tmp_path) -> None:
-    settings = isolated_settings(stack_settings, "experiments")
-    experiments_file = tmp_path / "experiments.yaml"
-    experiments_file.write_text(EXPERIMENT)
-    [experiment] = load_experiments(experiments_file)
+def publish(settings, experiment) -> dict[str, list[int]]:
+    """1,200 exposed users with the planted effect; returns {variant: [users, conversions]}, counted here."""
     rng = random.Random(7)
-    truth = {"control": [0, 0], "discount": [0, 0]}  # users, conversions: counted here, independently
+    truth = {"control": [0, 0], "discount": [0, 0]}
     producer = event_producer(settings.kafka_bootstrap)
     for n in range(1_200):
         user, at = f"user-{n}", T0 + n * 1_000
@@ -63,6 +62,15 @@ def test_the_report_recovers_a_planted_effect_from_the_events_topic(stack_settin
         truth[variant][1] += converted
     producer.flush()
     producer.close()
+    return truth
+
+
+def test_the_report_recovers_a_planted_effect_from_the_events_topic(stack_settings, tmp_path) -> None:
+    settings = isolated_settings(stack_settings, "experiments")
+    experiments_file = tmp_path / "experiments.yaml"
+    experiments_file.write_text(EXPERIMENT)
+    [experiment] = load_experiments(experiments_file)
+    truth = publish(settings, experiment)
 
     lines: list[str] = []
     [row, *by_segment] = report(settings, experiments_file, out=lines.append)["hero-test"]
@@ -83,3 +91,24 @@ def test_the_report_recovers_a_planted_effect_from_the_events_topic(stack_settin
             urllib.request.urlopen(f"{url}/v1/experiments/nope", timeout=10)
     assert served["schema"] == "tailor.experiment_report/1" and served["rows"][0]["decision"] == "significant"
     assert served["rows"][0]["control_users"] == truth["control"][0] and missing.value.code == 404
+
+
+def test_the_jobs_live_totals_equal_the_report_from_the_topic(stack_settings, tmp_path) -> None:
+    """The job sums outcomes per bucket as events arrive (Redis and the compacted metrics topic); the
+    report from its totals equals the report from one pass over the topic, which shares only the per-user
+    step with it (operators.experiment_outcomes)."""
+    settings = isolated_settings(stack_settings, "experiment-metrics", models_enabled=False)
+    experiments_file = tmp_path / "experiments.yaml"
+    experiments_file.write_text(EXPERIMENT)
+    [experiment] = load_experiments(experiments_file)
+    truth = publish(settings, experiment)
+
+    run_bounded_job(settings, PROJECT_ROOT / "config" / "segments.yaml", tmp_path)
+
+    from_topic = report(settings, experiments_file, out=lambda _line: None)["hero-test"]
+    live = report(settings, experiments_file, out=lambda _line: None, live=True)["hero-test"]
+    assert live == from_topic and live[0]["control_users"] == truth["control"][0]
+    records = read_topic(settings, settings.experiment_metrics_topic)
+    latest = {r.key: experiment_metrics.decode(r.value) for r in records}  # what compaction keeps
+    in_kafka = sum(m["users"] for m in latest.values() if m["segment"] == "*")
+    assert in_kafka == truth["control"][0] + truth["discount"][0]

@@ -57,6 +57,7 @@ def settings() -> Settings:
         dead_letters_topic=f"tailor.test.flink.{tag}.dead-letters",
         recommendations_topic=f"tailor.test.flink.{tag}.recommendations",
         catalog_topic=f"tailor.test.flink.{tag}.catalog",
+        experiment_metrics_topic=f"tailor.test.flink.{tag}.experiment-metrics",
         consumer_group=f"tailor-test-flink-{tag}",
         redis_prefix=f"tailor:test:flink:{tag}:",
     )
