@@ -378,6 +378,11 @@ def cmd_job_run(args: argparse.Namespace, settings: Settings) -> int:
     rules_file = args.rules or settings.segments_file
     # Load and validate here, with the file names, rather than on a TaskManager at the first record.
     rules, models = local_job.job_config(settings, rules_file)
+    from connectors import kafka_topics
+
+    created = [name for name, state in kafka_topics.ensure_topics(settings).items() if state == "created"]
+    if created:  # e.g. an output topic a newer Tailor writes to: its sink would fail at the first record
+        print(f"created missing topics: {', '.join(created)}", flush=True)
     plan = plan_start(settings, fresh=args.fresh, discard_state=args.discard_state)
     print(plan.message, flush=True)
     if args.cluster:
