@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--items", type=int, help="simulated catalog items (default 10,000; smoke 500)")
     parser.add_argument("--taobao-events", type=int, help="first N good Taobao rows (default: the whole sample)")
     parser.add_argument("--seed", type=int, default=11, help="simulator seed (same seed, same events)")
+    parser.add_argument("--exposed-share", type=float, default=0.0,
+                        help="simulated: share of users first exposed to an experiment (an extra Experiment Viewed "
+                             "event each), to measure the job's experiment metrics (default 0)")
     parser.add_argument("--max-seconds", type=float,
                         help="time box per contender and workload, from its first event (default 300; smoke 60); "
                              "a run cut short reports the rate over what it processed, marked time-boxed")
@@ -79,7 +82,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     changes: dict = {"workloads": tuple(w.strip() for w in args.workloads.split(",") if w.strip()),
                      "seed": args.seed, "only": args.only, "latency": not args.no_latency,
-                     "keep": args.keep, "plots": not args.no_plots}
+                     "keep": args.keep, "plots": not args.no_plots, "exposed_share": args.exposed_share}
     for name in ("events", "users", "items", "taobao_events", "max_seconds", "latency_seconds"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)

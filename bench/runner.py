@@ -66,6 +66,7 @@ class BenchOptions:
     out_dir: Path = RESULTS_DIR
     plots: bool = True
     name: str = "bench"
+    exposed_share: float = 0.0  # simulated: share of users first exposed to an experiment (its metrics' cost)
 
     @classmethod
     def smoke(cls, **changes) -> BenchOptions:  # type: ignore[no-untyped-def]
@@ -154,7 +155,8 @@ def _load(b: _Bench, kind: str) -> workloads.Workload:
     if kind == "simulated":
         o = b.options
         b.out(f"bench: loading {o.events:,} simulated events ({o.users:,} users, {o.items:,} items) into {topic}")
-        w = workloads.load_simulated(b.settings, topic, o.events, o.users, o.items, o.seed, progress=say)
+        w = workloads.load_simulated(b.settings, topic, o.events, o.users, o.items, o.seed, progress=say,
+                                     exposed_share=o.exposed_share)
     elif kind == "taobao":
         b.out(f"bench: loading the Taobao sample into {topic}")
         w = workloads.load_taobao(b.settings, topic, b.options.taobao_events, progress=say)

@@ -26,6 +26,7 @@ import os
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -64,21 +65,37 @@ def load_simulated(
     seed: int = 11,
     sim_rate: float = SIM_RATE,
     progress: Callable[[str], None] = print,
+    exposed_share: float = 0.0,
 ) -> Workload:
-    """Publish ``events`` seeded simulator events to a fresh ``topic`` as fast as Kafka takes them."""
+    """Publish ``events`` seeded simulator events to a fresh ``topic`` as fast as Kafka takes them.
+
+    ``exposed_share``: that share of the users (by a hash of their id) first get an ``Experiment Viewed``,
+    an extra event before their first one, so the job's experiment metrics have work to do."""
     topics.ensure_topics(settings, [topic])
     sim = ShopperSimulator(seed=seed, users=users, items=items)
     start_ms = int(time.time() * 1000) - int(1000 * events / sim_rate)
     keys: set[bytes | None] = set()
+    sent = 0
     t0 = time.monotonic()
     with kafka_bulk.bulk_publisher(settings) as publisher:
-        for sent, (ts, event) in enumerate(sim.timed_events(start_ms, sim_rate, events), start=1):
-            keys.add(kafka_events.event_key(event))
+        for n, (ts, event) in enumerate(sim.timed_events(start_ms, sim_rate, events), start=1):
+            key = kafka_events.event_key(event)
+            if key not in keys and exposed_share and zlib.crc32(key or b"") % 1000 < exposed_share * 1000:
+                kafka_events.publish_event(publisher, topic, _exposure(event, ts), ts)
+                sent += 1
+            keys.add(key)
             kafka_events.publish_event(publisher, topic, event, ts)
-            if sent % 100_000 == 0:
-                progress(f"bench:   loaded {sent:,} / {events:,} events")
+            sent += 1
+            if n % 100_000 == 0:
+                progress(f"bench:   loaded {n:,} / {events:,} events")
         publisher.flush()
-    return Workload("simulated", topic, events, len(keys), time.monotonic() - t0, seed=seed)
+    return Workload("simulated", topic, sent, len(keys), time.monotonic() - t0, seed=seed)
+
+
+def _exposure(event: dict, ts: int) -> dict:  # type: ignore[type-arg]
+    ids = {k: event[k] for k in ("userId", "anonymousId") if event.get(k)}
+    return {"type": "track", "event": "Experiment Viewed", "messageId": f"x-{event['messageId']}", "timestamp": ts,
+            "properties": {"experiment_name": "bench", "variation_name": "b", "segments": ["weekly_active"]}, **ids}
 
 
 def load_taobao(
