@@ -203,8 +203,8 @@ def test_custom_metrics_are_visible(settings, job):
     assert set(metrics) == {"segment_batches", "learn_models"}
     assert set(metrics["segment_batches"]) == {
         "events_in", "batches_in", "dead_letters", "segment_changes_out", "duplicate_events", "late_events",
-        "internal_errors", "batch_size", "event_time_lag_ms",
-        "redis_flush_failures", "redis_commands_replayed", "redis_buffered_commands",
+        "internal_errors", "batch_size", "event_time_lag_ms", "rules_updates", "experiment_exposures",
+        "experiment_conversions", "redis_flush_failures", "redis_commands_replayed", "redis_buffered_commands",
     }
     assert 0 < metrics["segment_batches"]["events_in"] <= produced
     assert 0 < metrics["segment_batches"]["batches_in"] <= metrics["segment_batches"]["events_in"]
