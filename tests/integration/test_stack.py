@@ -100,10 +100,12 @@ def test_tailor_topics_exist_with_configured_partitions_and_no_time_retention(se
     assert topics.partition_counts(settings) == {name: settings.kafka_partitions for name in wanted}
     with topics.admin_client(settings) as admin:
         configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in wanted])
-    logs = [name for name in wanted if name != settings.catalog_topic]
+    compacted = [settings.catalog_topic, settings.experiment_metrics_topic]
+    logs = [name for name in wanted if name not in compacted]
     assert {name: configs["topic"][name]["retention.ms"]["value"] for name in logs} == dict.fromkeys(logs, "-1")
-    # the catalog keeps the latest record per item id, whatever its age
-    assert configs["topic"][settings.catalog_topic]["cleanup.policy"]["value"] == "compact"
+    # the catalog keeps the latest record per item id, the experiment metrics per group and bucket, whatever
+    # their age
+    assert {configs["topic"][name]["cleanup.policy"]["value"] for name in compacted} == {"compact"}
 
 
 def test_kafka_returns_a_produced_record_with_its_2017_timestamp(settings, scratch_topic):
