@@ -60,24 +60,25 @@ def learn_user(
     for e in exposures:
         if len(e) == 3 or timestamp < e[_AT]:
             continue
-        change = Outcome()
+        bounces = engaged = conversions = clicks = 0
         if not e[_OVER] and name not in PASSIVE:
-            if timestamp - max(e[_LAST], e[_AT]) <= session_gap_ms:
-                if timestamp > e[_LAST]:
-                    change.bounces -= e[_LAST] == 0
-                    change.engaged_ms += timestamp - max(e[_LAST], e[_AT])
+            last = e[_LAST]
+            if timestamp - max(last, e[_AT]) <= session_gap_ms:
+                if timestamp > last:
+                    bounces, engaged = -(last == 0), timestamp - max(last, e[_AT])
                     e[_LAST] = timestamp
             else:
                 e[_OVER] = 1
         if timestamp - e[_AT] <= attribution_ms:
             if name == CONVERSION and not e[_CONVERTED]:
-                e[_CONVERTED], change.conversions = 1, 1
+                e[_CONVERTED] = conversions = 1
             elif name == CLICK and not e[_CLICKED]:
-                e[_CLICKED], change.clicks = 1, 1
-        if change != Outcome():
-            deltas += [((e[_EXPERIMENT], e[_VARIANT], segment), change) for segment in (EVERYONE, *e[_SEGMENTS])]
-        if e[_OVER] and timestamp - e[_AT] > attribution_ms:
+                e[_CLICKED] = clicks = 1
+        elif e[_OVER]:
             del e[3:]  # settled: nothing can change it any more
+        if bounces or engaged or conversions or clicks:
+            change = Outcome(0, conversions, clicks, bounces, engaged)
+            deltas += [((e[_EXPERIMENT], e[_VARIANT], segment), change) for segment in (EVERYONE, *e[_SEGMENTS])]
     if name == EXPOSURE:
         deltas += _expose(exposures, timestamp, properties)
     return deltas
