@@ -101,7 +101,8 @@ class OutcomeTotals:
 
     def __init__(self, totals: dict[tuple[str, str, str], Outcome] | None = None) -> None:
         self.totals: dict[tuple[str, str, str], Outcome] = totals or {}
-        self.changed: set[tuple[str, str, str]] = set()
+        self.changed: set[tuple[str, str, str]] = set()  # since the last take_changed
+        self.dirty = False  # changed since the runner last saved the totals (it clears this)
 
     def add(self, deltas: list[Delta]) -> None:
         for key, d in deltas:
@@ -112,6 +113,7 @@ class OutcomeTotals:
             o.bounces += d.bounces
             o.engaged_ms += d.engaged_ms
             self.changed.add(key)
+            self.dirty = True
 
     def take_changed(self) -> dict[tuple[str, str, str], Outcome]:
         changed, self.changed = {k: self.totals[k] for k in sorted(self.changed)}, set()

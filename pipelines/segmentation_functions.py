@@ -28,6 +28,7 @@ from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 from connectors.redis_clients import NO_AUTH, RedisAuth
 from operators.privacy import ConsentPolicy, Privacy, Pseudonymizer
 from operators.segment_rules import SegmentRules
+from operators.segmentation_step import MAX_TIMER_MS
 from operators.segmenter import CachedProfileStore, Segmenter
 from pipelines.flink_metrics import BatchedCounter
 from pipelines.records import MODEL_EVENT
@@ -40,6 +41,9 @@ OUTPUT_TYPE = Types.ROW_NAMED(["kind", "records"], [Types.STRING(), Types.STRING
 CHANGES, DEAD_LETTERS, MODEL_INPUTS = "changes", "dead_letters", "model_inputs"
 FEEDBACK = "feedback"  # identity control events and forwarded events, back to the events topic
 EXPERIMENTS = "experiments"  # a bucket's changed experiment totals (tailor.experiment_metrics/1)
+# A bucket's changed experiment totals leave at most this often (they are absolute: nothing is lost by
+# waiting), instead of after every batch: measured -9 to -11 % of throughput with a fifth of users exposed.
+EXPERIMENTS_EVERY_MS = 1_000
 # Profiles kept decoded per subtask, over all its buckets (~1 KB each).
 CACHED_PROFILES = 200_000
 FREEZE_EVERY_BATCHES = 2_000
@@ -73,6 +77,9 @@ class SegmentBatches(KeyedProcessFunction):
         consent = ConsentPolicy.from_settings(self.consent_categories, self.consent_default)
         self.privacy = Privacy(None if key is None else Pseudonymizer(key), self.redact_dead_letters, consent)
         self.armed: dict[int, int] = {}  # per bucket, the event-time timer registered last
+        # Per bucket: processing time of the last experiment totals sent, and of the flush timer armed.
+        self.experiments_sent_at: dict[int, int] = {}
+        self.experiments_due: dict[int, int] = {}
         group = runtime_context.get_metrics_group().add_group("tailor")
         self.redis = FlushedRedisWriter(self.redis_host, self.redis_port, self.redis_prefix, group, self.redis_auth)
         # Once per batch, not per event: exact at once (a quiet stream never leaves a count pending), and a
@@ -129,14 +136,19 @@ class SegmentBatches(KeyedProcessFunction):
         yield from self._finish(ctx, bucket, segmenter, emitted)
 
     def on_timer(self, timestamp, ctx):  # type: ignore[no-untyped-def]
+        bucket = _bucket(ctx.get_current_key())
         if ctx.time_domain() == TimeDomain.PROCESSING_TIME:
             self.redis.on_timer(ctx)
+            due = self.experiments_due.get(bucket)
+            if due is not None and timestamp >= due:
+                del self.experiments_due[bucket]
+                yield from self._experiments_out(ctx, bucket, self._segmenter(bucket), now=True)
             return
-        bucket = _bucket(ctx.get_current_key())
         self.armed.pop(bucket, None)
         segmenter = self._segmenter(bucket)
         emitted = segmenter.advance_watermark(ctx.timer_service().current_watermark())
-        yield from self._finish(ctx, bucket, segmenter, emitted)
+        # The end of a bounded replay (the final watermark): processing-time timers fire no more.
+        yield from self._finish(ctx, bucket, segmenter, emitted, end=timestamp >= MAX_TIMER_MS)
 
     def _segmenter(self, bucket: int) -> Segmenter:
         segmenter = self.segmenters.get(bucket)
@@ -156,6 +168,8 @@ class SegmentBatches(KeyedProcessFunction):
                 on_forget=self.redis.writer.forget, store=store, operator="segment_batches", privacy=self.privacy,
                 on_feedback=lambda key, payload: self.feedback.append((key, payload)),
             )
+            if totals is not None:  # restored: send them all again (what was pending at the checkpoint too)
+                segmenter.experiments.changed = set(segmenter.experiments.totals)
         return segmenter
 
     def _keep_rules(self, applied_at: int, rules: SegmentRules) -> None:
@@ -163,7 +177,7 @@ class SegmentBatches(KeyedProcessFunction):
         self.rules_in_force.update(rules_state.encode(applied_at, rules.source))
         self.rules_updates.inc()
 
-    def _finish(self, ctx, bucket: int, segmenter: Segmenter, emitted: list[Any]):  # type: ignore[no-untyped-def]
+    def _finish(self, ctx, bucket: int, segmenter: Segmenter, emitted: list[Any], end: bool = False):  # type: ignore[no-untyped-def]
         """Write back the bucket's changed profiles, re-arm its timer, flush Redis, emit one row per kind."""
         dirty = segmenter.store.take_dirty()  # type: ignore[attr-defined]
         if dirty:
@@ -190,26 +204,37 @@ class SegmentBatches(KeyedProcessFunction):
         if self.feedback:
             yield Row(FEEDBACK, _pairs(self.feedback))
             self.feedback.clear()
-        changed = segmenter.experiments.take_changed()
-        if changed:
-            records = self._experiment_totals(bucket, segmenter, changed)
-            self.redis.arm(ctx)
-            yield Row(EXPERIMENTS, _pairs(records))
+        if segmenter.experiments.dirty:  # saved with every batch: the users' exposures are, too
+            self.experiment_totals.update(experiment_metrics.encode_totals(segmenter.experiments.totals))
+            segmenter.experiments.dirty = False
+        if segmenter.experiments.changed:
+            yield from self._experiments_out(ctx, bucket, segmenter, now=end)
 
-    def _experiment_totals(
-        self, bucket: int, segmenter: Segmenter, changed: dict[tuple[str, str, str], Any]
-    ) -> list[tuple[str, bytes]]:
-        """Keep the bucket's totals, write the changed ones to Redis; the records for Kafka."""
-        self.experiment_totals.update(experiment_metrics.encode_totals(segmenter.experiments.totals))
+    def _experiments_out(self, ctx, bucket: int, segmenter: Segmenter, now: bool):  # type: ignore[no-untyped-def]
+        """The bucket's changed totals to Redis and Kafka, if the last were sent ``EXPERIMENTS_EVERY_MS`` ago
+        (or ``now``); else a processing-time timer sends them then."""
+        clock = ctx.timer_service().current_processing_time()
+        due = self.experiments_sent_at.get(bucket, 0) + EXPERIMENTS_EVERY_MS
+        if clock < due and not now:
+            if bucket not in self.experiments_due:
+                self.experiments_due[bucket] = due
+                ctx.timer_service().register_processing_time_timer(due)
+                ctx.timer_service().register_event_time_timer(MAX_TIMER_MS)  # a bounded replay's end sends them
+            return
+        changed = segmenter.experiments.take_changed()
+        if not changed:
+            return
+        self.experiments_sent_at[bucket] = clock
         self.experiment_exposures.inc(segmenter.exposures)
         self.experiment_conversions.inc(segmenter.conversions)
         segmenter.exposures = segmenter.conversions = 0
-        now, records = int(time.time() * 1000), []
+        emit_time, records = int(time.time() * 1000), []
         for group, outcome in changed.items():
-            payload = experiment_metrics.encode(group, bucket, outcome, now)
+            payload = experiment_metrics.encode(group, bucket, outcome, emit_time)
             self.redis.writer.write_experiment_totals(group[0], experiment_metrics.field_of(group, bucket), payload)
             records.append((experiment_metrics.record_key(group, bucket), payload))
-        return records
+        self.redis.arm(ctx)
+        yield Row(EXPERIMENTS, _pairs(records))
 
 
 def _pairs(pairs: Any) -> str:
