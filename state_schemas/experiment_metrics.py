@@ -1,8 +1,8 @@
 """``tailor.experiment_metrics/1``: one bucket's running totals of an (experiment, variant, segment).
 
 The job's per-user step (``operators.experiment_outcomes``) sums what follows each exposure per bucket of
-users; each bucket writes its totals, absolute, whenever they change: to the compacted Kafka topic
-``experiment_metrics_topic`` keyed ``experiment|variant|segment|bucket``, and to the Redis hash
+users; each bucket writes its totals, absolute, when they change (at most once a second): to the compacted
+Kafka topic ``experiment_metrics_topic`` keyed ``experiment|variant|segment|bucket``, and to the Redis hash
 ``{prefix}experiment-metrics:{experiment}``, field ``variant|segment|bucket``. The totals of a group are the
 sum over its buckets' latest records: absolute values make a replay after a restart rewrite, not add.
 
