@@ -98,6 +98,18 @@ def quick_models_file(workdir: Path) -> Path:
     return path
 
 
+def send_events(settings: Settings, events: list[dict]) -> None:
+    """Publish Segment messages as a producer would (``connectors.kafka_events.publish_event``: keyed by
+    user, stamped with their event time), acknowledged before this returns."""
+    from connectors.kafka_events import event_producer, publish_event
+
+    producer = event_producer(settings)
+    for event in events:
+        publish_event(producer, settings.events_topic, event)
+    producer.flush()
+    producer.close()
+
+
 def changes_and_recommendations(settings: Settings) -> tuple[list[dict], list[dict]]:
     """Every segment change and recommendation the job wrote, decoded, in topic order."""
     import orjson

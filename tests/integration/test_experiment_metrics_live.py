@@ -6,24 +6,14 @@ from __future__ import annotations
 
 import time
 
-import orjson
 import pytest
 
 from connectors.experiment_results import live_outcomes
-from connectors.kafka_events import event_producer
 from connectors.redis_keys import RedisKeys
 from tests.faults.harness import JobProcess
-from tests.integration.harness import isolated_settings, wait_for
+from tests.integration.harness import isolated_settings, send_events, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def send(settings, events: list[dict]) -> None:
-    producer = event_producer(settings.kafka_bootstrap)
-    for e in events:
-        producer.send(settings.events_topic, orjson.dumps(e), key=e["userId"].encode(), timestamp_ms=e["timestamp"])
-    producer.flush()
-    producer.close()
 
 
 def exposures_and_orders(now: int) -> list[dict]:
@@ -50,21 +40,22 @@ def test_totals_reach_redis_live_and_survive_a_kill(stack_settings, redis_client
     expected = {"discount": (5, 2), "control": (5, 2)}
     job = JobProcess(settings, tmp_path / "job", bounded=False).start()
     try:
-        send(settings, [{"type": "track", "event": "Product Viewed", "userId": "warm-up", "messageId": "w-1",
-                         "timestamp": int(time.time() * 1000), "properties": {"product_id": "p0"}}])
+        send_events(settings, [{"type": "track", "event": "Product Viewed", "userId": "warm-up", "messageId": "w-1",
+                                "timestamp": int(time.time() * 1000), "properties": {"product_id": "p0"}}])
         keys = RedisKeys(settings.redis_prefix)
         wait_for(lambda: redis_client.sismember(keys.segment("active"), "warm-up"), 180, "the job to be running")
         sent = time.monotonic()
-        send(settings, exposures_and_orders(int(time.time() * 1000)))
+        send_events(settings, exposures_and_orders(int(time.time() * 1000)))
         wait_for(lambda: totals(settings) == expected, 180, f"totals {expected} in Redis")
         visible_after = time.monotonic() - sent
         job.wait_for_new_checkpoint()
         job.kill()
         redis_client.delete(keys.experiment_metrics("hero"))
         job.start()  # the same command: the restored totals are sent again
-        send(settings, [{"type": "track", "event": "Product Viewed", "userId": f"user-{n}", "messageId": f"v-{n}",
-                         "timestamp": int(time.time() * 1000), "properties": {"product_id": "p2"}}
-                        for n in range(10)])
+        now = int(time.time() * 1000)
+        send_events(settings, [{"type": "track", "event": "Product Viewed", "userId": f"user-{n}",
+                                "messageId": f"v-{n}", "timestamp": now, "properties": {"product_id": "p2"}}
+                               for n in range(10)])
         wait_for(lambda: totals(settings) == expected, 180, "the restored totals in Redis again")
     finally:
         job.stop()

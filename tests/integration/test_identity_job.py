@@ -10,25 +10,16 @@ import time
 import orjson
 import pytest
 
-from connectors.kafka_events import event_producer, read_topic
+from connectors.kafka_events import read_topic
 from connectors.redis_keys import RedisKeys
 from operators.identity import MERGE_EVENT, TRANSFER_EVENT
 from state_schemas import segment_change
 from tests.faults.harness import JobProcess
-from tests.integration.harness import isolated_settings, wait_for
+from tests.integration.harness import isolated_settings, send_events, wait_for
 
 pytestmark = pytest.mark.integration
 
 T0 = 1_795_000_000_000
-
-
-def send(settings, *messages: dict) -> None:
-    producer = event_producer(settings.kafka_bootstrap)
-    for m in messages:
-        key = (m.get("userId") or m["anonymousId"]).encode()
-        producer.send(settings.events_topic, orjson.dumps(m), key=key, timestamp_ms=m["timestamp"])
-    producer.flush()
-    producer.close()
 
 
 def message(n: int, event: str = "Product Viewed", type_: str = "track", **ids: str) -> dict:
@@ -46,22 +37,22 @@ def test_a_visitor_who_logs_in_counts_once_in_every_audience_across_a_restart(
     keys = RedisKeys(settings.redis_prefix)
     job = JobProcess(settings, tmp_path / "job", bounded=False).start()
     try:
-        send(settings, *[message(n, anonymousId="anon-1") for n in range(6)])
+        send_events(settings, [message(n, anonymousId="anon-1") for n in range(6)])
         wait_for(lambda: redis_client.sismember(keys.segment("active"), "anon-1"), 180, "the anonymous visitor")
-        send(settings, message(6, type_="identify", userId="u-42", anonymousId="anon-1"))
+        send_events(settings, [message(6, type_="identify", userId="u-42", anonymousId="anon-1")])
         wait_for(lambda: any(orjson.loads(r.value).get("event") == MERGE_EVENT
                              for r in read_topic(settings.kafka_bootstrap, settings.events_topic)),
                  60, "the merge request in the events topic")
         job.kill()
         job.start()  # the same command: resumes from the last checkpoint
-        send(settings, message(7, "Product Added", userId="u-42", anonymousId="anon-1"))
+        send_events(settings, [message(7, "Product Added", userId="u-42", anonymousId="anon-1")])
         wait_for(lambda: any(c["user_id"] == "u-42" and c["segment"] == "interested_but_hesitant"
                              for c in changes_of(settings)), 180, "u-42's hesitant enter, committed")
         # A second visitor, uninterrupted: how long from the login to the anonymous id's exits in Redis.
-        send(settings, *[message(n, anonymousId="anon-2") for n in range(20, 23)])
+        send_events(settings, [message(n, anonymousId="anon-2") for n in range(20, 23)])
         wait_for(lambda: redis_client.sismember(keys.segment("active"), "anon-2"), 60, "the second visitor")
         logged_in = time.monotonic()
-        send(settings, message(23, type_="identify", userId="u-7", anonymousId="anon-2"))
+        send_events(settings, [message(23, type_="identify", userId="u-7", anonymousId="anon-2")])
         wait_for(lambda: not redis_client.sismember(keys.segment("active"), "anon-2"), 60, "anon-2's merge")
         merged_after = time.monotonic() - logged_in
     finally:

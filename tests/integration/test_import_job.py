@@ -20,7 +20,7 @@ from settings import PROJECT_ROOT
 from state_schemas import segment_change
 from tailor.imports import import_file, load_mapping
 from tests.faults.harness import JobProcess
-from tests.integration.harness import isolated_settings, wait_for
+from tests.integration.harness import isolated_settings, send_events, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -36,15 +36,6 @@ def views(n: int, **ids: str) -> list[dict]:
     return [{"type": "track", "event": "Product Viewed", "messageId": f"{next(iter(ids.values()))}-{i}",
              "timestamp": T0 + i * 1_000, "properties": {"product_id": f"p{i}", "category": "c1"}, **ids}
             for i in range(n)]
-
-
-def send(settings, messages: list[dict]) -> None:
-    producer = event_producer(settings.kafka_bootstrap)
-    for m in messages:
-        key = (m.get("userId") or m["anonymousId"]).encode()
-        producer.send(settings.events_topic, orjson.dumps(m), key=key, timestamp_ms=m["timestamp"])
-    producer.flush()
-    producer.close()
 
 
 def read_everything_sent(settings) -> None:
@@ -84,7 +75,7 @@ def test_a_crm_import_links_ids_applies_consent_and_is_not_activity(stack_settin
 
     job = JobProcess(settings, tmp_path / "job", bounded=False).start()
     try:
-        send(settings, views(4, anonymousId="anon-1") + views(4, userId="cust-2"))
+        send_events(settings, views(4, anonymousId="anon-1") + views(4, userId="cust-2"))
         wait_for(lambda: redis_client.sismember(keys.segment("active"), "anon-1")
                  and redis_client.sismember(keys.segment("active"), "cust-2"), 180, "both visitors active")
 
