@@ -9,6 +9,7 @@ import redis
 
 from connectors.redis_clients import RedisAuth
 from connectors.redis_keys import RedisKeys
+from operators.experiment_outcomes import OutcomeTotals
 from settings import Settings
 from settings.errors import TailorError
 from state_schemas import experiment_metrics
@@ -41,20 +42,16 @@ def live_outcomes(settings: Settings, experiments: list[str]) -> dict[Group, Out
     keys = RedisKeys(settings.redis_prefix)
     client = redis.Redis(host=settings.redis_host, port=settings.redis_port, socket_connect_timeout=5,
                          **RedisAuth.of(settings).options())
-    summed: dict[Group, Outcome] = {}
+    summed = OutcomeTotals()  # each bucket's totals are a delta of the group's
     try:
         for name in experiments:
             for payload in client.hgetall(keys.experiment_metrics(name)).values():
                 r = experiment_metrics.decode(payload)
-                o = summed.setdefault((r["experiment"], r["variant"], r["segment"]), Outcome())
-                o.users += r["users"]
-                o.conversions += r["conversions"]
-                o.clicks += r["clicks"]
-                o.bounces += r["bounces"]
-                o.engaged_ms += r["engaged_ms"]
+                summed.add([((r["experiment"], r["variant"], r["segment"]),
+                             Outcome(r["users"], r["conversions"], r["clicks"], r["bounces"], r["engaged_ms"]))])
     except redis.RedisError as e:
         raise RedisUnavailable(f"cannot read the job's experiment totals from Redis on {settings.redis_host}:"
                                f"{settings.redis_port} ({e})") from None
     finally:
         client.close()
-    return summed
+    return summed.totals
