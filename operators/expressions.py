@@ -7,8 +7,10 @@ A condition is a Python-like boolean expression over named *facts* of a user pro
 
 The source is parsed with :mod:`ast` and only a whitelist of node types is accepted: ``and`` / ``or`` /
 ``not``, comparisons, ``+ - * /``, numeric literals, fact names (dotted), and the unit functions
-``seconds() minutes() hours() days()`` that turn a constant into milliseconds. The accepted tree is then
-turned into nested closures; nothing is ever passed to ``eval`` or ``exec``.
+``seconds() minutes() hours() days()`` that turn a constant into milliseconds, and named *parameters*
+(constants the rules file declares once, such as ``hesitant_min_views``, so ``tailor recalibrate`` can
+change a threshold without rewriting a condition). The accepted tree is then turned into nested
+closures; nothing is ever passed to ``eval`` or ``exec``.
 
 Comparisons of a fact against a constant are also recorded as ``Threshold`` s, which is how the engine
 knows *when* a time-dependent fact (such as ``cart.pending_ms``) will cross a boundary and sets a timer.
@@ -18,6 +20,8 @@ knows *when* a time-dependent fact (such as ``cart.pending_ms``) will cross a bo
 True
 >>> expr.thresholds
 (Threshold(fact='cart.pending_ms', op='>=', value=1800000),)
+>>> compile_expression("session.product_views > min_views", {"session.product_views"}, {"min_views": 5}).thresholds
+(Threshold(fact='session.product_views', op='>', value=5),)
 >>> compile_expression("__import__('os')", set())
 Traceback (most recent call last):
 ...
@@ -126,8 +130,13 @@ class Expression:
         return self._root
 
 
-def compile_expression(source: str, known_facts: Collection[str]) -> Expression:
-    """Parse and check ``source``; raise :class:`ExpressionError` saying what is not allowed."""
+def compile_expression(
+    source: str, known_facts: Collection[str], parameters: Mapping[str, float] | None = None,
+) -> Expression:
+    """Parse and check ``source``; raise :class:`ExpressionError` saying what is not allowed.
+
+    ``parameters``: named constants the condition may use by name (a parameter is a number; a fact of
+    the same name would be ambiguous, so the caller keeps the two apart)."""
     if len(source) > MAX_SOURCE_LENGTH:
         raise ExpressionError(f"condition is {len(source)} characters long; the limit is {MAX_SOURCE_LENGTH}")
     try:
@@ -138,7 +147,7 @@ def compile_expression(source: str, known_facts: Collection[str]) -> Expression:
         raise ExpressionError(f"in {source!r}: nested too deeply; the limit is {MAX_DEPTH} levels") from None
     if _depth(tree.body) > MAX_DEPTH:
         raise ExpressionError(f"in {source!r}: nested too deeply; the limit is {MAX_DEPTH} levels")
-    compiler = _Compiler(source, known_facts)
+    compiler = _Compiler(source, known_facts, parameters or {})
     root = compiler.node(tree.body)
     return Expression(source, frozenset(compiler.used_facts), tuple(compiler.thresholds), root)
 
@@ -154,9 +163,10 @@ def _depth(root: ast.AST) -> int:
 
 
 class _Compiler:
-    def __init__(self, source: str, known_facts: Collection[str]) -> None:
+    def __init__(self, source: str, known_facts: Collection[str], parameters: Mapping[str, float]) -> None:
         self.source = source
         self.known_facts = known_facts
+        self.parameters = parameters
         self.used_facts: set[str] = set()
         self.thresholds: list[Threshold] = []
 
@@ -222,12 +232,13 @@ class _Compiler:
         while isinstance(node, ast.Attribute):
             parts.append(node.attr)
             node = node.value
-        if not isinstance(node, ast.Name):
+        if not isinstance(node, ast.Name) or (not parts and node.id in self.parameters):
             return None
         parts.append(node.id)
         name = ".".join(reversed(parts))
         if name not in self.known_facts:
-            raise self.fail(f"unknown fact {name!r}; known facts: {', '.join(sorted(self.known_facts))}")
+            declared = f"; parameters: {', '.join(sorted(self.parameters))}" if self.parameters else ""
+            raise self.fail(f"unknown fact {name!r}; known facts: {', '.join(sorted(self.known_facts))}{declared}")
         return name
 
     def constant(self, node: ast.expr) -> float | None:
@@ -246,6 +257,8 @@ class _Compiler:
             if isinstance(node.value, bool) or not isinstance(node.value, int | float):
                 raise self.fail(f"only numbers are allowed as literals, got {node.value!r}")
             return self._bounded(node.value)
+        if isinstance(node, ast.Name) and node.id in self.parameters:
+            return self._bounded(self.parameters[node.id])
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
             inner = self.constant(node.operand)
             return None if inner is None else -inner

@@ -5,10 +5,12 @@ File layout (see ``config/segments.yaml``)::
     version: 1
     session_gap: 30m          # inactivity that closes a session
     dedup_window: 16          # how many recent messageIds per user are remembered
+    parameters:               # named thresholds (a number or a duration in ms), used by name
+      abandon_after: 30m
     segments:
       - name: cart_abandoner
-        description: Added to cart and did not buy within 30 minutes
-        when: cart.pending_ms >= minutes(30)
+        description: Added to cart and did not buy within {abandon_after}
+        when: cart.pending_ms >= abandon_after
 
 A user is in a segment exactly while its ``when`` condition holds; the engine re-evaluates after every
 event and at every instant a time-dependent fact crosses a threshold.
@@ -20,6 +22,10 @@ event and at every instant a time-dependent fact crosses a threshold.
 ['browser']
 >>> rules.elapsed_offsets
 {'idle_ms': (3600000,)}
+>>> SegmentRules.from_dict({"parameters": {"after": "30m"}, "segments": [
+...     {"name": "abandoner", "description": "no order {after} after a cart add",
+...      "when": "cart.pending_ms >= after"}]}).rules[0].description
+'no order 30m after a cart add'
 >>> import pickle; pickle.loads(pickle.dumps(rules)) == rules
 True
 """
@@ -45,6 +51,9 @@ from settings.errors import TailorError
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _DURATION_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _SEGMENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# "{abandon_after}" in a description reads as the parameter's value as written ("30m"): the reason a
+# change carries stays true after a recalibration.
+_PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]{0,63})\}")
 
 
 class RuleError(TailorError):
@@ -86,6 +95,7 @@ class SegmentRules:
         if data.get("version", 1) != 1:
             raise RuleError(f"rules version {data.get('version')!r} is not supported (this Tailor reads version 1)")
         known, rules, seen = KnownFacts(), [], set()
+        parameters = parse_parameters(data.get("parameters", {}), known)
         for i, entry in enumerate(data["segments"]):
             if not isinstance(entry, dict) or not isinstance(entry.get("when"), str):
                 raise RuleError(f"segment #{i + 1} needs 'name' and a 'when' condition (a string)")
@@ -96,10 +106,12 @@ class SegmentRules:
                 raise RuleError(f"segment {name!r} is declared twice")
             seen.add(name)
             try:
-                condition = compile_expression(entry["when"], known)
+                condition = compile_expression(entry["when"], known, parameters)
             except ExpressionError as exc:
                 raise RuleError(f"segment {name!r}: {exc}") from None
-            rules.append(SegmentRule(name, str(entry.get("description", name)), condition))
+            description = _PLACEHOLDER.sub(lambda m: str(data["parameters"][m[1]]) if m[1] in parameters else m[0],
+                                           str(entry.get("description", name)))
+            rules.append(SegmentRule(name, description, condition))
         gap = parse_duration(data.get("session_gap", "30m"), "session_gap")
         window = data.get("dedup_window", 16)
         if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= 1024:
@@ -148,6 +160,29 @@ class SegmentRules:
                 flips = {">=": (edge,), "<": (edge,), ">": (above,), "<=": (above,)}.get(t.op, (edge, edge + 1))
                 offsets.setdefault(t.fact, set()).update(f for f in flips if f > 0)
         return {fact: tuple(sorted(v)) for fact, v in offsets.items()}
+
+
+def parse_parameters(data: Any, facts: KnownFacts) -> dict[str, float]:
+    """The ``parameters`` mapping: name -> a number, or a duration (``30m``) in ms.
+
+    >>> parse_parameters({"min_views": 5, "abandon_after": "30m"}, KnownFacts())
+    {'min_views': 5, 'abandon_after': 1800000}
+    """
+    if not isinstance(data, dict):
+        raise RuleError("parameters must be a mapping of name: number or duration")
+    parameters: dict[str, float] = {}
+    for name, value in data.items():
+        if not isinstance(name, str) or not _SEGMENT_NAME.match(name):
+            raise RuleError(f"parameter name {name!r} must be snake_case (a-z, 0-9, _), at most 64 chars")
+        if name in facts or name in ("seconds", "minutes", "hours", "days"):
+            raise RuleError(f"parameter {name!r} has the name of a fact or a unit; choose another name")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise RuleError(f"parameter {name!r} must be finite, got {value!r}")
+            parameters[name] = value
+        else:
+            parameters[name] = parse_duration(value, f"parameter {name!r}")
+    return parameters
 
 
 def parse_duration(value: Any, field: str) -> int:

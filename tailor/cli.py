@@ -130,6 +130,27 @@ def build_parser() -> argparse.ArgumentParser:
     rules_apply.add_argument("file", type=Path, help="a segment rules YAML file (see config/segments.yaml)")
     rules_apply.set_defaults(handler=cmd_rules_apply)
 
+    recalibrate = nouns.add_parser(
+        "recalibrate", help="propose rule thresholds from the events topic, validate them, apply them live",
+        description="Replay the last days of the events topic through the job's per-user step with every\n"
+        "candidate value of the plan's thresholds (config/recalibration.yaml: e.g. hesitant_min_views,\n"
+        "abandon_after). Each candidate is scored by how well entering its segment picks the shoppers who\n"
+        "do not buy by themselves within the outcome window (F-beta of precision and of at-risk cart adds\n"
+        "caught). The best value on the earlier part is validated against the value in force on the later,\n"
+        "held-out part and proposed only if it wins there by the plan's margin. --apply publishes the\n"
+        "recalibrated rules as `tailor rules apply` does (no restart). Every run is appended to\n"
+        "evaluation-results/recalibrations.jsonl with its before and after figures.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    recalibrate.add_argument("--plan", type=Path, default=PROJECT_ROOT / "config" / "recalibration.yaml",
+                             help="what may change and how it is judged (default: config/recalibration.yaml)")
+    recalibrate.add_argument("--rules", type=Path, default=None,
+                             help="the rules in force if the topic holds no rules update (default: settings "
+                             "segments_file)")
+    recalibrate.add_argument("--days", type=float, default=None, help="replay this many days (default: the plan's)")
+    recalibrate.add_argument("--apply", action="store_true", help="publish the recalibrated rules to the running job")
+    recalibrate.set_defaults(handler=cmd_recalibrate)
+
     produce = nouns.add_parser(
         "produce", help="publish a JSONL file of Segment events, or the Taobao CSV", formatter_class=fmt
     )
@@ -424,6 +445,15 @@ def cmd_rules_apply(args: argparse.Namespace, settings: Settings) -> int:
 
     applied = apply(settings, args.file)
     print(applied.summary(args.file, settings.events_topic))
+    return 0
+
+
+def cmd_recalibrate(args: argparse.Namespace, settings: Settings) -> int:
+    from tailor.recalibrate import recalibrate
+
+    if args.days is not None and args.days <= 0:
+        raise TailorError(f"--days must be positive, got {args.days:g}")
+    recalibrate(settings, args.plan, args.rules or settings.segments_file, apply=args.apply, days=args.days)
     return 0
 
 

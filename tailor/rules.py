@@ -33,7 +33,11 @@ class AppliedRules:
 
 def apply(settings: Settings, path: Path) -> AppliedRules:
     """Check the rules file (RuleError names the problem) and publish it; returns what was applied."""
-    rules = SegmentRules.from_yaml(path)
+    return publish(settings, SegmentRules.from_yaml(path))
+
+
+def publish(settings: Settings, rules: SegmentRules) -> AppliedRules:
+    """Publish checked ``rules`` as the running job's next rules update."""
     applied_at = int(time.time() * 1000)
     update = rules_update(rules.source, applied_at, f"rules-{applied_at}-{rules.version}")
     producer = event_producer(settings)

@@ -120,15 +120,20 @@ def _change(c: segment_change.SegmentChange) -> Change:
 class JobProcess:
     """``tailor job run`` in a child process, as a user starts it, started and killed at will."""
 
-    def __init__(self, settings: Settings, log_dir: Path, bounded: bool = True, **spawn_flags: bool) -> None:
+    def __init__(
+        self, settings: Settings, log_dir: Path, bounded: bool = True, rules_file: Path = RULES_FILE,
+        **spawn_flags: bool,
+    ) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
         self.settings, self.log_file, self.bounded = settings, log_dir / "job.log", bounded
+        self.rules_file = rules_file
         self.spawn_flags = spawn_flags
         self.child: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
     def start(self) -> JobProcess:
-        self.child = local_job.spawn(self.settings, RULES_FILE, self.log_file, bounded=self.bounded, **self.spawn_flags)
+        self.child = local_job.spawn(
+            self.settings, self.rules_file, self.log_file, bounded=self.bounded, **self.spawn_flags)
         self.starts += 1
         return self
 

@@ -31,7 +31,7 @@ HESITANT = (
     "interested_but_hesitant",
     "Viewed more than 5 products and added to cart in this session, but has not bought",
 )
-ABANDONER = ("cart_abandoner", "Added to cart and has not bought within 30 minutes")
+ABANDONER = ("cart_abandoner", "Added to cart and has not bought within 30m")
 
 
 def event(name: str, at: int, message_id: str | None = None, user: str = "u1") -> CanonicalEvent:

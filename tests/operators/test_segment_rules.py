@@ -49,8 +49,8 @@ def test_segment_rules_default_file_keeps_descriptions_and_sources(default_rules
     cart = default_rules.rules[1]
 
     assert (cart.description, cart.condition.source) == (
-        "Added to cart and has not bought within 30 minutes",
-        "cart.pending_ms >= minutes(30)",
+        "Added to cart and has not bought within 30m",
+        "cart.pending_ms >= abandon_after",
     )
 
 
@@ -304,3 +304,41 @@ def test_segment_rules_members_keep_declaration_order() -> None:
 
     assert rules.members({"idle_ms": 10, "session.events": 1}) == ["s0", "s1", "s2"]
     assert rules.members({"idle_ms": 0, "session.events": 1}) == ["s0", "s1"]
+
+
+def _with_parameters(parameters: Any, when: str = "session.product_views > min_views") -> SegmentRules:
+    return SegmentRules.from_dict({"parameters": parameters, "segments": [
+        {"name": "s", "description": "more than {min_views} views, {unknown} stays", "when": when}]})
+
+
+def test_segment_rules_parameters_are_constants_by_name_in_conditions_and_descriptions() -> None:
+    rules = _with_parameters({"min_views": 3})
+    assert rules.members({"session.product_views": 4}) == ["s"]
+    assert rules.members({"session.product_views": 3}) == []
+    assert rules.rules[0].description == "more than 3 views, {unknown} stays"
+    assert rules.version != _with_parameters({"min_views": 4}).version
+
+
+def test_segment_rules_duration_parameters_set_timers_like_literal_durations() -> None:
+    by_name = _with_parameters({"min_views": "30m"}, "cart.pending_ms >= min_views")
+    literal = SegmentRules.from_dict({"segments": [{"name": "s", "when": "cart.pending_ms >= minutes(30)"}]})
+    assert by_name.elapsed_offsets == literal.elapsed_offsets == {"cart.pending_ms": (1_800_000,)}
+
+
+@pytest.mark.parametrize(("parameters", "message"), [
+    ({"idle_ms": 5}, "has the name of a fact"),
+    ({"minutes": 5}, "has the name of a fact or a unit"),
+    ({"Min": 5}, "must be snake_case"),
+    ({"min_views": "soon"}, "parameter 'min_views' must be a duration"),
+    ({"min_views": float("inf")}, "must be finite"),
+    ({"min_views": True}, "must be a duration"),
+    ([5], "parameters must be a mapping"),
+])
+def test_segment_rules_refuse_bad_parameters(parameters: Any, message: str) -> None:
+    with pytest.raises(RuleError, match=message):
+        _with_parameters(parameters)
+
+
+def test_segment_rules_an_undeclared_name_lists_facts_and_parameters() -> None:
+    with pytest.raises(RuleError, match=r"unknown fact 'min_view'.*; parameters: min_views"):
+        _with_parameters({"min_views": 3}, "session.product_views > min_view")
