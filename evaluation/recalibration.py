@@ -37,11 +37,13 @@ from typing import Any
 import orjson
 
 from operators.normalize import InvalidEvent, normalize
-from operators.rules_updates import RULES_UPDATED, read_update
+from operators.recommender import RecommenderConfig, RecommenderConfigError
+from operators.rules_updates import RULES_UPDATED, read_models, read_update
 from operators.segment_rules import RuleError, SegmentRules, parse_duration
 from operators.segmenter import Segmenter
 from settings.config_files import read_yaml_file
 from settings.errors import TailorError
+from state_schemas.events import CanonicalEvent
 
 DAY_MS = 86_400_000
 PURCHASE, CART_ADD = "order_completed", "product_added"
@@ -68,6 +70,9 @@ class RecalibrationPlan:
     min_entries: int = 30
     outcome_window_ms: int = DAY_MS
     act_within_ms: int = 3_600_000
+    # the recommendation blend (evaluation.blend_recalibration): partial overrides to try, relative margin
+    blend_candidates: tuple[dict[str, Any], ...] = ()
+    blend_margin: float = 0.02
 
     @classmethod
     def from_yaml(cls, path: Path | str) -> RecalibrationPlan:
@@ -89,11 +94,21 @@ class RecalibrationPlan:
             ):
                 raise RecalibrationError(f"threshold #{i + 1} needs 'parameter', 'segment' and a 'candidates' list")
             thresholds.append(Threshold(entry["parameter"], entry["segment"], tuple(candidates)))
+        blend = data.get("blend") or {}
+        candidates = blend.get("candidates", []) if isinstance(blend, dict) else None
+        if not isinstance(candidates, list):
+            raise RecalibrationError("blend must be a mapping with a 'candidates' list")
+        for candidate in candidates:
+            try:
+                RecommenderConfig().with_live_settings({"blend": candidate})
+            except RecommenderConfigError as exc:
+                raise RecalibrationError(f"blend candidate {candidate!r}: {exc}") from None
         plan = cls(
             tuple(thresholds), float(data.get("days", 14)), float(data.get("holdout", 0.3)),
             float(data.get("margin", 0.02)), float(data.get("beta", 0.5)), int(data.get("min_entries", 30)),
             parse_duration(data.get("outcome_window", "24h"), "outcome_window"),
             parse_duration(data.get("act_within", "1h"), "act_within"),
+            tuple(dict(c) for c in candidates), float(blend.get("margin", 0.02)),
         )
         if not (0 < plan.holdout < 1 and plan.days > 0 and plan.margin >= 0 and plan.beta > 0
                 and plan.min_entries >= 1):
@@ -206,13 +221,22 @@ def candidate_rules(rules: SegmentRules, plan: RecalibrationPlan) -> SegmentRule
     return SegmentRules.from_dict({**source, "parameters": parameters, "segments": segments})
 
 
-def replay(records: Iterable[bytes], rules: SegmentRules, plan: RecalibrationPlan) -> tuple[Observed, SegmentRules]:
-    """Replay the last ``plan.days`` of ``records`` (raw events, any order) under every candidate.
+@dataclass(frozen=True)
+class History:
+    """The last days of the events topic, as a recalibration replays them, and what was in force."""
 
-    Returns what was observed and the rules in force: the newest ``tailor rules apply`` update among the
-    records, else ``rules``. Control and invalid records are not replayed (the job dead-letters the latter).
-    """
-    timed, applied_at = [], 0
+    events: list[tuple[int, bytes, CanonicalEvent]]  # (event time, raw, normalized), in event-time order
+    rules: SegmentRules  # the newest rules update's, else the rules file's
+    models: dict[str, Any] | None  # the live model settings of the newest update that carried some
+    first_ms: int
+    last_ms: int
+
+
+def read_history(records: Iterable[bytes], rules: SegmentRules, days: float) -> History:
+    """The last ``days`` of ``records`` (raw events, any order), sorted by event time, and what is in force:
+    the newest ``tailor rules apply`` update's rules (else ``rules``) and model settings. Control and
+    invalid records are not replayed (the job dead-letters the latter)."""
+    timed, applied_at, models_at, models = [], 0, 0, None
     for raw in records:
         try:
             event = normalize(raw)
@@ -221,33 +245,41 @@ def replay(records: Iterable[bytes], rules: SegmentRules, plan: RecalibrationPla
         if event.name == RULES_UPDATED:
             try:
                 at, updated = read_update(_properties(raw), event.user_id)
+                carried = read_models(_properties(raw))
             except RuleError:
                 continue  # the job refused it too
             if at > applied_at:
                 applied_at, rules = at, updated
+            if carried is not None and at > models_at:
+                models_at, models = at, carried
             continue
         timed.append((event.timestamp, raw, event))
     if not timed:
         raise RecalibrationError("no valid event to replay")
     timed.sort(key=lambda t: t[0])  # event time: the per-partition order the job sees merges into this
     last = timed[-1][0]
-    first = max(timed[0][0], last - int(plan.days * DAY_MS))
-    observed = Observed(first_ms=first, last_ms=last)
+    first = max(timed[0][0], last - int(days * DAY_MS))
+    window = timed[bisect.bisect_left(timed, first, key=lambda t: t[0]):]
+    return History(window, rules, models, first, last)
+
+
+def replay(history: History, plan: RecalibrationPlan) -> Observed:
+    """Replay ``history`` through the job's per-user step with every candidate of the plan's thresholds."""
+    rules = history.rules
+    observed = Observed(first_ms=history.first_ms, last_ms=history.last_ms)
     copies = {copy_name(t.segment, i) for t in plan.thresholds for i in range(len(candidate_values(rules, t)))}
     segmenter = Segmenter(candidate_rules(rules, plan))
-    for ts, raw, event in timed:
-        if ts < first:
-            continue
+    for ts, raw, event in history.events:
         observed.events += 1
         if event.name == PURCHASE:
             observed.purchases[event.user_key].append(ts)
         elif event.name == CART_ADD:
             observed.cart_adds[event.user_key].append(ts)
         _observe(segmenter.process(raw), copies, observed)
-    _observe(segmenter.advance_watermark(last), copies, observed)
+    _observe(segmenter.advance_watermark(history.last_ms), copies, observed)
     for times in (*observed.purchases.values(), *observed.cart_adds.values()):
         times.sort()
-    return observed, rules
+    return observed
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import orjson
 import river
 
 from operators.behavior_clusters import BehaviorClusterer
@@ -32,7 +33,7 @@ from operators.recommender import HybridRecommender
 from state_schemas import model_hub_state
 from state_schemas.catalog_item import CatalogItem
 from state_schemas.events import CanonicalEvent
-from state_schemas.model_input import FORGOTTEN, ModelInput
+from state_schemas.model_input import FORGOTTEN, RETUNE, ModelInput
 from state_schemas.popular_items import PopularItems
 from state_schemas.profile_state import ProfileState
 from state_schemas.recommendation import RecommendedItem
@@ -84,6 +85,9 @@ class ModelHub:
         trigger = FORGOTTEN.get(m.event_name)
         if trigger is not None:
             return self.forget(m.user_id, m.timestamp, m.message_id, trigger), None
+        if m.event_name == RETUNE:  # every bucket sends its copy: the first one applies, the others are older
+            self.recommender.retune(orjson.loads(m.item_id or "{}"), m.timestamp)
+            return [], None
         self.latest_event_time = max(self.latest_event_time, m.timestamp)
         features = dict(zip(FEATURE_NAMES, m.features, strict=False))
         self.clusterer.learn_one(features, now=m.timestamp)

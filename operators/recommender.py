@@ -157,6 +157,24 @@ class RecommenderConfig:
                 raise RecommenderConfigError(f"recommendations.{key} is not a setting; known: {', '.join(known)}")
         return cls(**values)
 
+    def with_live_settings(self, settings: Any) -> RecommenderConfig:
+        """This config with the settings a running job may be given (``tailor recalibrate``): the blend only.
+        The other settings shape model state (factors, caps), which a running job cannot change in place.
+
+        >>> RecommenderConfig().with_live_settings({"blend": {"covisit": 2}}).blend_covisit
+        2
+        >>> RecommenderConfig().with_live_settings({"mf": {"n_factors": 8}})
+        Traceback (most recent call last):
+        ...
+        operators.recommender.RecommenderConfigError: a running job takes only blend settings, got ['mf']
+        """
+        if not isinstance(settings, Mapping) or set(settings) - {"blend"}:
+            keys = sorted(settings) if isinstance(settings, Mapping) else settings
+            raise RecommenderConfigError(f"a running job takes only blend settings, got {keys!r}")
+        blend = RecommenderConfig.from_dict({"blend": settings.get("blend", {})})  # checks names and values
+        changed = {f"blend_{name}" for name in settings.get("blend", {})}
+        return dataclasses.replace(self, **{name: getattr(blend, name) for name in changed})
+
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             if f.name.startswith("_") or f.name == "event_weights":
@@ -196,9 +214,10 @@ class RecommenderConfig:
 
 class HybridRecommender:
     def __init__(self, config: RecommenderConfig) -> None:
-        c = self.config = config
+        c = self.config = self._base_config = config
         self._config_hash = c.digest
-        self.model_version = f"mf-{c.mf_kind}/river-{river.__version__}/cfg-{self._config_hash}"
+        self.model_version = self._base_version = f"mf-{c.mf_kind}/river-{river.__version__}/cfg-{self._config_hash}"
+        self._tuned: list[Any] | None = None  # [applied_at, live settings] (retune), over the config file's
         self.mf = MatrixFactorization(
             c.mf_kind, c.mf_n_factors, c.mf_lr_bias, c.mf_lr_latent, c.mf_l2_bias, c.mf_l2_latent,
             c.mf_init_sigma, c.mf_seed, steps=c.mf_steps, lr_decay=c.mf_lr_decay,
@@ -504,14 +523,27 @@ class HybridRecommender:
                 self.content.add(item)
             self._pending_catalog.clear()
 
+    def retune(self, settings: Mapping[str, Any], applied_at: int) -> bool:
+        """Put live model settings (``RecommenderConfig.with_live_settings``) in force, if newer than the ones
+        in force; the lists made from now on carry a ``model_version`` naming them. False: older, ignored."""
+        if self._tuned is not None and applied_at <= self._tuned[0]:
+            return False
+        self.config = self._base_config.with_live_settings(settings)
+        self._tuned = [applied_at, dict(settings)]
+        digest = hashlib.blake2b(orjson.dumps(self._tuned[1], option=orjson.OPT_SORT_KEYS), digest_size=3).hexdigest()
+        self.model_version = f"{self._base_version}/tuned-{digest}"
+        return True
+
     def export_globals(self) -> str:
         return rs.encode_globals(rs.GlobalsState(
             river.__version__, self._config_hash, self.mf.export_globals(), self._rng, self._clock,
-            self._catalog_clock,
+            self._catalog_clock, self._tuned,
         ))
 
     def import_globals(self, payload: str) -> None:
         g = rs.decode_globals(payload)
         self.mf.import_globals(g.mf)
         self._rng, self._clock, self._catalog_clock = g.rng, g.clock, g.catalog_clock
+        if g.tuned is not None:
+            self.retune(g.tuned[1], g.tuned[0])
 

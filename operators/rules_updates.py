@@ -6,7 +6,9 @@ The job's Kafka deserializer copies a record of that user to every bucket, so ea
 meets it in its own stream, swaps its rules, and keeps them in its state (restarts keep them). A bucket
 takes an update only if it is newer than the rules it has (``applied_at``): a replay after a restore, or
 an older update read late, changes nothing. Users are re-evaluated under the new rules at their next event
-or deadline; memberships of a removed rule are exited then.
+or deadline; memberships of a removed rule are exited then. An update may also carry live model settings
+(``models``: the recommendation blend, from ``tailor recalibrate``); each bucket passes them on to the model
+hub, which takes the newest.
 
 >>> rules = {"segments": [{"name": "buyer", "when": "purchases_total >= 1"}]}
 >>> event = rules_update(rules, applied_at=1_000, message_id="r-1")
@@ -26,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from operators.recommender import RecommenderConfig, RecommenderConfigError
 from operators.segment_rules import RuleError, SegmentRules
 
 RULES_UPDATE_EVENT: Final = "Tailor Rules Update"
@@ -34,10 +37,36 @@ RULES_UPDATED: Final = "tailor_rules_update"  # its canonical name (operators.ev
 BROADCAST_USER: Final = "tailor:broadcast"
 
 
-def rules_update(rules: Mapping[str, Any], applied_at: int, message_id: str) -> dict[str, Any]:
-    """The control event that puts ``rules`` (a rules file's mapping, already validated) in force."""
+def rules_update(
+    rules: Mapping[str, Any], applied_at: int, message_id: str, models: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The control event that puts ``rules`` (a rules file's mapping, already validated) in force, and
+    ``models`` (live model settings, checked by ``read_models``) if given."""
+    properties: dict[str, Any] = {"applied_at": applied_at, "rules": dict(rules)}
+    if models:
+        properties["models"] = dict(models)
     return {"type": "track", "event": RULES_UPDATE_EVENT, "userId": BROADCAST_USER, "messageId": message_id,
-            "timestamp": applied_at, "properties": {"applied_at": applied_at, "rules": dict(rules)}}
+            "timestamp": applied_at, "properties": properties}
+
+
+def read_models(properties: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The live model settings an update carries (None: none), checked as the model hub will apply them.
+
+    >>> read_models({"models": {"blend": {"covisit": 2.0}}})
+    {'blend': {'covisit': 2.0}}
+    >>> read_models({"models": {"blend": {"covisit": -1}}})
+    Traceback (most recent call last):
+    ...
+    operators.segment_rules.RuleError: rules update: models: recommendations.blend.covisit must be a non-negative number; got -1
+    """  # noqa: E501 (a doctest's expected output cannot wrap)
+    models = properties.get("models")
+    if models is None:
+        return None
+    try:
+        RecommenderConfig().with_live_settings(models)
+    except RecommenderConfigError as exc:
+        raise RuleError(f"rules update: models: {exc}") from None
+    return dict(models)
 
 
 def read_update(properties: Mapping[str, Any], user_id: object) -> tuple[int, SegmentRules]:

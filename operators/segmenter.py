@@ -41,13 +41,13 @@ from operators import identity
 from operators.experiment_outcomes import EVERYONE, EXPOSURE, OutcomeTotals, learn_user
 from operators.normalize import InvalidEvent, normalize
 from operators.privacy import Privacy
-from operators.rules_updates import RULES_UPDATED, read_update
+from operators.rules_updates import BROADCAST_USER, RULES_UPDATED, read_models, read_update
 from operators.segment_rules import RuleError, SegmentRules
 from operators.segmentation_step import SegmentationStep, StepOutput
 from state_schemas import dead_letter, profile_state
 from state_schemas.events import ERASED, CanonicalEvent
 from state_schemas.experiment_metrics import Outcome
-from state_schemas.model_input import ERASE, FORGET, MERGED, ModelInput
+from state_schemas.model_input import ERASE, FORGET, MERGED, RETUNE, ModelInput
 from state_schemas.profile_state import ProfileState
 from state_schemas.segment_change import SegmentChange
 
@@ -342,6 +342,7 @@ class Segmenter:
         """Put newer rules in force (``operators.rules_updates``); an older or replayed update is ignored."""
         try:
             applied_at, rules = read_update(_properties(raw), _user_id(raw))
+            models = read_models(_properties(raw))
         except RuleError as exc:  # the CLI checks them: a job older than the rules' syntax, say
             self._dead_letter(dead_letter.encode("invalid_rules_update", str(exc), self.privacy.original(_bytes(raw)),
                                                  self.source_topic, _now()))
@@ -352,6 +353,9 @@ class Segmenter:
             self.rules_updates += 1
             if self.on_rules is not None:
                 self.on_rules(applied_at, rules)
+            if models is not None and self.on_model_input is not None:
+                settings = orjson.dumps(models).decode()
+                self.on_model_input(ModelInput(BROADCAST_USER, settings, RETUNE, applied_at, None, (), (), None))
         return []
 
     # -- identity stitching (operators.identity) -------------------------------------------------------

@@ -16,6 +16,8 @@ crosses one network shuffle as a compact JSON array::
 
 ``event_name`` ``FORGET`` ("tailor:forget") is not an event: the user withdrew consent, and the hub drops
 everything it keeps about them (their cluster is exited); item, features and segments are empty.
+``RETUNE`` ("tailor:retune") is not an event either: live model settings (``tailor recalibrate``) for the
+hub, as JSON in ``item_id``, ``timestamp`` the instant they were applied; each bucket sends its copy.
 
 >>> m = ModelInput("u1", "p7", "product_viewed", 5, "c1", ("active",), (1.0, 0.5), "m1")
 >>> from_wire(to_wire(m)) == m
@@ -33,6 +35,7 @@ WIRE_VERSION: Final = 1
 FORGET: Final = "tailor:forget"  # consent withdrawn
 ERASE: Final = "tailor:erase"  # tailor erase: the same, with trigger "erase"
 MERGED: Final = "tailor:merged"  # identity stitching: the id merged into another, with trigger "merge"
+RETUNE: Final = "tailor:retune"  # live model settings from a rules update: JSON in item_id
 FORGOTTEN: Final = {FORGET: "consent", ERASE: "erase", MERGED: "merge"}  # kinds that drop a user -> trigger
 
 

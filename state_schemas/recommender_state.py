@@ -34,13 +34,17 @@ Item ``[2, seq, pos, n_events, category, mf, popularity, catalog, occurrences, c
 
 Version 1 items (no co-visitation) are upgraded on read with none.
 
-Globals ``[1, river_version, config_hash, mf, rng, clock, catalog_clock]``::
+Globals ``[2, river_version, config_hash, mf, rng, clock, catalog_clock, tuned]``::
 
     river_version ``river.__version__`` that wrote the state
     config_hash   short hash of the recommender config (its model_version suffix)
     mf            [n, mean] of the running target mean
     rng           negative-sampling generator state (64-bit integer)
     clock         LRU clock; catalog_clock: catalog insertion counter
+    tuned         [applied_at, {"blend": {name: weight}}] the model settings a running job was given
+                  (``tailor recalibrate``), over the config file's; null if none
+
+Version 1 globals (before live model settings) are upgraded on read with ``tuned`` null.
 
 >>> u = UserState(3, 2, [0.0, [0.1]], [("i1", 1.0)], ["i0"], 7, ["i1"])
 >>> decode_user(encode_user(u)) == u
@@ -49,6 +53,11 @@ True
 ['i1']
 >>> decode_item('[1, 4, 0, 2, "c", null, {}, null]').covisits
 {}
+>>> decode_globals('[1, "0.22.0", "ab12", [0, 0.0], 1, 2, 3]').tuned is None
+True
+>>> g = GlobalsState("0.22.0", "ab12", [0, 0.0], 1, 2, 3, [5, {"blend": {"mf": 0.5}}])
+>>> decode_globals(encode_globals(g)) == g
+True
 >>> decode_item('[7, 1]')
 Traceback (most recent call last):
 ...
@@ -65,7 +74,7 @@ import orjson
 
 from state_schemas.profile_state import StateVersionError
 
-CURRENT_VERSION: Final = 1  # globals
+CURRENT_VERSION: Final = 2  # globals
 USER_VERSION: Final = 2
 ITEM_VERSION: Final = 2
 
@@ -102,6 +111,7 @@ class GlobalsState:
     rng: int
     clock: int
     catalog_clock: int
+    tuned: list[Any] | None = None  # [applied_at, settings]
 
 
 def encode_user(u: UserState) -> str:
@@ -137,13 +147,15 @@ def decode_item(payload: str | bytes) -> ItemState:
 
 def encode_globals(g: GlobalsState) -> str:
     return orjson.dumps(
-        [CURRENT_VERSION, g.river_version, g.config_hash, g.mf, g.rng, g.clock, g.catalog_clock]
+        [CURRENT_VERSION, g.river_version, g.config_hash, g.mf, g.rng, g.clock, g.catalog_clock, g.tuned]
     ).decode()
 
 
 def decode_globals(payload: str | bytes) -> GlobalsState:
-    row = _versioned(payload, "recommender globals", 7)
-    return GlobalsState(*row[1:])
+    row = _versioned(payload, "recommender globals", {1: 7, CURRENT_VERSION: 8})
+    river_version, config_hash, mf, rng, clock, catalog_clock = row[1:7]
+    tuned = row[7] if row[0] == CURRENT_VERSION else None
+    return GlobalsState(river_version, config_hash, mf, rng, clock, catalog_clock, tuned)
 
 
 def _versioned(

@@ -10,8 +10,10 @@ deadline; each rule segment change records the version of the rules that made it
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from connectors.kafka_events import event_producer, publish_event
 from operators.rules_updates import rules_update
@@ -36,10 +38,11 @@ def apply(settings: Settings, path: Path) -> AppliedRules:
     return publish(settings, SegmentRules.from_yaml(path))
 
 
-def publish(settings: Settings, rules: SegmentRules) -> AppliedRules:
-    """Publish checked ``rules`` as the running job's next rules update."""
+def publish(settings: Settings, rules: SegmentRules, models: Mapping[str, Any] | None = None) -> AppliedRules:
+    """Publish checked ``rules`` (and live model settings, checked by ``read_models``) as the running job's
+    next rules update."""
     applied_at = int(time.time() * 1000)
-    update = rules_update(rules.source, applied_at, f"rules-{applied_at}-{rules.version}")
+    update = rules_update(rules.source, applied_at, f"rules-{applied_at}-{rules.version}", models)
     producer = event_producer(settings)
     try:
         publish_event(producer, settings.events_topic, update).get(timeout=30)

@@ -8,16 +8,19 @@ import orjson
 import pytest
 import yaml
 
+from evaluation.blend_recalibration import IN_FORCE, propose_blend
 from evaluation.recalibration import (
     Observed,
     RecalibrationError,
     RecalibrationPlan,
     candidate_rules,
     propose,
+    read_history,
     recalibrated,
     replay,
 )
 from evaluation.simulator import ShopperSimulator
+from operators.models_config import ModelsConfig
 from operators.rules_updates import rules_update
 from operators.segment_rules import SegmentRules
 from settings import PROJECT_ROOT
@@ -42,7 +45,8 @@ def shoppers(count: int, start: int = T0, **options: object) -> list[bytes]:
 
 @pytest.fixture(scope="module")
 def simulated() -> tuple[Observed, SegmentRules]:
-    return replay(shoppers(30_000), rules_with(hesitant_min_views=5), PLAN)
+    history = read_history(shoppers(30_000), rules_with(hesitant_min_views=5), PLAN.days)
+    return replay(history, PLAN), history.rules
 
 
 def test_the_shipped_plan_reads_and_names_parameters_the_shipped_rules_declare() -> None:
@@ -113,7 +117,8 @@ def test_the_held_out_part_vetoes_a_choice_the_earlier_part_made() -> None:
     # more is right. The earlier part still chooses 6; the held-out part shows 6 loses to 5: keep.
     early = shoppers(24_000)
     changed = shoppers(12_000, start=T0 + 4 * HOUR, persona_mix={"hesitant": 0.5, "abandoner": 0.5})
-    observed, rules = replay(early + changed, rules_with(hesitant_min_views=5), PLAN)
+    history = read_history(early + changed, rules_with(hesitant_min_views=5), PLAN.days)
+    observed, rules = replay(history, PLAN), history.rules
     hesitant = propose(observed, rules, PLAN)[0]
     assert hesitant.best == 6
     assert hesitant.gain < 0 and hesitant.decision.startswith("keep: held-out")
@@ -123,11 +128,34 @@ def test_the_newest_rules_update_in_the_topic_is_the_rules_in_force() -> None:
     events = shoppers(2_000)
     older = rules_update(dict(rules_with(hesitant_min_views=3).source), T0, "r-1")
     newer = rules_update(dict(rules_with(hesitant_min_views=4).source), T0 + 1, "r-2")
-    _, in_force = replay([*events, orjson.dumps(newer), orjson.dumps(older)], rules_with(), PLAN)
-    assert in_force.source["parameters"]["hesitant_min_views"] == 4
+    newer["properties"]["models"] = {"blend": {"covisit": 2.0}}
+    history = read_history([*events, orjson.dumps(newer), orjson.dumps(older)], rules_with(), PLAN.days)
+    assert history.rules.source["parameters"]["hesitant_min_views"] == 4
+    assert history.models == {"blend": {"covisit": 2.0}}
 
 
 def test_too_short_a_span_for_the_outcome_window_says_so() -> None:
-    observed, rules = replay(shoppers(500), rules_with(), PLAN)
+    history = read_history(shoppers(500), rules_with(), PLAN.days)
     with pytest.raises(RecalibrationError, match="outcome window of 1 h needs a longer span"):
-        propose(observed, rules, PLAN)
+        propose(replay(history, PLAN), history.rules, PLAN)
+
+
+def test_the_blend_is_chosen_on_earlier_time_and_applied_only_with_a_held_out_gain() -> None:
+    history = read_history(shoppers(8_000), rules_with(), PLAN.days)
+    base = ModelsConfig.from_yaml(PROJECT_ROOT / "config" / "models.yaml").recommendations
+    proposal = propose_blend(history, base, [{"popular": 1.0}, {"popular": 0.0, "covisit": 0.0}], 0.3, 0.0)
+    assert list(proposal.blends) == [IN_FORCE, "popular=1", "popular=0,covisit=0"]
+    assert proposal.train[proposal.best] == max(proposal.train.values())
+    assert proposal.tests[0] > proposal.tests[1] > 1_000
+    assert proposal.train["popular=0,covisit=0"] < proposal.train[IN_FORCE]  # the test can tell blends apart
+    strict = propose_blend(history, base, [{"popular": 1.0}], 0.3, margin=10.0)
+    assert strict.decision.startswith("keep")
+
+
+def test_the_blend_in_force_is_the_newest_live_settings_in_the_topic() -> None:
+    update = rules_update(dict(rules_with().source), T0, "r-1", {"blend": {"popular": 1.0}})
+    history = read_history([*shoppers(3_000), orjson.dumps(update)], rules_with(), PLAN.days)
+    base = ModelsConfig.from_yaml(PROJECT_ROOT / "config" / "models.yaml").recommendations
+    proposal = propose_blend(history, base, [{"covisit": 2.0}], 0.3, 0.02)
+    assert proposal.blends[IN_FORCE]["popular"] == 1.0
+    assert proposal.blends["covisit=2"] == {**proposal.blends[IN_FORCE], "covisit": 2.0}

@@ -1,6 +1,7 @@
 """`tailor recalibrate --apply` on the real stack: it reads the events topic the running job reads, proposes a
-threshold from what the shoppers did, validates it on held-out time, logs before and after, and the running
-job (embedded Flink, unbounded) decides the next users under the recalibrated rules without a restart."""
+threshold and a recommendation blend from what the shoppers did, validates them on held-out time, logs before
+and after, and the running job (embedded Flink, unbounded, models on) decides the next users under the
+recalibrated rules and recommends with the recalibrated blend, without a restart."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from connectors.kafka_events import read_topic
+from connectors.kafka_topics import committed_offsets, end_offsets
 from connectors.redis_keys import RedisKeys
 from evaluation.simulator import ShopperSimulator
 from operators.segment_rules import SegmentRules
@@ -18,7 +20,7 @@ from settings import PROJECT_ROOT
 from state_schemas import segment_change
 from tailor.recalibrate import recalibrate
 from tests.faults.harness import JobProcess
-from tests.integration.harness import isolated_settings, send_events, wait_for
+from tests.integration.harness import isolated_settings, quick_models_file, send_events, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +35,10 @@ def shopper(user: str, views: int) -> list[dict]:
                       "timestamp": now + views, "properties": {"product_id": "p0"}}]
 
 
+def recommendations_of(settings) -> list[dict]:
+    return [orjson.loads(r.value) for r in read_topic(settings, settings.recommendations_topic)]
+
+
 def changes_of(settings) -> list[dict]:
     return [segment_change.decode(r.value) for r in read_topic(settings, settings.segment_changes_topic)]
 
@@ -43,8 +49,9 @@ def test_recalibrate_proposes_validates_logs_and_the_running_job_applies_it(stac
     rules_file.write_text(yaml.safe_dump({**shipped, "parameters": {**shipped["parameters"], "hesitant_min_views": 2}}))
     plan_file = tmp_path / "recalibration.yaml"
     plan = yaml.safe_load((PROJECT_ROOT / "config" / "recalibration.yaml").read_text())
-    plan_file.write_text(yaml.safe_dump({**plan, "outcome_window": "1h"}))  # the simulated span is 4 hours
-    settings = isolated_settings(stack_settings, "recal", models_enabled=False)
+    plan_file.write_text(yaml.safe_dump({  # the simulated span is 4 hours; one blend keeps the test short
+        **plan, "outcome_window": "1h", "blend": {"margin": 0.02, "candidates": [{"popular": 1.0}]}}))
+    settings = isolated_settings(stack_settings, "recal", models_file=quick_models_file(tmp_path))
     keys = RedisKeys(settings.redis_prefix)
     before = SegmentRules.from_yaml(rules_file).version
 
@@ -56,6 +63,9 @@ def test_recalibrate_proposes_validates_logs_and_the_running_job_applies_it(stac
         result = recalibrate(settings, plan_file, rules_file, apply=True, results_dir=tmp_path / "results",
                              out=lines.append)
         applied_at = int(time.time() * 1000)
+        read_up_to = end_offsets(settings, settings.events_topic)  # the history and the update
+        wait_for(lambda: all(committed_offsets(settings, settings.consumer_group, settings.events_topic).get(p, 0)
+                             >= end for p, end in read_up_to.items()), 180, "the job to read the update")
         send_events(settings, shopper("rc-four-views", 4))  # flagged under the old rules (> 2), not the new
         send_events(settings, shopper("rc-eight-views", 8))
         wait_for(lambda: redis_client.sismember(keys.segment(HESITANT), "rc-eight-views"), 180,
@@ -65,6 +75,8 @@ def test_recalibrate_proposes_validates_logs_and_the_running_job_applies_it(stac
         assert not redis_client.sismember(keys.segment(HESITANT), "rc-four-views")
         wait_for(lambda: any(c["user_id"] == "rc-eight-views" for c in changes_of(settings)), 60,
                  "the change committed to Kafka (with the next checkpoint)")
+        wait_for(lambda: any(r["user_id"] == "rc-eight-views" for r in recommendations_of(settings)), 60,
+                 "a recommendation list for the eight-view shopper")
     finally:
         job.stop()
 
@@ -88,6 +100,13 @@ def test_recalibrate_proposes_validates_logs_and_the_running_job_applies_it(stac
     assert entered["reason"].startswith("Viewed more than 6 products")
     print(f"recalibrated rules: first change {entered['emit_time'] - applied_at} ms after the apply (the job was "
           "still reading the 30,000 events of history)")
+    blend = result.blend
+    assert blend is not None and (blend.best, blend.decision) == ("popular=1", "apply")
+    assert blend.test["popular=1"] >= 1.02 * blend.test["in force"]
+    assert log[0]["blend"]["after"]["popular"] == 1.0 and log[0]["blend"]["before"]["popular"] == 0.5
+    versions = {r["user_id"]: r["model_version"] for r in recommendations_of(settings)}
+    assert "/tuned-" in versions["rc-eight-views"]
+    assert versions["rc-eight-views"].split("/tuned-")[0] == versions["user-1"]  # the history: the file's blend
     old = [c for c in changes
            if c["segment"] == HESITANT and c["change"] == "enter" and c["user_id"].startswith("user-")]
     assert old and {c["rules_version"] for c in old} == {before}  # the history was decided under the old rules
