@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=float, default=0, help="seconds to run (0 = until Ctrl-C)")
     demo.add_argument("--users", type=int, default=300, help="simulated shoppers")
     demo.add_argument("--rules", type=Path, default=DEMO_RULES, help="segment rules (demo: minutes instead of days)")
+    demo.add_argument("--recalibrate-every", type=float, default=120, metavar="SECONDS",
+                      help="run `tailor recalibrate --apply` (config/demo-recalibration.yaml) this often; 0: never")
     demo.add_argument("--show", default="rules,clusters,recs",
                       help="what to print, comma-separated: rules, clusters (ML segments), recs (recommendations)")
     demo.set_defaults(handler=cmd_demo)
@@ -611,7 +613,10 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from tailor.watch import parse_show
 
     show = parse_show(args.show)
-    return run_demo(settings, rules=args.rules, rate=args.rate, duration_s=args.duration, users=args.users, show=show)
+    if args.recalibrate_every < 0:
+        raise TailorError(f"--recalibrate-every must be 0 (never) or seconds, got {args.recalibrate_every:g}")
+    return run_demo(settings, rules=args.rules, rate=args.rate, duration_s=args.duration, users=args.users, show=show,
+                    recalibrate_every_s=args.recalibrate_every)
 
 
 def cmd_test(args: argparse.Namespace, settings: Settings) -> int:

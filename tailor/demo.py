@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +34,11 @@ from stack import local_job
 from stack.process import port_bindable
 from stack.service_process import running_server
 from tailor.catalog import load_catalog
+from tailor.recalibrate import recalibrate
 from tailor.watch import HEADER, KINDS, watch
 
 DEMO_MODEL_OVERRIDES = PROJECT_ROOT / "config" / "demo-models.yaml"
+DEMO_RECALIBRATION = PROJECT_ROOT / "config" / "demo-recalibration.yaml"
 DEMO_SEED = 7  # the simulator's seed; its catalog is generated with the same one
 
 
@@ -81,7 +85,8 @@ class DemoError(TailorError):
 
 
 def run_demo(
-    settings: Settings, rules: Path, rate: float, duration_s: float, users: int, show: tuple[str, ...] = KINDS
+    settings: Settings, rules: Path, rate: float, duration_s: float, users: int, show: tuple[str, ...] = KINDS,
+    recalibrate_every_s: float = 0,
 ) -> int:
     demo = demo_settings(settings)
     say = lambda line: print(f"demo: {line}", flush=True)  # noqa: E731
@@ -125,6 +130,8 @@ def run_demo(
             f"models: {settings.models_file.name} + {DEMO_MODEL_OVERRIDES.name}; ML segments appear after the "
             "clustering warm-up, ~10 s):")
         say(HEADER)
+        if recalibrate_every_s:
+            serving.enter_context(_recalibrating(demo, rules, recalibrate_every_s, say))
         counts = watch(demo, duration_s=duration_s, show=show, out=say)
         say(f"{counts.rules} rule changes, {counts.clusters} ML segment changes, {counts.recs} recommendation "
             f"lists in {duration_s:g} s")
@@ -143,6 +150,28 @@ def run_demo(
         _print_audiences(demo, rules, say)
         say("stopped the job and the simulator; the stack keeps running (`bin/tailor stack down` stops it)")
     return 0
+
+
+@contextmanager
+def _recalibrating(demo: Settings, rules: Path, every_s: float, say: Callable[[str], None]) -> Iterator[None]:
+    """`tailor recalibrate --apply` with the demo's plan every ``every_s`` seconds, in a thread, until exit."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every_s):
+            try:
+                recalibrate(demo, DEMO_RECALIBRATION, rules, apply=True, tables=False,
+                            out=lambda line: line.strip() and say(f"recalibrate: {line.strip()}"),
+                            results_dir=demo.home / "demo-recalibrations")
+            except TailorError as exc:  # too little history yet, say: try again next time
+                say(f"recalibrate: not yet: {exc}")
+
+    thread = threading.Thread(target=loop, name="demo-recalibrate", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
 
 
 def _check_job_alive(job: subprocess.Popen[bytes], log_file: Path, port: int, wait_s: float = 0) -> None:

@@ -62,8 +62,10 @@ class Recalibration:
 def recalibrate(
     settings: Settings, plan_path: Path, rules_path: Path, apply: bool = False, days: float | None = None,
     out: Callable[[str], None] = print, results_dir: Path = RESULTS_DIR, skip_blend: bool = False,
+    tables: bool = True,
 ) -> Recalibration:
-    """``results_dir``: where the log and the proposed rules file go (``evaluation-results/``)."""
+    """``results_dir``: where the log and the proposed rules file go (``evaluation-results/``); ``tables``:
+    print each candidate's figures (the demo, printing live changes meanwhile, prints the decisions only)."""
     plan = RecalibrationPlan.from_yaml(plan_path)
     if days is not None:
         plan = dataclasses.replace(plan, days=days)
@@ -78,12 +80,13 @@ def recalibrate(
     for p in proposals:
         out(f"\n{p.threshold.parameter} (judged by {p.threshold.segment}): {p.current} -> {p.best}: {p.decision}")
         rows = [_row(p, value) for value in p.train]
-        print_table(HEADERS, rows)
+        if tables:
+            print_table(HEADERS, rows)
         markdown.append(f"## {p.threshold.parameter}\n\n{p.current} -> {p.best}: {p.decision}\n\n"
                         + markdown_table(HEADERS, rows))
     blend = None
     if settings.models_enabled and plan.blend_candidates and not skip_blend:
-        blend = _blend(settings, history, plan, out)
+        blend = _blend(settings, history, plan, out, tables)
         markdown.append(f"## blend\n\n{blend.decision}\n\n" + markdown_table(BLEND_HEADERS, _blend_rows(blend)))
     models = blend.settings() if blend is not None and blend.decision == "apply" else None
     after = recalibrated(in_force, proposals)
@@ -113,14 +116,18 @@ def recalibrate(
     return result
 
 
-def _blend(settings: Settings, history: History, plan: RecalibrationPlan, out: Callable[[str], None]) -> BlendProposal:
+def _blend(
+    settings: Settings, history: History, plan: RecalibrationPlan, out: Callable[[str], None], tables: bool,
+) -> BlendProposal:
     base = ModelsConfig.from_yaml(settings.models_file).recommendations
-    with progress_bar(len(plan.blend_candidates) + 1, "replaying the recommender per blend", "blends") as bar:
+    with progress_bar(len(plan.blend_candidates) + 1, "replaying the recommender per blend", "blends",
+                      enabled=None if tables else False) as bar:
         blend = propose_blend(history, base, list(plan.blend_candidates), plan.holdout, plan.blend_margin,
                               progress=lambda _name: bar.update())
     out(f"\nrecommendation blend (Recall@10, {blend.tests[0]:,} + {blend.tests[1]:,} held-out product events): "
         f"{IN_FORCE} -> {blend.best}: {blend.decision}")
-    print_table(BLEND_HEADERS, _blend_rows(blend))
+    if tables:
+        print_table(BLEND_HEADERS, _blend_rows(blend))
     return blend
 
 
