@@ -255,7 +255,7 @@ def read_history(records: Iterable[bytes], rules: SegmentRules, days: float) -> 
             continue
         timed.append((event.timestamp, raw, event))
     if not timed:
-        raise RecalibrationError("no valid event to replay")
+        raise RecalibrationError("no valid event to replay: the events topic holds none (is it the job's topic?)")
     timed.sort(key=lambda t: t[0])  # event time: the per-partition order the job sees merges into this
     last = timed[-1][0]
     first = max(timed[0][0], last - int(days * DAY_MS))
