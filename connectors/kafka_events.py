@@ -199,22 +199,28 @@ def read_topic(
     isolation: str = "read_committed",
     timeout_s: float = 10.0,
     tail: int | None = None,
+    since_ms: int | None = None,
 ) -> list[TopicRecord]:
     """Every record in ``topic`` now, sorted by (partition, offset); no consumer group, no commits.
 
     Assigns all partitions, seeks to the beginning (with ``tail``: to the last ``tail`` offsets of each
-    partition) and reads until the end offsets taken at the start. Under ``read_committed`` those end
-    offsets are the last stable offsets (the broker answers ListOffsets with the LSO), so open
-    transactions do not make the read wait and aborted records are skipped (their offsets, like those of
-    transaction markers, still count towards ``tail``). Raises :class:`KafkaUnavailable` if the topic
-    does not exist or the read does not finish within ``timeout_s``.
+    partition; with ``since_ms``: to the first record stamped at or after it, by the broker's time index,
+    so the records before it are never fetched) and reads until the end offsets taken at the start.
+    Under ``read_committed`` those end offsets are the last stable offsets (the broker answers ListOffsets
+    with the LSO), so open transactions do not make the read wait and aborted records are skipped (their
+    offsets, like those of transaction markers, still count towards ``tail``). Raises
+    :class:`KafkaUnavailable` if the topic does not exist or the read does not finish within ``timeout_s``.
     """
     consumer = _consumer(kafka, "tailor-read-topic", isolation)
     try:
         tps = assign_all_partitions(consumer, topic)
         deadline = time.monotonic() + timeout_s
         end = consumer.end_offsets(tps)
-        if tail is None:
+        if since_ms is not None:
+            found = consumer.offsets_for_times(dict.fromkeys(tps, since_ms))
+            for tp in tps:  # None: nothing that recent in this partition
+                consumer.seek(tp, end[tp] if found.get(tp) is None else found[tp].offset)
+        elif tail is None:
             consumer.seek_to_beginning()
         else:
             start = consumer.beginning_offsets(tps)

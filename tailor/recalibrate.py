@@ -28,6 +28,7 @@ from connectors.kafka_events import read_topic
 from evaluation import RESULTS_DIR
 from evaluation.blend_recalibration import IN_FORCE, BlendProposal, propose_blend
 from evaluation.recalibration import (
+    DAY_MS,
     History,
     Proposal,
     RecalibrationPlan,
@@ -39,11 +40,13 @@ from evaluation.recalibration import (
 )
 from evaluation.replay_metrics import markdown_table, print_table, write_results
 from operators.models_config import ModelsConfig
+from operators.rules_updates import BROADCAST_USER
 from operators.segment_rules import SegmentRules
 from settings import Settings
 from settings.progress import progress_bar
 from tailor.rules import publish
 
+TAIL = 16  # records per partition that find the newest event stamp
 LOG = "recalibrations.jsonl"
 PROPOSED_RULES = "recalibrated-segments.yaml"
 HEADERS = ["value", "", "entries", "precision", "recall", "F", "held-out entries", "held-out F"]
@@ -69,7 +72,7 @@ def recalibrate(
     plan = RecalibrationPlan.from_yaml(plan_path)
     if days is not None:
         plan = dataclasses.replace(plan, days=days)
-    records = read_topic(settings, settings.events_topic, timeout_s=600)
+    records = read_topic(settings, settings.events_topic, timeout_s=600, since_ms=_since(settings, plan.days))
     history = read_history((r.value for r in records), SegmentRules.from_yaml(rules_path), plan.days)
     in_force = history.rules
     out(f"replaying {len(history.events):,} events of {settings.events_topic} from {_when(history.first_ms)} to "
@@ -114,6 +117,16 @@ def recalibrate(
     write_results("recalibration", entry, "\n\n".join(markdown), results_dir)
     out(f"logged to {log_path}")
     return result
+
+
+def _since(settings: Settings, days: float) -> int | None:
+    """Where to start reading: only the last days are fetched (by the broker's time index), whatever the
+    topic's retention. The newest event stamp among the last records bounds them (rules updates are
+    stamped with the wall clock, events with their event time), with a day of slack for records stamped out
+    of order; None (read everything) if the tail holds no event."""
+    tail = read_topic(settings, settings.events_topic, tail=TAIL)
+    newest = max((r.timestamp for r in tail if r.key != BROADCAST_USER.encode()), default=None)
+    return None if newest is None else max(0, newest - int(days * DAY_MS) - DAY_MS)
 
 
 def _blend(

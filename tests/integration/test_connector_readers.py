@@ -55,6 +55,21 @@ def test_read_topic_tail_reads_the_last_records_of_each_partition(settings):
     )
 
 
+def test_read_topic_since_starts_at_the_first_record_stamped_then(settings):
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    for partition, stamps in ((0, (10, 20, 5, 30)), (1, (1, 2))):  # 5: a late record after the first >= 15
+        for ms in stamps:
+            producer.send(settings.events_topic, b"%d" % ms, partition=partition, timestamp_ms=ms)
+    producer.flush()
+    producer.close()
+
+    since = read_topic(settings.kafka_bootstrap, settings.events_topic, since_ms=15)
+
+    assert [(r.partition, r.value) for r in since] == [(0, b"20"), (0, b"5"), (0, b"30")]
+    assert read_topic(settings.kafka_bootstrap, settings.events_topic, since_ms=0) == read_topic(
+        settings.kafka_bootstrap, settings.events_topic)
+
+
 def test_topic_follower_sees_what_arrives_after_it_starts(settings):
     produce(settings, [(0, b"before")])
     follower = TopicFollower(settings.kafka_bootstrap, settings.events_topic, wait_s=5)
