@@ -1,5 +1,6 @@
-"""The operations dashboard ``tailor serve`` answers at ``/dashboard``: audiences over time, and each
-experiment's status with conversion, click-through, bounce and engagement per segment and variant.
+"""The operations dashboard ``tailor serve`` answers at ``/dashboard``: audiences over time, each
+experiment's status with conversion, click-through, bounce and engagement per segment and variant, and
+the latest recalibrations (``tailor recalibrate``) with their before and after figures.
 
 Audience sizes are sampled from Redis by the serving process (``AudienceHistory``, one sample every
 ``SAMPLE_S`` seconds, the last hour kept): the history starts when ``tailor serve`` does. Experiment results
@@ -17,6 +18,7 @@ template with autoescape (``connectors/web/dashboard.html``) and draws its chart
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -62,14 +64,19 @@ def sparkline(values: Sequence[float], width: int = 160, height: int = 28) -> st
     return " ".join(f"{i * step:.1f},{height - v / top * height:.1f}" for i, v in enumerate(values))
 
 
-def render(history: AudienceHistory, experiments: Sequence[Mapping[str, Any]], now_s: float) -> str:
+def render(
+    history: AudienceHistory, experiments: Sequence[Mapping[str, Any]], now_s: float,
+    recalibrations: Sequence[Mapping[str, Any]] = (),
+) -> str:
     """The page. ``experiments``: per experiment ``name``, ``variants``, ``audience`` and its ``report``
-    (a decoded ``tailor.experiment_report/1``, or None before the first report)."""
+    (a decoded ``tailor.experiment_report/1``, or None before the first report); ``recalibrations``: the
+    newest ``tailor recalibrate`` log entries (``connectors.recalibration_log``)."""
     audiences = [{"segment": s, "size": history.series(s)[-1], "points": sparkline(history.series(s))}
                  for s in history.segments()]
     span_s = history.samples[-1][0] - history.samples[0][0] if len(history.samples) > 1 else 0.0
+    runs = [{**r, "when": time.strftime("%Y-%m-%d %H:%M", time.gmtime(r["at"] / 1000))} for r in recalibrations]
     return _template().render(audiences=audiences, experiments=experiments, span_min=span_s / 60,
-                              samples=len(history.samples), now_s=now_s)
+                              samples=len(history.samples), now_s=now_s, recalibrations=runs)
 
 
 _ENVIRONMENT = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,

@@ -57,6 +57,11 @@ class RedisKeys:
     def experiment_metrics(self, name: str) -> str:
         return f"{self.prefix}experiment-metrics:{name}"
 
+    @property
+    def recalibrations(self) -> str:
+        """LIST of ``tailor recalibrate``'s log entries (JSON), newest first."""
+        return f"{self.prefix}recalibrations"
+
     def segment_name(self, key: str | bytes) -> str:
         """The segment of an audience key (as SCAN returns it, bytes or str)."""
         text = key.decode() if isinstance(key, bytes) else key

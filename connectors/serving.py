@@ -58,7 +58,7 @@ from operators.decisions import DecisionMatrix, DecisionMatrixError, Profile
 from operators.experiments import Experiment, ExperimentsError, load_experiments
 from operators.stale_cache import FRESH, MISS, STALE, StaleWhileRevalidate
 from settings import Settings
-from state_schemas import experiment_report, popular_items
+from state_schemas import experiment_report, popular_items, recalibration
 
 BREAKER = "redis"
 BREAKER_FAILURES, BREAKER_OPEN_S = 5, 5
@@ -284,6 +284,14 @@ class Serving:
         return [{"name": e.name, "variants": [v.name for v in e.variants], "audience": e.audience, "report": r}
                 for e, (r, _source) in zip(experiments, reports, strict=True)]
 
+    async def _recalibrations(self) -> list[dict[str, Any]]:
+        """The newest ``tailor recalibrate`` log entries (best effort: none if Redis does not answer)."""
+        try:
+            raw = await asyncio.wait_for(self.redis.lrange(self.keys.recalibrations, 0, 9), self.budget_s)
+        except (TimeoutError, RedisError, OSError):
+            return []
+        return [recalibration.decode(entry) for entry in raw]
+
     async def report(self, name: str) -> tuple[dict[str, Any] | None, str]:
         """An experiment's stored report (``tailor experiments report``), through the cache."""
         async def fetch() -> dict[str, Any] | None:
@@ -425,7 +433,8 @@ class Serving:
         @app.get("/dashboard", summary="audiences over time and experiment results (HTML)", include_in_schema=False)
         async def dashboard() -> Response:
             self.counts["requests_dashboard"] += 1
-            page = render(self.audiences, await self._experiment_results(), time.time())
+            page = render(self.audiences, await self._experiment_results(), time.time(),
+                          await self._recalibrations())
             return Response(page, media_type="text/html; charset=utf-8")
 
         @app.get("/tailor.js", summary="the personalization snippet", include_in_schema=False)

@@ -21,10 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
 import yaml
 
+from connectors import recalibration_log
 from connectors.kafka_events import read_topic
+from connectors.recalibration_log import RecalibrationLogUnavailable
 from evaluation import RESULTS_DIR
 from evaluation.blend_recalibration import IN_FORCE, BlendProposal, propose_blend
 from evaluation.recalibration import (
@@ -44,6 +45,7 @@ from operators.rules_updates import BROADCAST_USER
 from operators.segment_rules import SegmentRules
 from settings import Settings
 from settings.progress import progress_bar
+from state_schemas import recalibration
 from tailor.rules import publish
 
 TAIL = 16  # records per partition that find the newest event stamp
@@ -112,10 +114,14 @@ def recalibrate(
     result = Recalibration(in_force.version, after.version if after else None, apply and after is not None, proposals,
                            blend)
     entry = _log_entry(result, len(history.events), history.first_ms, history.last_ms)
+    record = recalibration.encode(entry)
     with log_path.open("ab") as log:
-        log.write(orjson.dumps(entry) + b"\n")
+        log.write(record + b"\n")
     write_results("recalibration", entry, "\n\n".join(markdown), results_dir)
-    out(f"logged to {log_path}")
+    try:
+        out(f"logged to {log_path} and Redis {recalibration_log.append(settings, record)}")
+    except RecalibrationLogUnavailable as exc:  # the file has it; what was applied stays applied
+        out(f"logged to {log_path}; not to Redis: {exc}")
     return result
 
 

@@ -1,6 +1,7 @@
 """The dashboard of `tailor serve` in a real headless Chromium: audiences written by the job's own Redis
-writer, sampled over time by the serving process, and the shipped experiment's stored report with its
-per-segment rows; screenshot-tested (set TAILOR_SCREENSHOTS=DIR to keep the picture, e.g. docs/)."""
+writer, sampled over time by the serving process, the shipped experiment's stored report with its
+per-segment rows, and a recalibration as `tailor recalibrate` logs it; screenshot-tested (set
+TAILOR_SCREENSHOTS=DIR to keep the picture, e.g. docs/)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 
+from connectors import recalibration_log
 from connectors.experiment_results import store
 from connectors.redis_audiences import RedisAudienceWriter
 from evaluation.experiment_report import stream_rows
@@ -21,7 +23,7 @@ from operators.experiment_outcomes import Outcome
 from operators.experiments import load_experiments
 from settings import PROJECT_ROOT, Settings
 from stack.service_process import running_server
-from state_schemas import experiment_report, segment_change
+from state_schemas import experiment_report, recalibration, segment_change
 from state_schemas.profile_state import ProfileState
 from state_schemas.segment_change import ENTER, SegmentChange
 from tests.integration.harness import wait_for
@@ -31,6 +33,30 @@ pytestmark = pytest.mark.integration
 
 PREFIX = "dash:"
 EXPERIMENTS = PROJECT_ROOT / "config" / "experiments.yaml"
+
+
+def _figures(entries: int, precision: float, recall: float, f: float) -> dict:
+    return {"entries": entries, "precision": precision, "recall": recall, "f": f}
+
+
+RECALIBRATION = {  # as tailor recalibrate logs it (the run of tests/integration/test_recalibrate.py)
+    "at": 1_796_000_000_000, "events": 30_000, "first_ms": 1, "last_ms": 2, "rules_before": "512b1fda0745",
+    "rules_after": "5cb092d9701e", "applied": True,
+    "thresholds": [
+        {"parameter": "hesitant_min_views", "segment": "interested_but_hesitant", "before": 2, "after": 6,
+         "decision": "apply", "before_heldout": _figures(326, 0.6, 0.89, 0.696),
+         "after_heldout": _figures(133, 1.0, 0.62, 0.905), "before_train": _figures(841, 0.597, 0.89, 0.639),
+         "after_train": _figures(314, 1.0, 0.621, 0.891)},
+        {"parameter": "abandon_after", "segment": "cart_abandoner", "before": "30m", "after": "30m",
+         "decision": "keep: the value in force scores best on the earlier part",
+         "before_heldout": _figures(104, 1.0, 1.0, 1.0), "after_heldout": _figures(104, 1.0, 1.0, 1.0),
+         "before_train": _figures(404, 1.0, 1.0, 1.0), "after_train": _figures(404, 1.0, 1.0, 1.0)},
+    ],
+    "blend": {"before": {"mf": 0.25, "content": 1.0, "recent": 1.0, "popular": 0.5, "covisit": 1.0},
+              "after": {"mf": 0.25, "content": 1.0, "recent": 1.0, "popular": 1.0, "covisit": 1.0},
+              "decision": "apply", "before_heldout_recall10": 0.5284, "after_heldout_recall10": 0.5508,
+              "before_train_recall10": 0.5764, "after_train_recall10": 0.5921},
+}
 
 
 def enter(writer: RedisAudienceWriter, users: range, segment: str) -> None:
@@ -62,6 +88,7 @@ def test_the_dashboard_shows_audiences_over_time_and_the_experiment(browser, tmp
     }
     rows = stream_rows(experiment, outcomes)
     store(settings, experiment.name, experiment_report.encode(experiment.name, rows, int(time.time() * 1000), 60_000))
+    recalibration_log.append(settings, recalibration.encode(RECALIBRATION))
     try:
         with running_server(settings, tmp_path / "serve.log") as url:
             wait_for(lambda: len(audiences(url)["sampled_at"]) >= 1, 15, "the first audience sample")
@@ -73,6 +100,7 @@ def test_the_dashboard_shows_audiences_over_time_and_the_experiment(browser, tmp
             audience_rows = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#audiences tr")][1:]
             decisions = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "table.experiment td.significant")]
             points = browser.find_element(By.CSS_SELECTOR, "#audiences polyline").get_attribute("points")
+            recalibrated = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#recalibrations tr")][1:]
             picture = tmp_path / "dashboard.png"
             browser.save_screenshot(str(picture))
     finally:
@@ -83,6 +111,10 @@ def test_the_dashboard_shows_audiences_over_time_and_the_experiment(browser, tmp
     assert len(points.split()) >= 2  # a line over time, not a point
     assert decisions == ["significant", "significant"]  # everyone and the segment, as the report says
     assert [r["decision"] for r in rows] == ["significant", "significant"]
+    assert recalibrated[0].endswith("hesitant_min_views (interested_but_hesitant) 2 → 6 F 0.696 → 0.905 apply")
+    assert "abandon_after (cart_abandoner) 30m → 30m" in recalibrated[1]
+    assert "recommendation blend popular 0.5 → 1.0" in recalibrated[2]
+    assert recalibrated[2].endswith("Recall@10 0.5284 → 0.5508 apply")
     assert picture.stat().st_size > 20_000  # a rendered page, not a blank one
     if os.environ.get("TAILOR_SCREENSHOTS"):
         shutil.copy(picture, Path(os.environ["TAILOR_SCREENSHOTS"]) / "dashboard.png")

@@ -17,7 +17,7 @@ from connectors.redis_keys import RedisKeys
 from evaluation.simulator import ShopperSimulator
 from operators.segment_rules import SegmentRules
 from settings import PROJECT_ROOT
-from state_schemas import segment_change
+from state_schemas import recalibration, segment_change
 from tailor.recalibrate import recalibrate
 from tests.faults.harness import JobProcess
 from tests.integration.harness import isolated_settings, quick_models_file, send_events, wait_for
@@ -91,6 +91,8 @@ def test_recalibrate_proposes_validates_logs_and_the_running_job_applies_it(stac
     entry = log[0]["thresholds"][0]
     assert (entry["before"], entry["after"]) == (2, 6)
     assert entry["after_heldout"]["precision"] > entry["before_heldout"]["precision"]
+    stored = recalibration.decode(redis_client.lindex(keys.recalibrations, 0))
+    assert stored["rules_after"] == result.rules_after and stored["thresholds"] == log[0]["thresholds"]
     proposed = SegmentRules.from_yaml(tmp_path / "results" / "recalibrated-segments.yaml")
     assert proposed.version == result.rules_after
 
