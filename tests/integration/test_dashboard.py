@@ -95,7 +95,7 @@ def test_the_dashboard_shows_audiences_over_time_and_the_experiment(browser, tmp
             enter(writer, range(30, 45), "weekly_active")  # the audience grows between samples
             wait_for(lambda: audiences(url)["segments"].get("weekly_active", [0])[-1] == 45, 15, "a later sample")
             sampled = audiences(url)
-            browser.set_window_size(1640, 660)
+            browser.set_window_size(1640, 900)
             browser.get(url + "/dashboard")
             audience_rows = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#audiences tr")][1:]
             decisions = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "table.experiment td.significant")]
