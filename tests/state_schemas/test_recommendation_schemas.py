@@ -62,7 +62,7 @@ def test_recommender_payloads_keep_floats_exact():
 
 
 @pytest.mark.parametrize("payload, message", [
-    ("[2, 1]", "version 2 is not readable"),
+    ("[3, 1]", "version 3 is not readable"),
     ('{"v": 1}', "must be a JSON array"),
     ("[1, 2]", "must have 7 fields"),
     ("nope", "not JSON"),
