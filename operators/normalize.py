@@ -169,6 +169,8 @@ def normalize(
                 "invalid_event_name", f"field 'event' is longer than {MAX_EVENT_NAME_LENGTH} characters"
             )
         name = canonical_name(raw_name)
+        if not name:  # only punctuation: nothing to name it by, and a forwarded copy would lose it
+            raise InvalidEvent("invalid_event_name", f"field 'event' {raw_name[:40]!r} has no letter or digit")
     elif lowered == "identify" and _inactive(msg):
         name = ev.TRAITS_UPDATED
     else:
