@@ -406,6 +406,15 @@ def test_normalize_rejects_a_track_event_without_a_name(value: Any) -> None:
     assert error.reason == "track events need a non-empty string field 'event'"
 
 
+@pytest.mark.parametrize("value", [":", " -- ", "\u200b", "!?"])
+def test_normalize_rejects_a_track_event_name_without_a_letter_or_digit(value: str) -> None:
+    # its canonical name would be empty: a copy forwarded to a merged id would then carry "event": ""
+    error = rejected(payload(event=value))
+
+    assert error.code == "invalid_event_name"
+    assert error.reason.endswith("has no letter or digit")
+
+
 @pytest.mark.parametrize(
     ("value", "kind"), [([1, 2], "array"), ("shoes", "string"), (3, "number"), (True, "boolean")]
 )

@@ -26,6 +26,7 @@ import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from operators.event_names import canonical_name
 from operators import normalize as normalize_module
 from operators.normalize import InvalidEvent, normalize
 from tests.fuzz.segment_strategies import (
@@ -144,13 +145,14 @@ def test_schema_states_normalize_bounds_verbatim() -> None:
     assert MAX_MS == NOW + normalize_module.MAX_FUTURE_SKEW_MS
 
 
-def test_schema_blank_event_pattern_is_exactly_python_whitespace() -> None:
-    """``event`` must not be blank: the schema's character class is the set of ``str.isspace``."""
+def test_schema_event_pattern_is_exactly_a_character_the_canonical_name_keeps() -> None:
+    """``event`` needs a character that survives ``canonical_name`` (an ASCII letter or digit once
+    lower-cased): the schema's character class is exactly that set."""
     schema = json.loads(SCHEMA_PATH.read_text())
     track = next(rule for rule in schema["allOf"] if "then" in rule)
-    not_blank = re.compile(track["then"]["properties"]["event"]["pattern"])  # as jsonschema applies it
+    named = re.compile(track["then"]["properties"]["event"]["pattern"])  # as jsonschema applies it
 
-    differing = [c for c in map(chr, range(0x110000)) if (not_blank.search(c) is not None) == c.isspace()]
+    differing = [c for c in map(chr, range(0x110000)) if (named.search(c) is not None) != bool(canonical_name(c))]
 
     assert differing == []
 
@@ -169,7 +171,10 @@ def test_schema_blank_event_pattern_is_exactly_python_whitespace() -> None:
         ({"type": "TRAC\u212a"}, False),  # KELVIN SIGN lower-cases to "k" in Python, not in the schema
         ({"type": "track\n"}, False),  # Python's "$" would match before the newline
         ({"event": "\u3000\x1c"}, False),
-        ({"event": "\u200b"}, True),  # a zero-width space is not white space
+        ({"event": "\u200b"}, False),  # not white space, but nothing the canonical name keeps
+        ({"event": ":"}, False),  # only punctuation: the canonical name would be empty
+        ({"event": " Product Viewed! "}, True),
+        ({"event": "\u212a"}, True),  # KELVIN SIGN: "k" once lower-cased
         ({"event": "x" * 201}, False),
         ({"timestamp": None, "sentAt": "2026-11-26T10:00:00Z"}, True),
         ({"timestamp": "2026-11-26T10:00:00Z", "sentAt": {"not": "checked"}}, True),
