@@ -359,7 +359,9 @@ class HybridRecommender:
         c = self.config
         k = c.k if k is None else k
         user = self.users.get(user_id)
-        excluded = _Excluded(user.purchased if user else (), exclude)
+        purchased = set(user.purchased) if user else set()
+        # a plain set when there is nothing else to exclude (the job): membership is tested per candidate
+        excluded: Container[str] = _Excluded(purchased, exclude) if exclude else purchased
         features: dict[str, list[float]] = {}  # item -> [content, recent, popular, covisit]
 
         def feature(item: str) -> list[float]:
@@ -371,9 +373,13 @@ class HybridRecommender:
         def add_popular(ranked: list[tuple[str, float]], scale: float = 1.0) -> None:
             if ranked:
                 top = ranked[0][1] or 1.0
-                for item, score in ranked:
-                    f = feature(item)
-                    f[2] = max(f[2], scale * score / top)
+                for item, score in ranked:  # feature(item), inlined: ~100 candidates per call
+                    f = features.get(item)
+                    value = scale * score / top
+                    if f is None:
+                        features[item] = [0.0, 0.0, value, 0.0]
+                    elif value > f[2]:
+                        f[2] = value
 
         categories: dict[str, float] = {}
         if user and user.recent:
