@@ -15,8 +15,8 @@ DEAD_LETTER_RECORD_TYPE = Types.ROW_NAMED(["user_id", "dead_letter"], [Types.STR
 MODEL_RECORD_TYPE = Types.ROW_NAMED(["kind", "payload"], [Types.STRING(), Types.STRING()])
 MODEL_EVENT = "event"
 CATALOG_ITEM = "catalog"
-# kind MODEL_BATCH: model inputs, ``[["event", <wire array>], ...]``, of every rule batch of a window as the
-# Java ModelBatcher gathered them (one Python call and one state write per window instead of per event)
+# kind MODEL_BATCH: one micro-batch of model inputs, ``[["event", <wire array>], ...]`` as the rule operator
+# emitted them (one Python call and one state write per batch instead of per event)
 MODEL_BATCH = "batch"
 # (user_id, tailor.recommendation/2 JSON)
 RECOMMENDATION_RECORD_TYPE = Types.ROW_NAMED(["user_id", "recommendation"], [Types.STRING(), Types.STRING()])
