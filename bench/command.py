@@ -59,8 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile-events", type=int, default=100_000, help="profile: events replayed")
     parser.add_argument("--http-seconds", type=float, default=10.0,
                         help="collector, serve: seconds per wrk scenario")
-    parser.add_argument("--profile-path", choices=("job", "baseline"), default="job",
-                        help="profile: the job's per-event Python (wire + state codecs) or the plain baseline's")
+    parser.add_argument("--profile-path", choices=("job", "models", "baseline"), default="job",
+                        help="profile: the job's per-event Python (wire + state codecs), the model hub's per "
+                             "model input, or the plain baseline's")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
