@@ -8,6 +8,8 @@ Flink state bytes per user.
 * :func:`redis_bytes_per_user` sums ``MEMORY USAGE`` over a random sample of the profile hashes
   (scaled to all of them) plus every audience set (exact), divided by the number of profiles.
 * :func:`flink_state_bytes` reads the latest completed checkpoint's size from Flink's REST API.
+* :func:`tail_rate`: events/s over the last seconds of a run; a contender that warms up for minutes (the
+  online models: JIT, caches) is faster there than its average says.
 
 >>> s = ProcessTreeSampler([os.getpid()]); cpu = s.sample(); cpu >= 0 and s.peak_rss_mb["python"] > 0
 True
@@ -24,6 +26,22 @@ from connectors.redis_reader import RedisReader
 
 _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def tail_rate(samples: list[tuple[float, int]], seconds: float) -> int | None:
+    """Events/s over the last ``seconds`` of ``(time, count)`` samples (in time order); None if they
+    span less than twice that (the tail would be most of the run).
+
+    >>> tail_rate([(0.0, 0), (10.0, 100), (20.0, 300), (30.0, 600)], 10)
+    30
+    >>> tail_rate([(0.0, 0), (10.0, 100)], 10) is None
+    True
+    """
+    if not samples or samples[-1][0] - samples[0][0] < 2 * seconds:
+        return None
+    t_end, n_end = samples[-1]
+    t_start, n_start = next((t, n) for t, n in reversed(samples) if t_end - t >= seconds)
+    return round((n_end - n_start) / (t_end - t_start))
 
 
 class ProcessTreeSampler:

@@ -15,6 +15,8 @@ JSON schema ``tailor.bench/1`` (one object)::
                     processed                         records the contender handled
                     complete                          true: lag reached 0; false: time-boxed (partial)
                     seconds, events_per_s             first counted tick -> last (see bench.runner)
+                    tail_events_per_s                 time-boxed runs: the rate over the last 30 s
+                                                      (null if complete or shorter than 60 s)
                     startup_s                         launch -> first counted tick
                     cpu_s, cpu_s_per_1k_events        the contender's process tree
                     infra_cpu_s_per_1k_events         Kafka broker + Redis server, same interval
@@ -60,6 +62,8 @@ def markdown(results: dict) -> str:
         rss = r.get("peak_rss_mb", {})
         state = (r.get("flink_state") or {}).get("bytes_per_user")
         rate = f"{r['events_per_s']:,}" + ("" if r.get("complete") else " (time-boxed)")
+        if r.get("tail_events_per_s"):
+            rate += f"; last 30 s: {r['tail_events_per_s']:,}"
         lines.append(
             f"| {r['contender']} | {r['workload']} | {rate} | {r['processed']:,} / {r['events']:,} "
             f"| {_num(r.get('cpu_s_per_1k_events'))} | {rss.get('jvm', 0):,} / {rss.get('python', 0):,} "

@@ -11,10 +11,11 @@ a segment-changes topic and a Redis prefix of its own:
 3. stop when the count reaches the records in the topic (consumer lag back to zero) or when
    ``max_seconds`` have passed since the anchor (**time-boxed**: the rate is then over what was
    processed, and ``complete`` is false);
-4. events/s = records between anchor and end / seconds between them; CPU seconds per 1,000 events
-   over the same interval; Flink state = size of the first checkpoint completed after the end;
-   Redis bytes per user from ``MEMORY USAGE``; then the contender is stopped and its keys and topics
-   deleted (unless ``keep``).
+4. events/s = records between anchor and end / seconds between them (and, for a time-boxed run, the
+   rate over its last ``TAIL_S`` seconds: the steady rate of a contender that warms up for minutes);
+   CPU seconds per 1,000 events over the same interval; Flink state = size of the first checkpoint
+   completed after the end; Redis bytes per user from ``MEMORY USAGE``; then the contender is stopped
+   and its keys and topics deleted (unless ``keep``).
 
 **Latency sweep** (contenders that write, right after their throughput runs): a fresh events topic, the
 contender started and warmed up, then a paced simulator (event time = send time) at 25/50/75/100 % of
@@ -43,6 +44,7 @@ from settings import PROJECT_ROOT, Settings
 from stack import process, topics
 
 TICK_S = 0.25
+TAIL_S = 30.0
 PROGRESS_EVERY_S = 10.0
 RESULTS_DIR = PROJECT_ROOT / "bench-results"
 
@@ -196,8 +198,9 @@ def _throughput_run(b: _Bench, contender: Contender, workload: workloads.Workloa
         result["startup_s"] = round(anchor[0] - t_launch, 1)
         t_anchor, n_anchor, cpu_anchor = anchor
         infra_anchor = infra.sample()
+        counts: list[tuple[float, int]] = [(t_anchor, n_anchor)]
         t_end, n_end, cpu_end, infra_end, complete = _follow(b, contender, running, tree, infra, workload.events,
-                                                           t_anchor)
+                                                           t_anchor, counts)
         seconds = max(t_end - t_anchor, 1e-6)
         done = n_end - n_anchor
         result.update({
@@ -205,6 +208,7 @@ def _throughput_run(b: _Bench, contender: Contender, workload: workloads.Workloa
             "complete": complete,
             "seconds": round(seconds, 2),
             "events_per_s": round(done / seconds) if done > 0 else 0,
+            "tail_events_per_s": None if complete else measure.tail_rate(counts, TAIL_S),
             "cpu_s": round(cpu_end - cpu_anchor, 2),
             "cpu_s_per_1k_events": round((cpu_end - cpu_anchor) / done * 1000, 3) if done > 0 else None,
             "infra_cpu_s_per_1k_events": round((infra_end - infra_anchor) / done * 1000, 3) if done > 0 else None,
@@ -218,8 +222,10 @@ def _throughput_run(b: _Bench, contender: Contender, workload: workloads.Workloa
             if size is not None:
                 size["bytes_per_user"] = round(size["state_size"] / workload.users, 1) if complete else None
             result["flink_state"] = size
+        tail = result["tail_events_per_s"]
         b.out(f"bench:   [{contender.id}] {result['events_per_s']:,} events/s over {done:,} events in "
-              f"{seconds:.1f} s{'' if complete else ' (TIME-BOXED, partial)'}; "
+              f"{seconds:.1f} s{'' if complete else ' (TIME-BOXED, partial)'}"
+              f"{'' if tail is None else f', last {TAIL_S:.0f} s: {tail:,}/s'}; "
               f"{result['cpu_s_per_1k_events']} CPU s / 1k events")
     except Exception as exc:  # noqa: BLE001 - one broken contender must not lose the others' results
         result["error"] = str(exc)[-3000:]
@@ -258,7 +264,8 @@ def _wait_for_start(b: _Bench, running: Running, tree: measure.ProcessTreeSample
         time.sleep(TICK_S)
 
 
-def _follow(b, contender, running, tree, infra, total, t_anchor):  # type: ignore[no-untyped-def]
+def _follow(b, contender, running, tree, infra, total, t_anchor, counts):  # type: ignore[no-untyped-def]
+    """Sample until done or time-boxed; ``counts`` gets every (time, count) sample."""
     last_say = time.monotonic()
     while True:
         failure = running.failure()
@@ -267,6 +274,7 @@ def _follow(b, contender, running, tree, infra, total, t_anchor):  # type: ignor
         _add_pids(running, tree)
         now, count, cpu, infra_cpu = time.monotonic(), running.processed(), tree.sample(), infra.sample()
         count = count or 0
+        counts.append((now, count))
         if count >= total:
             return now, count, cpu, infra_cpu, True
         if now - t_anchor >= b.options.max_seconds:
