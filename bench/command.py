@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-fractions", help="loads for the latency sweep, as fractions of each contender's "
                                                     "measured rate (default 0.25,0.5,0.75,1.0; smoke 0.5)")
     parser.add_argument("--latency-seconds", type=float, help="seconds per latency step (default 20; smoke 4)")
+    parser.add_argument("--latency-warmup-seconds", type=float,
+                        help="seconds at the first fraction before the measured steps, on a freshly started "
+                             "contender (default 5; smoke 1); the models path needs ~120 to reach its steady rate")
     parser.add_argument("--keep", action="store_true", help="keep the bench topics and Redis keys for inspection")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--rest-port", type=int, default=8091,
@@ -87,6 +90,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     for name in ("events", "users", "items", "taobao_events", "max_seconds", "latency_seconds"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
+    if args.latency_warmup_seconds is not None:
+        changes["latency_warmup_s"] = args.latency_warmup_seconds
     if args.latency_fractions:
         changes["latency_fractions"] = tuple(float(f) for f in args.latency_fractions.split(","))
     options = BenchOptions.smoke(**changes) if args.smoke else BenchOptions(**changes)

@@ -26,7 +26,8 @@ JSON schema ``tailor.bench/1`` (one object)::
                                  bytes_per_user}      Flink only; per user = size / workload users
                     redis {users, profile_bytes, audience_bytes, bytes_per_user}
                     error                             only if the run failed ]
-    latency       [ one per contender: contender, max_rate, error?,
+    latency       [ one per contender: contender, max_rate (its first run's tail rate if time-boxed, else
+                    its events/s), error?,
                     steps [{fraction, target_rate, achieved_rate, sent, drained,
                             redis {count, p50_ms, p95_ms, p99_ms, max_ms},
                             kafka_read_committed {...same...}}] ]

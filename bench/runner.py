@@ -19,7 +19,9 @@ a segment-changes topic and a Redis prefix of its own:
 
 **Latency sweep** (contenders that write, right after their throughput runs): a fresh events topic, the
 contender started and warmed up, then a paced simulator (event time = send time) at 25/50/75/100 % of
-the contender's measured sustained rate, ``latency_seconds`` per step, draining between steps; every
+the contender's measured sustained rate (a time-boxed run's tail rate: its steady rate, not its average
+over the warm-up), after ``latency_warmup_s`` at the first fraction (a fresh JVM compiles for minutes on
+the models path), ``latency_seconds`` per step, draining between steps; every
 event-triggered change is timed to Redis pub/sub and to a ``read_committed`` Kafka consumer
 (:mod:`bench.latency`).
 """
@@ -129,7 +131,7 @@ def run_bench(settings: Settings, options: BenchOptions, out=print) -> dict:  # 
         for contender in _cluster_last(chosen):
             runs = [_throughput_run(b, contender, workload) for workload in loaded]
             results["throughput"] += runs
-            rate = runs[0].get("events_per_s") if "error" not in runs[0] else None
+            rate = _sustained_rate(runs[0])
             if options.latency and contender.writes and rate:
                 results["latency"].append(_latency_run(b, contender, rate))
     finally:
@@ -365,6 +367,21 @@ def _latency_run(b: _Bench, contender: Contender, max_rate: float) -> dict:
             with _stored(s) as stored:
                 measure.delete_prefix(stored)
     return result
+
+
+def _sustained_rate(run: dict) -> float | None:
+    """The rate the latency sweep paces from: a time-boxed run's tail rate when it has one, else its average.
+
+    >>> _sustained_rate({"events_per_s": 700, "tail_events_per_s": 1100})
+    1100
+    >>> _sustained_rate({"events_per_s": 700, "tail_events_per_s": None})
+    700
+    >>> _sustained_rate({"error": "boom"}) is None
+    True
+    """
+    if "error" in run:
+        return None
+    return run.get("tail_events_per_s") or run.get("events_per_s")
 
 
 def _drain(running: Running, total: int, timeout_s: float) -> bool:
