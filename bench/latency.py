@@ -3,16 +3,17 @@
 Two listeners run as threads in the harness while a paced simulator (event time = send time) feeds a
 contender:
 
-* :class:`RedisChangeListener` subscribes to the contender's segment-changes pub/sub channel
-  (published in the same pipeline as the audience-set update, so "on the channel" means "in
-  Redis");
+* :class:`RedisChangeListener` subscribes to the contender's segment-changes and recommendations pub/sub
+  channels (published in the same pipeline as the audience-set or list update, so "on the channel" means
+  "in Redis");
 * :class:`KafkaChangeListener` reads the contender's segment-changes topic as a ``read_committed``
   consumer (for the Flink job: visible when the checkpoint covering the change completes).
 
-Only changes caused by an event (``trigger == "event"``) are timed: their ``event_time`` is the
-triggering event's time, which the paced producer set to the send time. Timer-driven changes have no
-producing event. Each observation is ``(received_ms, latency_ms)``; :func:`percentiles` summarises the
-ones whose event fell in a window.
+Only changes caused by an event (``trigger == "event"``) and recommendations are timed: their
+``event_time`` is the triggering event's time, which the paced producer set to the send time. Timer-driven
+changes have no producing event. Each is kept by kind (``rule``, ``cluster``, ``recommendation``) with its
+latency to the listener and to its ``emit_time`` (when the job's operator made it: the rest is the Redis
+writer's buffering and the wire); :func:`percentiles` summarises those whose event fell in a window.
 
 >>> percentiles([(0, v) for v in range(1, 101)])
 {'count': 100, 'p50_ms': 50, 'p95_ms': 95, 'p99_ms': 99, 'max_ms': 100}
@@ -29,32 +30,53 @@ import orjson
 from connectors.kafka_events import TopicFollower
 from connectors.redis_reader import Subscription
 
+CHANGE_KINDS = ("rule", "cluster")
+RECOMMENDATION = "recommendation"
+
 
 class _Listener(threading.Thread):
     def __init__(self) -> None:
         super().__init__(daemon=True)
-        self.observed: list[tuple[int, int, int]] = []  # (event_time, received, latency)
+        # (event_time, received, latency, kind, latency to emit_time)
+        self.observed: list[tuple[int, int, int, str, int]] = []
         self.stopping = threading.Event()
         self.ready = threading.Event()
 
     def _record(self, payload: bytes, received: int) -> None:
-        change = orjson.loads(payload)
-        if change.get("trigger") == "event":
-            self.observed.append((change["event_time"], received, received - change["event_time"]))
+        record = orjson.loads(payload)
+        if record.get("trigger") == "event" or "items" in record:
+            t = record["event_time"]
+            kind = RECOMMENDATION if "items" in record else record["kind"]
+            self.observed.append((t, received, received - t, kind, record.get("emit_time", received) - t))
 
     def stop(self) -> None:
         self.stopping.set()
         self.join(10)
 
-    def window(self, start_ms: int, end_ms: int) -> list[tuple[int, int]]:
-        """(received, latency) of the changes whose triggering event happened in [start, end)."""
-        return [(r, lat) for t, r, lat in list(self.observed) if start_ms <= t < end_ms]
+    def window(
+        self, start_ms: int, end_ms: int, kinds: tuple[str, ...] = CHANGE_KINDS, to_emit: bool = False
+    ) -> list[tuple[int, int]]:
+        """(received, latency) of the ``kinds`` whose triggering event happened in [start, end); ``to_emit``:
+        the latency to the job's emit time instead of to this listener.
+
+        >>> listener = _Listener()
+        >>> listener._record(b'{"trigger":"event","kind":"rule","event_time":100,"emit_time":130}', 150)
+        >>> listener._record(b'{"items":[],"event_time":100,"emit_time":140}', 190)
+        >>> listener.window(0, 200), listener.window(0, 200, (RECOMMENDATION,), to_emit=True)
+        ([(150, 50)], [(190, 40)])
+        """
+        return [(r, emitted if to_emit else lat) for t, r, lat, kind, emitted in list(self.observed)
+                if start_ms <= t < end_ms and kind in kinds]
+
+    def kinds(self) -> list[str]:
+        """The kinds observed so far."""
+        return sorted({o[3] for o in list(self.observed)})
 
 
 class RedisChangeListener(_Listener):
     def __init__(self, host: str, port: int, prefix: str) -> None:
         super().__init__()
-        self.channels = Subscription(host, port, prefix, changes=True, recommendations=False)
+        self.channels = Subscription(host, port, prefix, changes=True, recommendations=True)
 
     def run(self) -> None:
         self.ready.set()

@@ -29,8 +29,10 @@ JSON schema ``tailor.bench/1`` (one object)::
     latency       [ one per contender: contender, max_rate (its first run's tail rate if time-boxed, else
                     its events/s), error?,
                     steps [{fraction, target_rate, achieved_rate, sent, drained,
-                            redis {count, p50_ms, p95_ms, p99_ms, max_ms},
-                            kafka_read_committed {...same...}}] ]
+                            redis {count, p50_ms, p95_ms, p99_ms, max_ms}     segment changes
+                            kafka_read_committed {...same...}                  segment changes
+                            redis_by_kind {rule|cluster|recommendation: {...same...}}
+                            emitted_by_kind {...same, to the record's emit_time: the job alone}}] ]
     notes         [strings]
     files         paths written (added after writing)
 
@@ -72,14 +74,18 @@ def markdown(results: dict) -> str:
         )
     if results.get("latency"):
         lines += ["", "| contender | load | achieved ev/s | event -> Redis p50 / p95 / p99 ms "
-                  "| event -> Kafka read_committed p50 / p95 / p99 ms |", "|---|---:|---:|---:|---:|"]
+                  "| event -> Kafka read_committed p50 / p95 / p99 ms "
+                  "| event -> recommendation in Redis p50 / p95 / p99 ms |",
+                  "|---|---:|---:|---:|---:|---:|"]
         for run in results["latency"]:
             if "error" in run and not run["steps"]:
-                lines.append(f"| {run['contender']} | FAILED | | | |")
+                lines.append(f"| {run['contender']} | FAILED | | | | |")
             for step in run["steps"]:
+                recs = (step.get("redis_by_kind") or {}).get("recommendation")
                 lines.append(
                     f"| {run['contender']} | {step['fraction']:.0%} of {run['max_rate']:,.0f} "
-                    f"| {step['achieved_rate']:,} | {_pcts(step['redis'])} | {_pcts(step['kafka_read_committed'])} |"
+                    f"| {step['achieved_rate']:,} | {_pcts(step['redis'])} | {_pcts(step['kafka_read_committed'])} "
+                    f"| {_pcts(recs) if recs else '-'} |"
                 )
     return "\n".join(lines)
 

@@ -351,10 +351,15 @@ def _latency_run(b: _Bench, contender: Contender, max_rate: float) -> dict:
             kafka_stats = latency.percentiles(listeners[1].window(start_ms, end_ms))
             step = {"fraction": fraction, "target_rate": round(rate), "sent": sent,
                     "achieved_rate": round(sent / max(send_s, 1e-6)),
-                    "drained": drained, "redis": redis_stats, "kafka_read_committed": kafka_stats}
+                    "drained": drained, "redis": redis_stats, "kafka_read_committed": kafka_stats,
+                    "redis_by_kind": {k: latency.percentiles(listeners[0].window(start_ms, end_ms, (k,)))
+                                      for k in listeners[0].kinds()},
+                    "emitted_by_kind": {k: latency.percentiles(listeners[0].window(start_ms, end_ms, (k,), True))
+                                        for k in listeners[0].kinds()}}
             result["steps"].append(step)
+            by_kind = ", ".join(f"{k} {v['p99_ms']}" for k, v in step["redis_by_kind"].items())
             b.out(f"bench:   [{contender.id}] {fraction:.0%} ({step['achieved_rate']:,}/s): event -> Redis p99 "
-                  f"{redis_stats['p99_ms']} ms, -> Kafka read_committed p99 {kafka_stats['p99_ms']} ms")
+                  f"{redis_stats['p99_ms']} ms ({by_kind}), -> Kafka read_committed p99 {kafka_stats['p99_ms']} ms")
     except Exception as exc:  # noqa: BLE001
         result["error"] = str(exc)[-3000:]
         b.out(f"bench:   [{contender.id}] latency FAILED: {str(exc)[-1500:]}")

@@ -56,5 +56,9 @@ def test_bench_smoke_runs_a_baseline_and_the_flink_job_on_the_same_data(stack_se
         assert "error" not in latency[name], latency[name].get("error")
         step = latency[name]["steps"][0]
         assert step["sent"] > 0 and step["redis"]["count"] > 0 and step["redis"]["p99_ms"] > 0
+        # no models here: every timed change is a rule change, and it was emitted before Redis had it
+        assert set(step["redis_by_kind"]) == {"rule"}
+        assert step["redis_by_kind"]["rule"]["count"] == step["redis"]["count"]
+        assert step["emitted_by_kind"]["rule"]["p50_ms"] <= step["redis_by_kind"]["rule"]["p50_ms"]
     assert latency["thread"]["steps"][0]["kafka_read_committed"]["count"] > 0
     assert any(p.endswith("-throughput.png") for p in results["files"])
