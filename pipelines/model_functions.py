@@ -21,7 +21,7 @@ import time
 import orjson
 from pyflink.common import Row
 from pyflink.common.typeinfo import Types
-from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext, TimeDomain
+from pyflink.datastream import KeyedProcessFunction, RuntimeContext, TimeDomain
 from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from connectors.redis_clients import NO_AUTH, RedisAuth
@@ -30,10 +30,12 @@ from operators.models_config import ModelsConfig
 from pipelines.flink_metrics import BatchedCounter
 from pipelines.records import (
     CATALOG_ITEM,
-    CHANGE_RECORD_TYPE,
-    DEAD_LETTER_RECORD_TYPE,
+    CHANGES,
+    DEAD_LETTERS,
     MODEL_BATCH,
     MODEL_EVENT,
+    RECOMMENDATIONS,
+    batched,
 )
 from pipelines.redis_flushing import FlushedRedisWriter
 from pipelines.segmentation_functions import MODEL_INPUTS
@@ -49,10 +51,6 @@ from state_schemas.model_input import FORGOTTEN
 
 MODEL_KEY = "models"
 POPULAR_ITEMS, POPULAR_EVERY_MS = 100, 1000  # the generic list in Redis: its length, its refresh interval
-# Changes of kind "cluster", merged into the segment-changes sink.
-CLUSTER_CHANGES = OutputTag("cluster_changes", CHANGE_RECORD_TYPE)
-# (user_id, tailor.dead_letter/1 JSON) of records the models raised on (``internal_error:<ExceptionType>``)
-DEAD_LETTERS = OutputTag("model_dead_letters", DEAD_LETTER_RECORD_TYPE)
 
 
 def model_key_of(row):  # type: ignore[no-untyped-def]
@@ -72,15 +70,23 @@ def model_batch_record(row: Row) -> Row:
 
 
 class LearnModels(KeyedProcessFunction):
-    """Model inputs and catalog items in; cluster changes (side output) and recommendations out."""
+    """Model inputs and catalog items in; per call, one batched row (``pipelines.records.batched``) per kind:
+
+    RECOMMENDATIONS  (user_id, tailor.recommendation/2)
+    CHANGES          (user_id, tailor.segment_change/2) of kind "cluster", merged into the segment-changes sink
+    DEAD_LETTERS     (None, tailor.dead_letter/1) of records the models raised on (``internal_error:<Type>``)
+
+    Batched rows, not a record and a side output per change: a record crossing Python -> Java costs about
+    as much as the call.
+    """
 
     def __init__(
         self, models: ModelsConfig, redis_host: str, redis_port: int, redis_prefix: str, source_topic: str = "events",
-        redis_auth: RedisAuth = NO_AUTH,
+        redis_auth: RedisAuth = NO_AUTH, catalog_topic: str = "catalog",
     ) -> None:
         self.models = models
         self.redis_auth = redis_auth
-        self.source_topic = source_topic
+        self.source_topic, self.catalog_topic = source_topic, catalog_topic  # a dead letter's source
         self.redis_host, self.redis_port, self.redis_prefix = redis_host, redis_port, redis_prefix
 
     def open(self, runtime_context: RuntimeContext) -> None:
@@ -116,10 +122,11 @@ class LearnModels(KeyedProcessFunction):
                 hub.add_catalog_item(catalog_item.decode(value[1]))
                 self._persist(hub)
             except Exception as exc:  # noqa: BLE001 - no record may stop the job: it becomes a dead letter
-                yield self._dead_letter(exc, value[1], now)
+                yield Row(DEAD_LETTERS, batched([self._dead_letter(exc, value[1], self.catalog_topic, now)]))
             return
         rows = orjson.loads(value[1]) if value[0] == MODEL_BATCH else [[MODEL_EVENT, orjson.loads(value[1])]]
         hub = None
+        out = _Outputs()
         for _, row in rows:
             try:  # the models learn and score before anything is emitted
                 hub = self.hub or self._restore()
@@ -127,30 +134,28 @@ class LearnModels(KeyedProcessFunction):
                 changes, items = hub.process_one(event)
                 encoded = [segment_change.encode(c, now) for c in changes]
             except Exception as exc:  # noqa: BLE001 - no record may stop the job: it becomes a dead letter
-                yield self._dead_letter(exc, orjson.dumps(row).decode(), now)
+                out.dead_letters.append(self._dead_letter(exc, orjson.dumps(row).decode(), self.source_topic, now))
                 continue
-            yield from self._emit(hub, event, changes, encoded, items, now)
+            self._emit(hub, event, changes, encoded, items, now, out)
         self.model_events.inc(len(rows))
         if hub is not None:
             self._persist(hub)  # once per batch: a checkpoint never splits a record, so state stays exact
             self._popular_changed(hub, now, ctx)
         self.redis.arm(ctx)
+        yield from out.rows()
 
-    def _dead_letter(self, exc: Exception, original: str, now: int):  # type: ignore[no-untyped-def]
+    def _dead_letter(self, exc: Exception, original: str, source: str, now: int) -> tuple[None, bytes]:
         self.internal_errors.inc()
-        return DEAD_LETTERS, Row(None, dead_letter.encode_internal_error(
-            exc, original, self.source_topic, now, "learn_models"
-        ).decode())
+        return None, dead_letter.encode_internal_error(exc, original, source, now, "learn_models")
 
-    def _emit(self, hub, event, changes, encoded, items, now: int):  # type: ignore[no-untyped-def]
+    def _emit(self, hub, event, changes, encoded, items, now: int, out: _Outputs) -> None:  # type: ignore[no-untyped-def]
         if event.event_name in FORGOTTEN:  # the rule operator already deleted the profile
             self.redis.writer.forget(event.user_id, changes, encoded)
         elif changes:
             self.redis.writer.write_cluster_changes(event.user_id, hub.cluster_segment(event.user_id), changes, encoded)
         if changes:
             self.cluster_changes_out.inc(len(changes))
-            for payload in encoded:
-                yield CLUSTER_CHANGES, Row(event.user_id, payload.decode())
+            out.changes += [(event.user_id, payload) for payload in encoded]
         if items is not None:
             self.recommendations_out.inc()
             payload = recommendation.encode(
@@ -160,7 +165,7 @@ class LearnModels(KeyedProcessFunction):
                 emit_time=now,
             )
             self.redis.writer.write_recommendations(event.user_id, payload)
-            yield Row(event.user_id, payload.decode())
+            out.recommendations.append((event.user_id, payload))
 
     def _popular_changed(self, hub: ModelHub, now: int, ctx) -> None:  # type: ignore[no-untyped-def]
         """The trending list goes to Redis at most every POPULAR_EVERY_MS; a change in between is written
@@ -191,6 +196,23 @@ class LearnModels(KeyedProcessFunction):
         _apply(self.users, changes.users)
         _apply(self.items, changes.items)
         self.globals.update(changes.globals)
+
+
+class _Outputs:
+    """What one call emits, gathered per kind."""
+
+    __slots__ = ("changes", "dead_letters", "recommendations")
+
+    def __init__(self) -> None:
+        self.recommendations: list[tuple[str, bytes]] = []
+        self.changes: list[tuple[str, bytes]] = []
+        self.dead_letters: list[tuple[None, bytes]] = []
+
+    def rows(self):  # type: ignore[no-untyped-def]
+        for kind, pairs in ((RECOMMENDATIONS, self.recommendations), (CHANGES, self.changes),
+                            (DEAD_LETTERS, self.dead_letters)):
+            if pairs:
+                yield Row(kind, batched(pairs))
 
 
 def _apply(map_state, entries: dict[str, str | None]) -> None:  # type: ignore[no-untyped-def]

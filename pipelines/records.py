@@ -3,13 +3,28 @@ PEMJA copies a Python bytes object into a Java byte[] element by element, ~100 u
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from pyflink.common.typeinfo import Types
 
-# (user_id, tailor.segment_change/2 JSON), rule and cluster changes alike -- the user id becomes the
-# Kafka record key
-CHANGE_RECORD_TYPE = Types.ROW_NAMED(["user_id", "change"], [Types.STRING(), Types.STRING()])
-# (user_id or None, tailor.dead_letter/1 JSON)
-DEAD_LETTER_RECORD_TYPE = Types.ROW_NAMED(["user_id", "dead_letter"], [Types.STRING(), Types.STRING()])
+# (kind, JSON array of [key, record]) -- one row per kind per call of a Python operator, split into
+# records in Java by pipelines.java_operators.unbatch: a record crossing Python -> Java costs as much as a call
+BATCHED_RECORD_TYPE = Types.ROW_NAMED(["kind", "records"], [Types.STRING(), Types.STRING()])
+# Kinds split out as (user_id, record) -- the user id becomes the Kafka record key (None for dead letters):
+# tailor.segment_change/2 (rule and cluster changes), tailor.dead_letter/1, tailor.recommendation/2
+CHANGES, DEAD_LETTERS, RECOMMENDATIONS = "changes", "dead_letters", "recommendations"
+
+
+def batched(pairs: Any) -> str:
+    """``[[key, record], ...]`` with each record (JSON bytes) embedded as written, not re-encoded.
+
+    >>> batched([("u1", b'{"a":1}'), (None, b'{"b":2}')])
+    '[["u1",{"a":1}],[null,{"b":2}]]'
+    """
+    return orjson.dumps([[key, orjson.Fragment(record)] for key, record in pairs]).decode()
+
+
 # (kind, payload) into the model hub: kind MODEL_EVENT -> ``state_schemas.model_input`` wire form,
 # CATALOG_ITEM -> tailor.catalog_item/1
 MODEL_RECORD_TYPE = Types.ROW_NAMED(["kind", "payload"], [Types.STRING(), Types.STRING()])
@@ -18,5 +33,3 @@ CATALOG_ITEM = "catalog"
 # kind MODEL_BATCH: one micro-batch of model inputs, ``[["event", <wire array>], ...]`` as the rule operator
 # emitted them (one Python call and one state write per batch instead of per event)
 MODEL_BATCH = "batch"
-# (user_id, tailor.recommendation/2 JSON)
-RECOMMENDATION_RECORD_TYPE = Types.ROW_NAMED(["user_id", "recommendation"], [Types.STRING(), Types.STRING()])

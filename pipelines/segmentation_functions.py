@@ -31,14 +31,13 @@ from operators.segment_rules import SegmentRules
 from operators.segmentation_step import MAX_TIMER_MS
 from operators.segmenter import CachedProfileStore, Segmenter
 from pipelines.flink_metrics import BatchedCounter
-from pipelines.records import MODEL_EVENT
+from pipelines.records import CHANGES, DEAD_LETTERS, MODEL_EVENT, batched
 from pipelines.redis_flushing import FlushedRedisWriter
 from settings.secrets import pseudonym_key
 from state_schemas import experiment_metrics, model_input, rules_state
 
-# (kind, JSON array of [key, record]) -- one row per kind per batch; pipelines.java_operators.unbatch
-OUTPUT_TYPE = Types.ROW_NAMED(["kind", "records"], [Types.STRING(), Types.STRING()])
-CHANGES, DEAD_LETTERS, MODEL_INPUTS = "changes", "dead_letters", "model_inputs"
+# Kinds of its batched rows (pipelines.records.BATCHED_RECORD_TYPE), besides CHANGES and DEAD_LETTERS:
+MODEL_INPUTS = "model_inputs"
 FEEDBACK = "feedback"  # identity control events and forwarded events, back to the events topic
 EXPERIMENTS = "experiments"  # a bucket's changed experiment totals (tailor.experiment_metrics/1)
 # A bucket's changed experiment totals leave at most this often (they are absolute: nothing is lost by
@@ -193,16 +192,16 @@ class SegmentBatches(KeyedProcessFunction):
         if emitted:
             self.changes_out.inc(len(emitted))
             self.redis.arm(ctx)  # the writer flushes every max_batch commands, this timer after max_delay_ms
-            yield Row(CHANGES, _pairs((e.user_id, e.payload) for e in emitted))
+            yield Row(CHANGES, batched((e.user_id, e.payload) for e in emitted))
         if self.dead:
             self.internal_errors.inc(sum(b'"error":"internal_error:' in record for record in self.dead))
-            yield Row(DEAD_LETTERS, _pairs((None, record) for record in self.dead))
+            yield Row(DEAD_LETTERS, batched((None, record) for record in self.dead))
             self.dead.clear()
         if self.models:
-            yield Row(MODEL_INPUTS, _pairs((MODEL_EVENT, record) for record in self.models))
+            yield Row(MODEL_INPUTS, batched((MODEL_EVENT, record) for record in self.models))
             self.models.clear()
         if self.feedback:
-            yield Row(FEEDBACK, _pairs(self.feedback))
+            yield Row(FEEDBACK, batched(self.feedback))
             self.feedback.clear()
         if segmenter.experiments.dirty:  # saved with every batch: the users' exposures are, too
             self.experiment_totals.update(experiment_metrics.encode_totals(segmenter.experiments.totals))
@@ -234,12 +233,7 @@ class SegmentBatches(KeyedProcessFunction):
             self.redis.writer.write_experiment_totals(group[0], experiment_metrics.field_of(group, bucket), payload)
             records.append((experiment_metrics.record_key(group, bucket), payload))
         self.redis.arm(ctx)
-        yield Row(EXPERIMENTS, _pairs(records))
-
-
-def _pairs(pairs: Any) -> str:
-    """``[[key, record], ...]`` with each record (JSON bytes) embedded as written, not re-encoded."""
-    return orjson.dumps([[key, orjson.Fragment(record)] for key, record in pairs]).decode()
+        yield Row(EXPERIMENTS, batched(records))
 
 
 def _bucket(key: Any) -> int:

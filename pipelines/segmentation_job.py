@@ -13,8 +13,9 @@
       |                                              model inputs + catalog_items (KafkaSource, compacted topic)
       |                                              key_by the single model key
       |                                              learn_models: clustering + recommendations; writes Redis
-      |                                                -> cluster changes, dead letters -+
-      |  <--------------------------------------------------------------------------- +
+      |                                              (kind, records) -> Java Unbatch: recommendations,
+      |                                                cluster changes, dead letters -+
+      |  <---------------------------------------------------------------------------+
     segment_changes_sink    Kafka, exactly-once, keyed by user id (rule and cluster changes)
     identity_feedback_sink  Kafka, exactly-once, back into the events topic: identity merges and events
                             forwarded to the id theirs merged into (operators.identity), keyed by the
@@ -46,23 +47,14 @@ from operators.models_config import ModelsConfig
 from operators.segment_rules import SegmentRules
 from pipelines import java_operators
 from pipelines.model_functions import (
-    CLUSTER_CHANGES,
     LearnModels,
     catalog_record,
     is_model_batch,
     model_batch_record,
     model_key_of,
 )
-from pipelines.model_functions import DEAD_LETTERS as MODEL_DEAD_LETTERS
-from pipelines.records import MODEL_RECORD_TYPE, RECOMMENDATION_RECORD_TYPE
-from pipelines.segmentation_functions import (
-    CHANGES,
-    DEAD_LETTERS,
-    EXPERIMENTS,
-    FEEDBACK,
-    OUTPUT_TYPE,
-    SegmentBatches,
-)
+from pipelines.records import BATCHED_RECORD_TYPE, CHANGES, DEAD_LETTERS, MODEL_RECORD_TYPE, RECOMMENDATIONS
+from pipelines.segmentation_functions import EXPERIMENTS, FEEDBACK, SegmentBatches
 from pipelines.state_layout import JOB_NAME, state_dirs
 from settings import Settings
 
@@ -110,7 +102,7 @@ def build(
                 consent_categories=settings.consent_categories, consent_default=settings.consent_default,
                 redis_auth=RedisAuth.of(settings),
             ),
-            output_type=OUTPUT_TYPE,
+            output_type=BATCHED_RECORD_TYPE,
         )
         .name("segment_batches")
         .uid("segment_batches")
@@ -175,24 +167,25 @@ def _add_models(env, settings: Settings, models: ModelsConfig, model_inputs, bou
         .name("catalog_records")
         .uid("catalog_records")
     )
-    recommendations = (
+    # (kind, records): one row per kind per call
+    outputs = (
         model_inputs
         .union(catalog)
         .key_by(model_key_of, key_type=Types.STRING())
         .process(
             LearnModels(
                 models, settings.redis_host, settings.redis_port, settings.redis_prefix, settings.events_topic,
-                redis_auth=RedisAuth.of(settings),
+                redis_auth=RedisAuth.of(settings), catalog_topic=settings.catalog_topic,
             ),
-            output_type=RECOMMENDATION_RECORD_TYPE,
+            output_type=BATCHED_RECORD_TYPE,
         )
         .name("learn_models")
         .uid("learn_models")
     )
     return (
-        recommendations,
-        recommendations.get_side_output(CLUSTER_CHANGES),
-        recommendations.get_side_output(MODEL_DEAD_LETTERS),
+        java_operators.unbatch(outputs, RECOMMENDATIONS, "user_id", "recommendation", "recommendations"),
+        java_operators.unbatch(outputs, CHANGES, "user_id", "change", "cluster_changes"),
+        java_operators.unbatch(outputs, DEAD_LETTERS, "user_id", "dead_letter", "model_dead_letters"),
     )
 
 

@@ -19,7 +19,7 @@ from evaluation.simulator import ShopperSimulator
 from operators.cluster_segments import segment_id
 from operators.normalize import epoch_ms
 from settings import PROJECT_ROOT
-from state_schemas import catalog_item, popular_items, recommendation, segment_change
+from state_schemas import catalog_item, dead_letter, popular_items, recommendation, segment_change
 from state_schemas.catalog_item import CatalogItem
 from tests.integration.harness import isolated_settings, quick_models_file, run_bounded_job
 
@@ -27,6 +27,8 @@ pytestmark = pytest.mark.integration
 
 T0 = 1_795_000_000_000
 ITEMS, CATEGORIES = 300, 6
+# Written to the catalog topic by hand (`tailor catalog load` would refuse it): the model hub raises on it.
+NOT_A_CATALOG_ITEM = b'{"not":"a catalog item"}'
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +42,7 @@ def job_output(stack_settings, tmp_path_factory):
     for i in range(ITEMS):
         item = CatalogItem(f"p{i}", f"Product {i}", None, ("demo",))
         producer.send(settings.catalog_topic, catalog_item.encode(item).encode(), key=item.item_id.encode())
+    producer.send(settings.catalog_topic, NOT_A_CATALOG_ITEM, key=b"p-broken")
     events = list(sim.events(T0, rate=20, count=1_500))
     for event in events:
         publish_event(producer, settings.events_topic, event)
@@ -51,6 +54,18 @@ def job_output(stack_settings, tmp_path_factory):
     changes = [(r.key, segment_change.decode(r.value)) for r in read_topic(settings.kafka_bootstrap, settings.segment_changes_topic)]
     recs = [(r.key, recommendation.decode(r.value)) for r in read_topic(settings.kafka_bootstrap, settings.recommendations_topic)]
     return settings, events, changes, recs
+
+
+def test_a_catalog_record_the_models_cannot_read_is_a_dead_letter_and_the_rest_flows(job_output) -> None:
+    settings, _events, _changes, recs = job_output
+    letters = [dead_letter.decode(r.value) for r in read_topic(settings.kafka_bootstrap, settings.dead_letters_topic)]
+    from_models = [d for d in letters if d.get("operator") == "learn_models"]
+    assert len(from_models) == 1, letters
+    assert from_models[0]["error"] == "internal_error:ValueError"
+    assert from_models[0]["original"] == NOT_A_CATALOG_ITEM.decode()
+    assert "tailor.catalog_item/1" in from_models[0]["reason"]
+    assert from_models[0]["source"] == settings.catalog_topic
+    assert recs  # the hub went on
 
 
 def test_recommendation_events_follow_the_schema_and_are_keyed_by_user(job_output) -> None:
