@@ -9,15 +9,37 @@ is test-then-learn for one event:
 2. the recommender learns the interaction (if the event is about an item) and, when the user's top-K is
    due and differs from the last one emitted, returns it.
 
+**Event-time order for the clusterer.** Online k-means follows the order of its points: the same events
+read at parallelism 1 and 2, or with one partition lagging, interleave differently at the hub and gave
+other segments (adjusted Rand index 0.51-0.54 on the real job; ``tests/integration/test_models_parallelism``).
+So when the caller passes the stream's ``watermark``, step 1 is deferred: the feature vector waits until
+the watermark passes its event time, and ``advance(watermark)`` clusters what is due in (event time, user
+id) order -- the same order whatever the interleaving. An input already behind the watermark (late) is
+clustered at once. Recommendations (step 2) are never deferred: they use the user's cluster as of the
+last clustered input. Without a watermark (the evaluation replays, in time order) both steps run at once.
+
+>>> from operators.models_config import ModelsConfig
+>>> hub = ModelHub(ModelsConfig.from_dict({}))
+>>> features = tuple(0.0 for _ in FEATURE_NAMES)
+>>> hub.process_one(ModelInput("u1", None, "Page Viewed", 2_000, None, (), features, "m1"), watermark=1_000)
+([], None)
+>>> hub.deferred_inputs, hub.clusterer.events_seen
+(1, 0)
+>>> hub.advance(1_999), hub.deferred_inputs      # the watermark has not passed it
+([], 1)
+>>> hub.advance(2_000), hub.deferred_inputs, hub.clusterer.events_seen   # learned (no cluster yet: warm-up)
+([], 0, 1)
+
 Persistence is incremental, for Flink state: ``take_changes`` hands back the payloads of the users and
-items touched since the last call (``None`` = delete) and the global payload, and ``restore`` rebuilds a
-hub from them. The Flink adapter (``pipelines.model_functions``) writes them after every event, so a
-checkpoint holds the models exactly as of the events it covers; the evaluation replays call the same
-``process_one``.
+items touched since the last call (``None`` = delete; a user's deferred inputs are part of theirs) and the
+global payload, and ``restore`` rebuilds a hub from them. The Flink adapter (``pipelines.model_functions``)
+writes them after every batch, so a checkpoint holds the models exactly as of the events it covers; the
+evaluation replays call the same ``process_one``.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,6 +55,7 @@ from operators.recommender import HybridRecommender
 from state_schemas import model_hub_state
 from state_schemas.catalog_item import CatalogItem
 from state_schemas.events import CanonicalEvent
+from state_schemas.model_hub_state import Deferred
 from state_schemas.model_input import FORGOTTEN, RETUNE, ModelInput
 from state_schemas.popular_items import PopularItems
 from state_schemas.profile_state import ProfileState
@@ -72,6 +95,11 @@ class ModelHub:
         self._dirty_users: set[str] = set()
         self._forgotten: set[str] = set()
         self.latest_event_time = 0  # of the events learned since start or restore
+        # Feature vectors waiting for the watermark: per user in arrival order, and a heap of
+        # (event time, user, arrival number, entry) over all of them (stale once their user is forgotten).
+        self._deferred: dict[str, list[Deferred]] = {}
+        self._due: list[tuple[int, str, int, Deferred]] = []
+        self._arrivals = 0
 
     @property
     def model_version(self) -> str:
@@ -80,8 +108,11 @@ class ModelHub:
     def add_catalog_item(self, item: CatalogItem) -> None:
         self.recommender.add_catalog_item(item)
 
-    def process_one(self, m: ModelInput) -> tuple[list[SegmentChange], list[RecommendedItem] | None]:
-        """Test-then-learn one event; returns (cluster changes, new top-K or None)."""
+    def process_one(
+        self, m: ModelInput, watermark: int | None = None
+    ) -> tuple[list[SegmentChange], list[RecommendedItem] | None]:
+        """Test-then-learn one event; returns (cluster changes, new top-K or None). With ``watermark``,
+        the clustering of an input the watermark has not passed waits for ``advance``."""
         trigger = FORGOTTEN.get(m.event_name)
         if trigger is not None:
             return self.forget(m.user_id, m.timestamp, m.message_id, trigger), None
@@ -89,25 +120,66 @@ class ModelHub:
             self.recommender.retune(orjson.loads(m.item_id or "{}"), m.timestamp)
             return [], None
         self.latest_event_time = max(self.latest_event_time, m.timestamp)
-        features = dict(zip(FEATURE_NAMES, m.features, strict=False))
-        self.clusterer.learn_one(features, now=m.timestamp)
-        predicted = self.clusterer.predict_one(features)
-        previous = self.clusters.get(m.user_id)
-        current, changes = cluster_changes(
-            m.user_id, previous, predicted, self.clusterer, m.timestamp, m.message_id, features
-        )
-        self._remember(m.user_id, current)
+        if watermark is None or m.timestamp <= watermark:
+            changes = self._cluster(m.user_id, (m.timestamp, m.message_id, m.features))
+        else:
+            self._defer(m.user_id, (m.timestamp, m.message_id, m.features))
+            changes = []
+        current = self.clusters.get(m.user_id)
         segments = (*m.segments, current) if current else m.segments
         if m.item_id is not None:
             self.recommender.learn_one(m.user_id, m.item_id, m.event_name, m.timestamp, m.category, segments)
         recommendations = self.recommender.recommend_if_due(m.user_id, now=m.timestamp, segments=segments)
         return changes, recommendations
 
+    def advance(self, watermark: int) -> list[tuple[str, list[SegmentChange]]]:
+        """Cluster the deferred inputs the watermark has passed, in (event time, user id, arrival) order;
+        returns ``(user id, changes)`` of those whose cluster changed."""
+        due, changed = self._due, []
+        while due and due[0][0] <= watermark:
+            _, user, _, entry = heapq.heappop(due)
+            waiting = self._deferred.get(user)
+            if not waiting or entry not in waiting:
+                continue  # the user was forgotten meanwhile
+            waiting.remove(entry)
+            if not waiting:
+                del self._deferred[user]
+            self._dirty_users.add(user)
+            changes = self._cluster(user, entry)
+            if changes:
+                changed.append((user, changes))
+        return changed
+
+    @property
+    def deferred_inputs(self) -> int:
+        """Inputs waiting for the watermark (a forgotten user's counted until they are due)."""
+        return len(self._due)
+
+    def _defer(self, user_id: str, entry: Deferred) -> None:
+        self._deferred.setdefault(user_id, []).append(entry)
+        self._arrivals += 1
+        heapq.heappush(self._due, (entry[0], user_id, self._arrivals, entry))
+        self._dirty_users.add(user_id)
+
+    def _cluster(self, user_id: str, entry: Deferred) -> list[SegmentChange]:
+        timestamp, message_id, vector = entry
+        features = dict(zip(FEATURE_NAMES, vector, strict=False))
+        self.clusterer.learn_one(features, now=timestamp)
+        predicted = self.clusterer.predict_one(features)
+        previous = self.clusters.get(user_id)
+        current, changes = cluster_changes(
+            user_id, previous, predicted, self.clusterer, timestamp, message_id, features
+        )
+        self._remember(user_id, current)
+        return changes
+
     def forget(
         self, user_id: str, timestamp: int, message_id: str | None, trigger: str = "consent"
     ) -> list[SegmentChange]:
-        """Drop everything the hub keeps of the user (cluster, factors, recent items); returns the exit of
-        their cluster, if any. The item-side parameters they contributed to stay (they are not theirs)."""
+        """Drop everything the hub keeps of the user (cluster, factors, recent items, inputs waiting to be
+        clustered); returns the exit of their cluster, if any. The item-side parameters they contributed
+        to stay (they are not theirs)."""
+        self._deferred.pop(user_id, None)
         cluster = self.clusters.pop(user_id, None)
         self._dirty_users.discard(user_id)
         self._forgotten.add(user_id)
@@ -139,9 +211,10 @@ class ModelHub:
         evicted_users, evicted_items = self.recommender.take_evicted()
         users: dict[str, str | None] = {}
         for user in self._dirty_users | rec_users | evicted_users | self._forgotten:
-            cluster = self.clusters.get(user)
+            cluster, deferred = self.clusters.get(user), self._deferred.get(user, ())
             rec = None if user in evicted_users else self._export_user(user)
-            users[user] = None if cluster is None and rec is None else model_hub_state.encode_user(cluster, rec)
+            empty = cluster is None and rec is None and not deferred
+            users[user] = None if empty else model_hub_state.encode_user(cluster, rec, deferred)
         items: dict[str, str | None] = {i: self.recommender.export_item(i) for i in rec_items - evicted_items}
         items.update(dict.fromkeys(evicted_items))
         self._dirty_users.clear()
@@ -174,10 +247,13 @@ class ModelHub:
         for item, payload in items:
             hub.recommender.import_item(item, payload)
         for user, payload in users:
-            cluster, rec = model_hub_state.decode_user(payload)
+            cluster, rec, deferred = model_hub_state.decode_user(payload)
             if cluster is not None:
                 hub.clusters[user] = cluster
             if rec is not None:
                 hub.recommender.import_user(user, rec)
+            for entry in deferred:
+                hub._defer(user, entry)
+        hub._dirty_users.clear()
         hub.recommender.take_dirty()  # a restore changes nothing that needs writing back
         return hub

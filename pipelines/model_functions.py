@@ -102,6 +102,9 @@ class LearnModels(KeyedProcessFunction):
         self.cluster_changes_out = BatchedCounter(group.counter("cluster_changes_out"), every=16)
         self.recommendations_out = BatchedCounter(group.counter("recommendations_out"), every=16)
         self.internal_errors = BatchedCounter(group.counter("internal_errors"), every=1)
+        # Model inputs waiting for the watermark before the clusterer learns them (operators.model_hub)
+        self.deferred = group.distribution("deferred_model_inputs")
+        self.calls = 0
 
     def close(self) -> None:
         for counter in (
@@ -125,24 +128,46 @@ class LearnModels(KeyedProcessFunction):
                 yield Row(DEAD_LETTERS, batched([self._dead_letter(exc, value[1], self.catalog_topic, now)]))
             return
         rows = orjson.loads(value[1]) if value[0] == MODEL_BATCH else [[MODEL_EVENT, orjson.loads(value[1])]]
-        hub = None
         out = _Outputs()
+        try:
+            hub = self.hub or self._restore()
+        except Exception as exc:  # noqa: BLE001 - e.g. unreadable state: the records become dead letters
+            out.dead_letters += [self._dead_letter(exc, orjson.dumps(row).decode(), self.source_topic, now)
+                                 for _, row in rows]
+            yield from out.rows()
+            return
+        # The clusterer learns in event-time order (operators.model_hub): first what the watermark passed
+        watermark = ctx.timer_service().current_watermark()
+        self._advance(hub, watermark, now, out)
+        deferred_until = None
         for _, row in rows:
             try:  # the models learn and score before anything is emitted
-                hub = self.hub or self._restore()
                 event = model_input.from_row(row)
-                changes, items = hub.process_one(event)
+                changes, items = hub.process_one(event, watermark)
                 encoded = [segment_change.encode(c, now) for c in changes]
             except Exception as exc:  # noqa: BLE001 - no record may stop the job: it becomes a dead letter
                 out.dead_letters.append(self._dead_letter(exc, orjson.dumps(row).decode(), self.source_topic, now))
                 continue
+            if event.timestamp > watermark:
+                deferred_until = max(deferred_until or event.timestamp, event.timestamp)
             self._emit(hub, event, changes, encoded, items, now, out)
+        if deferred_until is not None:  # fires once the watermark passed all of this batch's deferred inputs
+            ctx.timer_service().register_event_time_timer(deferred_until)
         self.model_events.inc(len(rows))
-        if hub is not None:
-            self._persist(hub)  # once per batch: a checkpoint never splits a record, so state stays exact
-            self._popular_changed(hub, now, ctx)
+        self._persist(hub)  # once per batch: a checkpoint never splits a record, so state stays exact
+        self._popular_changed(hub, now, ctx)
         self.redis.arm(ctx)
         yield from out.rows()
+
+    def _advance(self, hub: ModelHub, watermark: int, now: int, out: _Outputs) -> None:
+        for user, changes in hub.advance(watermark):
+            encoded = [segment_change.encode(c, now) for c in changes]
+            self.redis.writer.write_cluster_changes(user, hub.cluster_segment(user), changes, encoded)
+            self.cluster_changes_out.inc(len(changes))
+            out.changes += [(user, payload) for payload in encoded]
+        self.calls += 1
+        if self.calls % 16 == 1:  # a distribution shows its last value: a sample is as good as all
+            self.deferred.update(hub.deferred_inputs)
 
     def _dead_letter(self, exc: Exception, original: str, source: str, now: int) -> tuple[None, bytes]:
         self.internal_errors.inc()
@@ -185,7 +210,13 @@ class LearnModels(KeyedProcessFunction):
             if self.popular_pending and self.hub is not None:
                 self._write_popular(self.hub, int(time.time() * 1000))
             self.redis.on_timer(ctx)
-        return iter(())
+            return
+        # Event time: the watermark passed deferred inputs and no batch came to cluster them
+        hub, out = self.hub or self._restore(), _Outputs()
+        self._advance(hub, max(timestamp, ctx.timer_service().current_watermark()), int(time.time() * 1000), out)
+        self._persist(hub)
+        self.redis.arm(ctx)
+        yield from out.rows()
 
     def _restore(self) -> ModelHub:
         self.hub = ModelHub.restore(self.models, self.globals.value(), self.users.items(), self.items.items())

@@ -159,7 +159,9 @@ def _add_models(env, settings: Settings, models: ModelsConfig, model_inputs, bou
             flink_kafka.catalog_source(
                 settings, settings.catalog_topic, f"{settings.consumer_group}-catalog", bounded=bounded
             ),
-            WatermarkStrategy.no_watermarks(),
+            # Idle after 1 s without a catalog record, so it never holds back the hub's event time (the
+            # watermark its clusterer learns by): a union's watermark is the least of its inputs'
+            WatermarkStrategy.for_monotonous_timestamps().with_idleness(Duration.of_seconds(1)),
             "catalog_items",
         )
         .uid("catalog_items")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import zlib
 
 import orjson
 import pytest
@@ -164,3 +165,82 @@ def test_forget_drops_the_user_everywhere_and_exits_their_cluster(inputs) -> Non
     assert user not in hub.clusters and user not in hub.recommender.users and not hub.recommender.mf.has_user(user)
     assert hub.take_changes().users[user] is None  # deleted from Flink state
     assert hub.process_one(forget) == ([], None)  # twice is harmless
+
+
+# -- the clusterer learns in event-time order ----------------------------------------------------------
+OUT_OF_ORDERNESS = 5_000
+
+
+def partition_of(user_id: str) -> int:
+    return zlib.crc32(user_id.encode()) % 2
+
+
+def interleaved(inputs, lead: int, chunk: int) -> list:
+    """``inputs`` as two partitions (by user) reach the hub when one runs ``lead`` inputs ahead, then in
+    alternating chunks: each partition in its own order, as Kafka keeps it."""
+    parts = [[m for m in inputs if partition_of(m.user_id) == p] for p in (0, 1)]
+    order, pos, p = parts[0][:lead], [lead, 0], 1
+    while pos[0] < len(parts[0]) or pos[1] < len(parts[1]):
+        order += parts[p][pos[p]:pos[p] + chunk]
+        pos[p] += chunk
+        p = 1 - p
+    return order
+
+
+def run_with_watermarks(hub: ModelHub, arriving, state: dict | None = None) -> dict[str, list]:
+    """Feed inputs with the watermark a two-partition source would carry (the least of the partitions'
+    latest event times, minus the out-of-orderness); returns each user's cluster changes in order."""
+    latest: dict[int, int] = {}
+    changes: dict[str, list] = {}
+    for i, m in enumerate(arriving):
+        latest[partition_of(m.user_id)] = m.timestamp
+        watermark = min(latest.values()) - OUT_OF_ORDERNESS if len(latest) == 2 else -2**63
+        for user, cs in hub.advance(watermark):
+            changes.setdefault(user, []).extend((c.segment, c.change, c.event_time) for c in cs)
+        cs, _ = hub.process_one(m, watermark)
+        changes.setdefault(m.user_id, []).extend((c.segment, c.change, c.event_time) for c in cs)
+        if state is not None:
+            persist(hub, state)
+        if state is not None and i % 25 == 24:  # as if the job restarted from a checkpoint here
+            hub = ModelHub.restore(SMALL, state["globals"], state["users"].items(), state["items"].items())
+    for user, cs in hub.advance(2**63 - 1):
+        changes.setdefault(user, []).extend((c.segment, c.change, c.event_time) for c in cs)
+    return {user: cs for user, cs in changes.items() if cs}
+
+
+def test_ml_segments_do_not_depend_on_how_partitions_interleave(inputs) -> None:
+    in_time_order = run_with_watermarks(ModelHub(SMALL), inputs)
+    assert sum(map(len, in_time_order.values())) > 100
+
+    for lead, chunk in ((0, 7), (600, 40), (1_500, 200)):  # a lagging partition, read unevenly
+        assert run_with_watermarks(ModelHub(SMALL), interleaved(inputs, lead, chunk)) == in_time_order
+
+
+def test_without_a_watermark_the_order_of_arrival_decides(inputs) -> None:
+    """Why the hub waits for the watermark: the same inputs in another interleaving, learned on arrival."""
+    def final_clusters(arriving) -> dict:
+        hub = ModelHub(SMALL)
+        run(hub, arriving)
+        return dict(hub.clusters)
+
+    assert final_clusters(interleaved(inputs, 1_500, 200)) != final_clusters(inputs)
+
+
+def test_deferred_inputs_survive_restores(inputs) -> None:
+    arriving = interleaved(inputs[:1_500], 300, 40)
+    expected = run_with_watermarks(ModelHub(SMALL), arriving)
+
+    assert run_with_watermarks(ModelHub(SMALL), arriving, state=fresh_state()) == expected
+
+
+def test_forget_drops_the_inputs_waiting_to_be_clustered(inputs) -> None:
+    hub = ModelHub(SMALL)
+    user = inputs[0].user_id
+    for m in inputs[:50]:
+        hub.process_one(m, watermark=-2**63)
+    waiting = hub.deferred_inputs
+    hub.forget(user, T0 + 10**9, "forget-1")
+    hub.advance(2**63 - 1)
+
+    assert waiting == 50 and hub.deferred_inputs == 0
+    assert user not in hub.clusters and hub.take_changes().users[user] is None
