@@ -128,7 +128,7 @@ def run_demo(
         )
         say(f"simulating {users} shoppers at {rate:g} events/s; live changes (rules: {rules.name}, "
             f"models: {settings.models_file.name} + {DEMO_MODEL_OVERRIDES.name}; ML segments appear after the "
-            "clustering warm-up, ~10 s):")
+            "clustering warm-up, ~10 s, each once event time passes it, ~5 s after its event):")
         say(HEADER)
         if recalibrate_every_s:
             serving.enter_context(_recalibrating(demo, rules, recalibrate_every_s, say))

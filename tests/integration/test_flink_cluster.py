@@ -210,7 +210,9 @@ def test_custom_metrics_are_visible(settings, job):
     assert 0 < metrics["segment_batches"]["batches_in"] <= metrics["segment_batches"]["events_in"]
     assert metrics["segment_batches"]["dead_letters"] <= 1
     assert metrics["segment_batches"]["event_time_lag_ms"] > 0, metrics  # a distribution: live, not batched
-    assert set(metrics["learn_models"]) >= {"model_events_in", "recommendations_out", "cluster_changes_out"}
+    assert set(metrics["learn_models"]) >= {
+        "model_events_in", "recommendations_out", "cluster_changes_out", "deferred_model_inputs",
+    }
 
 
 def test_models_continue_from_a_savepoint(settings, job, tmp_path):

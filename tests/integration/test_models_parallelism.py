@@ -1,8 +1,9 @@
 """ML segments of the real job at parallelism 1 and 2 over the same events: the adjusted Rand index of the
-users' final clusters (Redis profile field ``cluster``) must be at least 0.9 (issue 11's target; missed,
-hence the strict xfail, which fails the suite the day the target is reached so the marker goes). At
-parallelism 2 the rule operator runs on two subtasks, so the single model hub sees their model inputs in
-another interleaving; the index says how much that changes the segments."""
+users' final clusters (Redis profile field ``cluster``) must be at least 0.9 (issue 11's target), and the
+cluster changes in the topic must be the same ones. At parallelism 2 the rule operator runs on two
+subtasks, so the single model hub sees their model inputs in another interleaving; the clusterer learns
+in event-time order (``operators.model_hub``), so the interleaving must not matter (it did: ARI 0.51-0.54
+when it learned in arrival order)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import dataclasses
 
 import pytest
 
-from connectors.kafka_events import event_producer, publish_event
+from connectors.kafka_events import event_producer, publish_event, read_topic
 from connectors.redis_keys import RedisKeys
 from evaluation.clusters import adjusted_rand_index
 from evaluation.simulator import ShopperSimulator
 from settings import PROJECT_ROOT
+from state_schemas import segment_change
 from tests.integration.harness import isolated_settings, quick_models_file, run_bounded_job
 
 pytestmark = pytest.mark.integration
@@ -32,10 +34,6 @@ def final_clusters(settings, redis_client) -> dict[str, str]:
     return clusters
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 11: ARI >= 0.9 between p1 and p2 is missed on the real job (0.51-0.54 over 3 runs on these 8,000 "
-    "events; two p1 runs agree at 0.905): online k-means follows the order in which the two rule subtasks' "
-    "model inputs reach the single hub. Strict: the day it passes, this marker must go."))
 def test_ml_segments_agree_between_parallelism_1_and_2(stack_settings, redis_client, tmp_path) -> None:
     models_file = quick_models_file(tmp_path)
     p1 = isolated_settings(stack_settings, "ari-p1", models_enabled=True, models_file=models_file, parallelism=1)
@@ -62,3 +60,13 @@ def test_ml_segments_agree_between_parallelism_1_and_2(stack_settings, redis_cli
           "clusters)")
     assert len(users) >= 0.9 * max(len(one), len(two)) and len(users) > 100
     assert ari >= 0.9
+    changes = [sorted(cluster_changes(s)) for s in (p1, p2)]
+    assert len(changes[0]) > 100 and changes[0] == changes[1]
+
+
+def cluster_changes(settings) -> list[tuple]:
+    """(user, segment, change, event time) of every ML segment change in the topic."""
+    return [(c["user_id"], c["segment"], c["change"], c["event_time"])
+            for c in map(segment_change.decode, (r.value for r in read_topic(settings.kafka_bootstrap,
+                                                                              settings.segment_changes_topic)))
+            if c["kind"] == "cluster"]
