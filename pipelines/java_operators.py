@@ -33,6 +33,18 @@ def batched_by_bucket(events: DataStream, max_records: int, max_delay_ms: int) -
     return KeyedStream(j_keyed, BATCH_TYPE, DataStream(j_batches))
 
 
+def model_batches(
+    outputs: DataStream, input_kind: str, output_kind: str, max_chars: int, max_delay_ms: int
+) -> DataStream:
+    """``ModelBatcher`` (after the rule operator): its ``input_kind`` rows, each a JSON array of model
+    inputs, gathered into one ``(output_kind, array)`` row per ``max_delay_ms`` or ``max_chars`` characters."""
+    batcher = get_gateway().jvm.tailor.flink.ModelBatcher(input_kind, output_kind, max_chars, max_delay_ms)
+    row_type = Types.ROW_NAMED(["kind", "payload"], [Types.STRING(), Types.STRING()])
+    j_batches = outputs._j_data_stream.transform("model_batches", row_type.get_java_type_info(), batcher)
+    j_batches.uid("model_batches")
+    return DataStream(j_batches)
+
+
 def keyed_event_serializer(topic: str):  # type: ignore[no-untyped-def]
     """The Java ``KafkaRecordSerializationSchema`` of (key, event JSON) rows, stamped with the event time."""
     return get_gateway().jvm.tailor.flink.KeyedEventSerializer(topic)

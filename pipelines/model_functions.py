@@ -38,7 +38,6 @@ from pipelines.records import (
     batched,
 )
 from pipelines.redis_flushing import FlushedRedisWriter
-from pipelines.segmentation_functions import MODEL_INPUTS
 from state_schemas import (
     catalog_item,
     dead_letter,
@@ -59,14 +58,6 @@ def model_key_of(row):  # type: ignore[no-untyped-def]
 
 def catalog_record(value: str) -> Row:
     return Row(CATALOG_ITEM, value)
-
-
-def is_model_batch(row: Row) -> bool:
-    return bool(row[0] == MODEL_INPUTS)
-
-
-def model_batch_record(row: Row) -> Row:
-    return Row(MODEL_BATCH, row[1])
 
 
 class LearnModels(KeyedProcessFunction):

@@ -30,6 +30,6 @@ def batched(pairs: Any) -> str:
 MODEL_RECORD_TYPE = Types.ROW_NAMED(["kind", "payload"], [Types.STRING(), Types.STRING()])
 MODEL_EVENT = "event"
 CATALOG_ITEM = "catalog"
-# kind MODEL_BATCH: one micro-batch of model inputs, ``[["event", <wire array>], ...]`` as the rule operator
-# emitted them (one Python call and one state write per batch instead of per event)
+# kind MODEL_BATCH: model inputs, ``[["event", <wire array>], ...]``, of every rule batch of a window as the
+# Java ModelBatcher gathered them (one Python call and one state write per window instead of per event)
 MODEL_BATCH = "batch"

@@ -9,8 +9,10 @@
     segment_batches         Python, once per batch: normalize, sessions, counters, rule segments, timers,
       |                     behavior features; writes Redis      (MapState: user -> profile, per bucket)
       |  (kind, records)
-    segment_changes / dead_letters / model_inputs   Java Unbatch: one record each
-      |                                              model inputs + catalog_items (KafkaSource, compacted topic)
+    segment_changes / dead_letters                  Java Unbatch: one record each
+      |                                              model_batches (Java ModelBatcher): the model inputs of
+      |                                                all bucket batches of model_batch_window_ms in one row
+      |                                              + catalog_items (KafkaSource, compacted topic)
       |                                              key_by the single model key
       |                                              learn_models: clustering + recommendations; writes Redis
       |                                              (kind, records) -> Java Unbatch: recommendations,
@@ -49,12 +51,17 @@ from pipelines import java_operators
 from pipelines.model_functions import (
     LearnModels,
     catalog_record,
-    is_model_batch,
-    model_batch_record,
     model_key_of,
 )
-from pipelines.records import BATCHED_RECORD_TYPE, CHANGES, DEAD_LETTERS, MODEL_RECORD_TYPE, RECOMMENDATIONS
-from pipelines.segmentation_functions import EXPERIMENTS, FEEDBACK, SegmentBatches
+from pipelines.records import (
+    BATCHED_RECORD_TYPE,
+    CHANGES,
+    DEAD_LETTERS,
+    MODEL_BATCH,
+    MODEL_RECORD_TYPE,
+    RECOMMENDATIONS,
+)
+from pipelines.segmentation_functions import EXPERIMENTS, FEEDBACK, MODEL_INPUTS, SegmentBatches
 from pipelines.state_layout import JOB_NAME, state_dirs
 from settings import Settings
 
@@ -124,10 +131,9 @@ def build(
     t_env = StreamTableEnvironment.create(env)
     sinks = t_env.create_statement_set()
     if models is not None:
-        # One row per micro-batch into the models: one Python call and one state write per batch.
-        model_inputs = (
-            outputs.filter(is_model_batch).name("model_batches_only").uid("model_batches_only")
-            .map(model_batch_record, output_type=MODEL_RECORD_TYPE).name("model_batches").uid("model_batches")
+        # The model inputs of many rule batches in one row: one Python call and one state write per window.
+        model_inputs = java_operators.model_batches(
+            outputs, MODEL_INPUTS, MODEL_BATCH, settings.model_batch_max_chars, settings.model_batch_window_ms
         )
         recommendations, cluster_changes, model_dead_letters = _add_models(env, settings, models, model_inputs, bounded)
         changes = changes.union(cluster_changes)

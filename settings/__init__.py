@@ -78,6 +78,10 @@ class Settings:
     batch_window_ms: int = 10
     batch_max_records: int = 2000
     batch_buckets: int = 32
+    # Model inputs of many rule batches gathered into one call of the model hub (``ModelBatcher``): at
+    # most this many ms after the first, or this many characters of model inputs (~300 per input).
+    model_batch_window_ms: int = 50
+    model_batch_max_chars: int = 1_000_000
     # Sources pause partitions whose event time runs this far ahead of the slowest (0 = off).
     watermark_alignment_ms: int = 0
     # Retained checkpoints and savepoints, per consumer group and state layout (a shared, durable
