@@ -13,7 +13,10 @@ config/models.yaml, algorithm swapped):
   (DBSTREAM has no seed: it is deterministic, so 1.0 by construction);
 * **ARI p1 vs p2**: parallelism 2 simulated: users hashed into 2 partitions, each partition's events in
   order, the two streams merged in a different (seeded, random block) interleaving, as the single model
-  hub would receive them from two upstream subtasks;
+  hub would receive them from two upstream subtasks. Both runs learn in the order the hub's clusterer
+  does (``learning_order``: each input waits for the watermark, the least of the partitions' event times
+  minus ``out_of_orderness_ms``, then (event time, user) order, ``operators.event_time_order``), so the
+  interleaving changes only what arrives behind the watermark;
 * cluster switches per 1k events, with the hysteresis margin and without it (a replay at margin 0);
 * **stability**: switches per user per active day, and the share of switches reverted within an hour
   (A -> B, then B -> A within 60 min: churn, not a change of behavior); ``--hysteresis`` sweeps the
@@ -43,6 +46,7 @@ import orjson
 from operators.behavior_clusters import BehaviorClusterer, ClusteringConfig
 from operators.behavior_features import FEATURE_NAMES
 from operators.cluster_segments import cluster_changes
+from operators.event_time_order import EventTimeOrder
 from operators.models_config import ModelsConfig
 from operators.normalize import InvalidEvent, normalize
 from operators.segment_rules import SegmentRules
@@ -56,6 +60,7 @@ ALGORITHMS = ("kmeans", "streamkmeans", "dbstream")
 
 # (user_id, event time, feature vector) in the order the model hub sees them
 FeatureEvent = tuple[str, int, dict[str, float]]
+Arrival = tuple[int, FeatureEvent]  # (upstream partition, event)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -101,13 +106,14 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     for a in algorithms:
         with progress_bar(len(stream), a) as bar:
             config = dataclasses.replace(base, algorithm=a)
-            results.append(evaluate(config, stream, args.sample, progress=_advance(bar)))
+            results.append(evaluate(config, stream, args.sample, _advance(bar), settings.out_of_orderness_ms))
             bar.update(len(stream) - bar.n)
     sweep = []
     for margin in [float(m) for m in args.hysteresis.split(",") if m.strip()]:
         config = dataclasses.replace(base, algorithm=algorithms[0], hysteresis=margin)
         with progress_bar(len(stream), f"hysteresis {margin}") as bar:
-            sweep.append({"hysteresis": margin, **_stability_row(config, stream, _advance(bar))})
+            sweep.append({"hysteresis": margin,
+                          **_stability_row(config, stream, _advance(bar), settings.out_of_orderness_ms)})
     report = {"data": str(args.data), "events": len(stream), "rejected_rows": rejected,
               "config": dataclasses.asdict(base), "results": results, "hysteresis_sweep": sweep}
     table = markdown(report)
@@ -162,25 +168,54 @@ def feature_stream(
     return stream, rejected
 
 
-def parallelism_2(stream: Sequence[FeatureEvent], seed: int = 1) -> list[FeatureEvent]:
+def parallelism_2(stream: Sequence[FeatureEvent], seed: int = 1) -> list[Arrival]:
     """The stream as a hub behind 2 upstream subtasks sees it: per-partition order, other interleaving.
 
     >>> s = [(u, t, {}) for t, u in enumerate("abcdabcd")]
-    >>> sorted(parallelism_2(s)) == sorted(s), len(parallelism_2(s))
-    (True, 8)
+    >>> sorted(e for _, e in parallelism_2(s)) == sorted(s), {p for p, _ in parallelism_2(s)}
+    (True, {0, 1})
     """
     parts: list[list[FeatureEvent]] = [[], []]
     for e in stream:
         parts[zlib.crc32(e[0].encode()) % 2].append(e)
     rng = random.Random(seed)
-    merged: list[FeatureEvent] = []
+    merged: list[Arrival] = []
     pos = [0, 0]
     while pos[0] < len(parts[0]) or pos[1] < len(parts[1]):
         p = rng.randrange(2) if pos[0] < len(parts[0]) and pos[1] < len(parts[1]) else int(pos[0] >= len(parts[0]))
         block = rng.randint(1, 500)  # one subtask's network buffer at a time
-        merged.extend(parts[p][pos[p]:pos[p] + block])
+        merged.extend((p, e) for e in parts[p][pos[p]:pos[p] + block])
         pos[p] += block
     return merged
+
+
+def learning_order(arrivals: Sequence[Arrival], partitions: int, out_of_orderness_ms: int = 5_000,
+                   max_waiting: int = 100_000) -> list[FeatureEvent]:
+    """The order the hub's clusterer learns ``(partition, event)`` arrivals in: an event waits until the
+    watermark (the least over the partitions of their latest event time - out-of-orderness - 1, Flink's
+    bounded out-of-orderness) passes it; one already behind it (late) is learned at once.
+
+    >>> s = [(0, ("a", 9_000, {})), (1, ("b", 1_000, {})), (0, ("a", 12_000, {})), (1, ("b", 20_000, {}))]
+    >>> [(u, t) for u, t, _ in learning_order(s, partitions=2)]
+    [('b', 1000), ('a', 9000), ('a', 12000), ('b', 20000)]
+    """
+    latest: list[int | None] = [None] * partitions
+    waiting: EventTimeOrder[FeatureEvent] = EventTimeOrder(max_waiting)
+    order: list[FeatureEvent] = []
+    watermark = -(1 << 62)
+    for partition, event in arrivals:
+        user, ts, _ = event
+        seen = latest[partition]
+        latest[partition] = ts if seen is None else max(seen, ts)
+        if None not in latest:  # a partition without data holds event time back (it is not idle in a replay)
+            watermark = max(watermark, min(t for t in latest if t is not None) - out_of_orderness_ms - 1)
+        order.extend(e for _, e in waiting.pop_due(watermark))
+        if ts <= watermark:
+            order.append(event)
+        else:
+            waiting.push(user, ts, event)
+    order.extend(e for _, e in waiting.pop_due(1 << 62))
+    return order
 
 
 def replay(config: ClusteringConfig, stream: Sequence[FeatureEvent], timed: bool = False,
@@ -214,12 +249,14 @@ def replay(config: ClusteringConfig, stream: Sequence[FeatureEvent], timed: bool
 
 
 def _stability_row(config: ClusteringConfig, stream: Sequence[FeatureEvent],
-                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+                   progress: Callable[[int, int], None] | None = None,
+                   out_of_orderness_ms: int = 5_000) -> dict[str, Any]:
     """Stability and ARI p1 vs p2 of one configuration (the hysteresis sweep's row)."""
-    base = replay(config, stream, progress=progress)
+    p1_order, p2_order = hub_orders(stream, out_of_orderness_ms, config.max_waiting)
+    base = replay(config, p1_order, progress=progress)
     latest = {user: features for user, _, features in stream}
     users = sorted(latest)
-    p2 = replay(config, parallelism_2(stream))["clusterer"]
+    p2 = replay(config, p2_order)["clusterer"]
     labels = [base["clusterer"].predict_one(latest[u]) for u in users]
     return {**base["stability"],
             "ari_p1_vs_p2": adjusted_rand_index(labels, [p2.predict_one(latest[u]) for u in users])}
@@ -256,20 +293,28 @@ def switch_stability(switches: Sequence[Switch], active_user_days: int, within_m
             f"reverted_within_{within_ms // HOUR_MS}h": reverted / len(switches) if switches else 0.0}
 
 
+def hub_orders(stream: Sequence[FeatureEvent], out_of_orderness_ms: int = 5_000,
+               max_waiting: int = 100_000) -> tuple[list[FeatureEvent], list[FeatureEvent]]:
+    """The stream in the order the clusterer learns it behind one upstream partition, and behind two."""
+    p1 = learning_order([(0, e) for e in stream], 1, out_of_orderness_ms, max_waiting)
+    return p1, learning_order(parallelism_2(stream), 2, out_of_orderness_ms, max_waiting)
+
+
 def evaluate(config: ClusteringConfig, stream: Sequence[FeatureEvent], sample: int = 4_000,
-             progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+             progress: Callable[[int, int], None] | None = None, out_of_orderness_ms: int = 5_000) -> dict[str, Any]:
     """One algorithm: base run, a second seed, and the parallelism-2 interleaving."""
     latest: dict[str, dict[str, float]] = {}
     for user, _, features in stream:
         latest[user] = features
     users = sorted(latest)
-    base = replay(config, stream, progress=progress)
+    p1_order, p2_order = hub_orders(stream, out_of_orderness_ms, config.max_waiting)
+    base = replay(config, p1_order, progress=progress)
     clusterer = base["clusterer"]
     labels = [clusterer.predict_one(latest[u]) for u in users]
-    other = replay(dataclasses.replace(config, seed=config.seed + 1000), stream)["clusterer"]
-    p2 = replay(config, parallelism_2(stream))["clusterer"]
+    other = replay(dataclasses.replace(config, seed=config.seed + 1000), p1_order)["clusterer"]
+    p2 = replay(config, p2_order)["clusterer"]
     # The same stream without the hysteresis margin: every change of nearest cluster is a switch.
-    no_margin = replay(dataclasses.replace(config, hysteresis=0.0), stream)
+    no_margin = replay(dataclasses.replace(config, hysteresis=0.0), p1_order)
     rng = random.Random(0)
     picked = sorted(rng.sample(range(len(users)), min(sample, len(users))))
     z = np.array([[clusterer._scale([latest[users[i]][f] for f in FEATURE_NAMES])[f] for f in FEATURE_NAMES]

@@ -107,6 +107,9 @@ class ClusteringConfig:
     relabel_every_ms: int = 7 * 86_400_000  # event time between relabels (0 = never by time)
     rename_distance: float = 2.0  # a relabeled centroid further than this from its predecessor is renamed
     hysteresis: float = 1.0  # a user switches cluster only when the new one is this much closer (z units)
+    # Inputs waiting for the watermark (the hub learns in event-time order), at most; beyond, the oldest
+    # are learned at once: bounds memory and state while a partition stalls the watermark.
+    max_waiting: int = 100_000
 
     @classmethod
     def from_dict(cls, section: dict[str, Any]) -> ClusteringConfig:
@@ -117,7 +120,7 @@ class ClusteringConfig:
         >>> ClusteringConfig.from_dict({"n_cluster": 3})
         Traceback (most recent call last):
         ...
-        operators.behavior_clusters.ClusteringError: clustering.n_cluster is not a setting; known: algorithm, chunk_size, cleanup_interval, clustering_threshold, fading_factor, halflife, hysteresis, n_clusters, relabel_every, relabel_every_events, rename_distance, seed, seed_iterations, seed_points, seed_restarts, seed_weight, sequential, sigma, warmup_events
+        operators.behavior_clusters.ClusteringError: clustering.n_cluster is not a setting; known: algorithm, chunk_size, cleanup_interval, clustering_threshold, fading_factor, halflife, hysteresis, max_waiting, n_clusters, relabel_every, relabel_every_events, rename_distance, seed, seed_iterations, seed_points, seed_restarts, seed_weight, sequential, sigma, warmup_events
         """  # noqa: E501 (a doctest's expected output cannot wrap)
         if not isinstance(section, dict):
             raise ClusteringError(f"clustering must be a mapping; got {type(section).__name__}")

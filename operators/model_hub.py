@@ -39,7 +39,6 @@ evaluation replays call the same ``process_one``.
 
 from __future__ import annotations
 
-import heapq
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ import river
 from operators.behavior_clusters import BehaviorClusterer
 from operators.behavior_features import FEATURE_NAMES, BehaviorStats, behavior_features, update_stats
 from operators.cluster_segments import cluster_changes, cluster_exit, segment_id
+from operators.event_time_order import EventTimeOrder
 from operators.models_config import ModelsConfig
 from operators.recommender import HybridRecommender
 from state_schemas import model_hub_state
@@ -95,11 +95,8 @@ class ModelHub:
         self._dirty_users: set[str] = set()
         self._forgotten: set[str] = set()
         self.latest_event_time = 0  # of the events learned since start or restore
-        # Feature vectors waiting for the watermark: per user in arrival order, and a heap of
-        # (event time, user, arrival number, entry) over all of them (stale once their user is forgotten).
-        self._deferred: dict[str, list[Deferred]] = {}
-        self._due: list[tuple[int, str, int, Deferred]] = []
-        self._arrivals = 0
+        # Feature vectors waiting for the watermark before the clusterer learns them
+        self._deferred: EventTimeOrder[Deferred] = EventTimeOrder(models.clustering.max_waiting)
 
     @property
     def model_version(self) -> str:
@@ -134,16 +131,10 @@ class ModelHub:
 
     def advance(self, watermark: int) -> list[tuple[str, list[SegmentChange]]]:
         """Cluster the deferred inputs the watermark has passed, in (event time, user id, arrival) order;
-        returns ``(user id, changes)`` of those whose cluster changed."""
-        due, changed = self._due, []
-        while due and due[0][0] <= watermark:
-            _, user, _, entry = heapq.heappop(due)
-            waiting = self._deferred.get(user)
-            if not waiting or entry not in waiting:
-                continue  # the user was forgotten meanwhile
-            waiting.remove(entry)
-            if not waiting:
-                del self._deferred[user]
+        returns ``(user id, changes)`` of those whose cluster changed. More than ``clustering.max_waiting``
+        waiting inputs (a stalled watermark): the oldest are clustered too (``operators.event_time_order``)."""
+        changed = []
+        for user, entry in self._deferred.pop_due(watermark):
             self._dirty_users.add(user)
             changes = self._cluster(user, entry)
             if changes:
@@ -152,13 +143,11 @@ class ModelHub:
 
     @property
     def deferred_inputs(self) -> int:
-        """Inputs waiting for the watermark (a forgotten user's counted until they are due)."""
-        return len(self._due)
+        """Inputs waiting for the watermark."""
+        return len(self._deferred)
 
     def _defer(self, user_id: str, entry: Deferred) -> None:
-        self._deferred.setdefault(user_id, []).append(entry)
-        self._arrivals += 1
-        heapq.heappush(self._due, (entry[0], user_id, self._arrivals, entry))
+        self._deferred.push(user_id, entry[0], entry)
         self._dirty_users.add(user_id)
 
     def _cluster(self, user_id: str, entry: Deferred) -> list[SegmentChange]:
@@ -179,7 +168,7 @@ class ModelHub:
         """Drop everything the hub keeps of the user (cluster, factors, recent items, inputs waiting to be
         clustered); returns the exit of their cluster, if any. The item-side parameters they contributed
         to stay (they are not theirs)."""
-        self._deferred.pop(user_id, None)
+        self._deferred.drop(user_id)
         cluster = self.clusters.pop(user_id, None)
         self._dirty_users.discard(user_id)
         self._forgotten.add(user_id)
@@ -211,7 +200,7 @@ class ModelHub:
         evicted_users, evicted_items = self.recommender.take_evicted()
         users: dict[str, str | None] = {}
         for user in self._dirty_users | rec_users | evicted_users | self._forgotten:
-            cluster, deferred = self.clusters.get(user), self._deferred.get(user, ())
+            cluster, deferred = self.clusters.get(user), self._deferred.waiting(user)
             rec = None if user in evicted_users else self._export_user(user)
             empty = cluster is None and rec is None and not deferred
             users[user] = None if empty else model_hub_state.encode_user(cluster, rec, deferred)

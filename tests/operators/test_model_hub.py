@@ -19,7 +19,7 @@ from operators.profile_tracker import ProfileTracker
 from operators.segment_rules import SegmentRules
 from settings import PROJECT_ROOT
 from state_schemas import model_input as model_input_wire
-from state_schemas import recommendation
+from state_schemas import model_hub_state, recommendation
 from state_schemas.catalog_item import CatalogItem
 
 MODELS = yaml.safe_load((PROJECT_ROOT / "config" / "models.yaml").read_text())
@@ -244,3 +244,21 @@ def test_forget_drops_the_inputs_waiting_to_be_clustered(inputs) -> None:
 
     assert waiting == 50 and hub.deferred_inputs == 0
     assert user not in hub.clusters and hub.take_changes().users[user] is None
+
+
+def test_a_stalled_watermark_keeps_at_most_max_waiting_inputs(inputs) -> None:
+    """A silent partition never marked idle stops the watermark: the oldest inputs beyond the bound are
+    clustered anyway (in event-time order), so memory and state stay bounded."""
+    bounded = dataclasses.replace(SMALL, clustering=dataclasses.replace(SMALL.clustering, max_waiting=100))
+    hub = ModelHub(bounded)
+    stalled = -2**63
+    most = 0
+    for m in inputs[:1_000]:
+        hub.advance(stalled)
+        hub.process_one(m, watermark=stalled)
+        most = max(most, hub.deferred_inputs)
+
+    assert most == 101  # the bound, plus the input of the call before the next advance
+    assert hub.clusterer.events_seen == 1_000 - hub.deferred_inputs
+    persisted = sum(len(model_hub_state.decode_user(p)[2]) for p in hub.take_changes().users.values() if p)
+    assert persisted == hub.deferred_inputs == 101
