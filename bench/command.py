@@ -55,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-warmup-seconds", type=float,
                         help="seconds at the first fraction before the measured steps, on a freshly started "
                              "contender (default 5; smoke 1); the models path needs ~120 to reach its steady rate")
+    parser.add_argument("--latency-base-rate", type=float, metavar="EVENTS_PER_S",
+                        help="apply the latency fractions to this rate instead of each contender's measured one "
+                             "(to compare two builds at the same load)")
     parser.add_argument("--keep", action="store_true", help="keep the bench topics and Redis keys for inspection")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--rest-port", type=int, default=8091,
@@ -92,6 +95,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             changes[name] = getattr(args, name)
     if args.latency_warmup_seconds is not None:
         changes["latency_warmup_s"] = args.latency_warmup_seconds
+    if args.latency_base_rate is not None:
+        changes["latency_base_rate"] = args.latency_base_rate
     if args.latency_fractions:
         changes["latency_fractions"] = tuple(float(f) for f in args.latency_fractions.split(","))
     options = BenchOptions.smoke(**changes) if args.smoke else BenchOptions(**changes)

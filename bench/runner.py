@@ -66,6 +66,9 @@ class BenchOptions:
     latency_fractions: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
     latency_seconds: float = 20.0
     latency_warmup_s: float = 5.0
+    # Pace the sweep from this rate instead of the contender's measured one: two builds compared at the
+    # same absolute load (their measured rates differ by the run-to-run noise, ~10 % on this machine).
+    latency_base_rate: float | None = None
     keep: bool = False
     out_dir: Path = RESULTS_DIR
     plots: bool = True
@@ -131,7 +134,7 @@ def run_bench(settings: Settings, options: BenchOptions, out=print) -> dict:  # 
         for contender in _cluster_last(chosen):
             runs = [_throughput_run(b, contender, workload) for workload in loaded]
             results["throughput"] += runs
-            rate = _sustained_rate(runs[0])
+            rate = options.latency_base_rate or _sustained_rate(runs[0])
             if options.latency and contender.writes and rate:
                 results["latency"].append(_latency_run(b, contender, rate))
     finally:
