@@ -3,12 +3,7 @@ package tailor.flink;
 import java.util.HashMap;
 import java.util.Map;
 
-import org.apache.flink.api.common.operators.ProcessingTimeService.ProcessingTimeCallback;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.io.JsonStringEncoder;
-import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
-import org.apache.flink.streaming.api.operators.BoundedOneInput;
-import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
-import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.types.Row;
 
@@ -19,26 +14,21 @@ import org.apache.flink.types.Row;
  * <p>A batch is the row (bucket, count, records) where records is a JSON array of
  * {@code [timestamp, partition, offset, value, value_b64]}, in arrival order. It leaves wrapped as
  * (bucket, batch): the form PyFlink's keyed Python operators take after {@code KeyByKeySelector}, so no
- * Python key selector runs. Batches leave when
- * {@code maxRecords} are buffered, every {@code maxDelayMs} of processing time, and -- what keeps event
- * time exact downstream -- before every watermark, before every checkpoint barrier and at the end of the
- * input. So no watermark overtakes a record it covers, a checkpoint never holds records in flight here
- * (the operator has no state), and a bounded input loses nothing.
+ * Python key selector runs. Batches leave when {@code maxRecords} are buffered, and when
+ * {@link FlushingBatcher} says (every {@code maxDelayMs}, before every watermark, checkpoint barrier and
+ * the end of input).
  */
-public class MicroBatcher extends AbstractStreamOperator<Row>
-        implements OneInputStreamOperator<Row, Row>, BoundedOneInput, ProcessingTimeCallback {
+public class MicroBatcher extends FlushingBatcher {
     private static final long serialVersionUID = 1L;
 
     private final int maxRecords;
-    private final long maxDelayMs;
     private transient Map<Integer, StringBuilder> batches;
     private transient Map<Integer, Integer> counts;
     private transient int buffered;
-    private transient boolean timerArmed;
 
     public MicroBatcher(int maxRecords, long maxDelayMs) {
+        super(maxDelayMs);
         this.maxRecords = maxRecords;
-        this.maxDelayMs = maxDelayMs;
     }
 
     @Override
@@ -63,39 +53,11 @@ public class MicroBatcher extends AbstractStreamOperator<Row>
         appendString(batch, (String) row.getField(5));
         batch.append(']');
         counts.merge(bucket, 1, Integer::sum);
-        if (++buffered >= maxRecords) {
-            flush();
-        } else if (!timerArmed) {
-            timerArmed = true;
-            long now = getProcessingTimeService().getCurrentProcessingTime();
-            getProcessingTimeService().registerTimer(now + maxDelayMs, this);
-        }
+        rowBuffered(++buffered >= maxRecords);
     }
 
     @Override
-    public void onProcessingTime(long time) {
-        timerArmed = false;
-        flush();
-    }
-
-    @Override
-    public void processWatermark(Watermark mark) throws Exception {
-        flush();
-        super.processWatermark(mark);
-    }
-
-    @Override
-    public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
-        flush();
-        super.prepareSnapshotPreBarrier(checkpointId);
-    }
-
-    @Override
-    public void endInput() {
-        flush();
-    }
-
-    private void flush() {
+    protected void flush() {
         if (buffered == 0) {
             return;
         }

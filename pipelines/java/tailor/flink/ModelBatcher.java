@@ -1,10 +1,5 @@
 package tailor.flink;
 
-import org.apache.flink.api.common.operators.ProcessingTimeService.ProcessingTimeCallback;
-import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
-import org.apache.flink.streaming.api.operators.BoundedOneInput;
-import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
-import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.types.Row;
 
@@ -17,27 +12,24 @@ import org.apache.flink.types.Row;
  * pairs), concatenates their arrays in arrival order and emits {@code (outputKind, array)} rows, the
  * hub's {@code MODEL_BATCH} records; rows of other kinds are dropped (it is the filter too).
  *
- * <p>A batch leaves when it holds {@code maxChars} characters of JSON, {@code maxDelayMs} of processing time after
- * its first row, and before every watermark, every checkpoint barrier and the end of input: a checkpoint
- * never holds inputs in flight here (the operator has no state) and a bounded input loses nothing.
+ * <p>A batch leaves when it holds {@code maxChars} characters of JSON, and when {@link FlushingBatcher}
+ * says ({@code maxDelayMs} after its first row, before every watermark, checkpoint barrier and the end
+ * of input).
  */
-public class ModelBatcher extends AbstractStreamOperator<Row>
-        implements OneInputStreamOperator<Row, Row>, BoundedOneInput, ProcessingTimeCallback {
+public class ModelBatcher extends FlushingBatcher {
     private static final long serialVersionUID = 1L;
 
     private final String inputKind;
     private final String outputKind;
     private final int maxChars;
-    private final long maxDelayMs;
     private transient StringBuilder batch;
     private transient int buffered;
-    private transient boolean timerArmed;
 
     public ModelBatcher(String inputKind, String outputKind, int maxChars, long maxDelayMs) {
+        super(maxDelayMs);
         this.inputKind = inputKind;
         this.outputKind = outputKind;
         this.maxChars = maxChars;
-        this.maxDelayMs = maxDelayMs;
     }
 
     @Override
@@ -66,39 +58,11 @@ public class ModelBatcher extends AbstractStreamOperator<Row>
         }
         batch.append(inner);
         buffered++;
-        if (batch.length() >= maxChars) {
-            flush();
-        } else if (!timerArmed) {
-            timerArmed = true;
-            long now = getProcessingTimeService().getCurrentProcessingTime();
-            getProcessingTimeService().registerTimer(now + maxDelayMs, this);
-        }
+        rowBuffered(batch.length() >= maxChars);
     }
 
     @Override
-    public void onProcessingTime(long time) {
-        timerArmed = false;
-        flush();
-    }
-
-    @Override
-    public void processWatermark(Watermark mark) throws Exception {
-        flush();
-        super.processWatermark(mark);
-    }
-
-    @Override
-    public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
-        flush();
-        super.prepareSnapshotPreBarrier(checkpointId);
-    }
-
-    @Override
-    public void endInput() {
-        flush();
-    }
-
-    private void flush() {
+    protected void flush() {
         if (buffered == 0) {
             return;
         }
