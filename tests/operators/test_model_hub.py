@@ -18,8 +18,8 @@ from operators.normalize import normalize
 from operators.profile_tracker import ProfileTracker
 from operators.segment_rules import SegmentRules
 from settings import PROJECT_ROOT
-from state_schemas import model_input as model_input_wire
 from state_schemas import model_hub_state, recommendation
+from state_schemas import model_input as model_input_wire
 from state_schemas.catalog_item import CatalogItem
 
 MODELS = yaml.safe_load((PROJECT_ROOT / "config" / "models.yaml").read_text())
