@@ -114,7 +114,8 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         with progress_bar(len(stream), f"hysteresis {margin}") as bar:
             sweep.append({"hysteresis": margin,
                           **_stability_row(config, stream, _advance(bar), settings.out_of_orderness_ms)})
-    report = {"data": str(args.data), "events": len(stream), "rejected_rows": rejected,
+    data = f"simulated shoppers ({args.simulated} users)" if args.simulated else args.data.name
+    report = {"data": data, "events": len(stream), "rejected_rows": rejected,
               "config": dataclasses.asdict(base), "results": results, "hysteresis_sweep": sweep}
     table = markdown(report)
     print(table)
@@ -388,7 +389,7 @@ def adjusted_rand_index(a: Sequence[Any], b: Sequence[Any]) -> float:
 # -- output ----------------------------------------------------------------------------------------------
 def markdown(report: dict[str, Any]) -> str:
     lines = [
-        f"Taobao clustering: {report['events']:,} events ({report['rejected_rows']} rows rejected)",
+        f"Clustering {report['data']}: {report['events']:,} events ({report['rejected_rows']} rows rejected)",
         "",
         "| algorithm | clusters | silhouette | µs/learn | µs/predict | ARI run vs run | ARI p1 vs p2 "
         "| switches / 1k events (no hysteresis) | switches / user-day | reverted within 1 h | cluster sizes |",

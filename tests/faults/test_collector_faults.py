@@ -21,6 +21,7 @@ import pytest
 from connectors.kafka_events import read_topic
 from stack import kafka
 from stack.service_process import running_collector
+from tests.faults.harness import BROKER_RECOVERY_S
 from tests.integration.harness import isolated_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -80,12 +81,12 @@ def test_broker_killed_and_restarted_under_the_collector_loses_no_acknowledged_e
             os.kill(pid, signal.SIGKILL)
             time.sleep(8)
             during_outage = len(sender.acknowledged)
-            kafka.start(stack_settings)
+            kafka.start(stack_settings, timeout=BROKER_RECOVERY_S)
             time.sleep(10)
         finally:
             sender.stop.set()
             sender.join(60)
-            kafka.start(stack_settings)
+            kafka.start(stack_settings, timeout=BROKER_RECOVERY_S)
     stored = [orjson.loads(r.value)["messageId"] for r in read_topic(settings.kafka_bootstrap, settings.events_topic)]
     lost = set(sender.acknowledged) - set(stored)
     print(f"\ncollector under broker SIGKILL: {len(sender.acknowledged):,} acknowledged ({before_kill:,} before the "

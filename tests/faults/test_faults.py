@@ -19,6 +19,7 @@ from connectors.kafka_topics import committed_offsets
 from stack import kafka, redis_server
 from state_schemas import recommendation
 from tests.faults.harness import (
+    BROKER_RECOVERY_S,
     DAY,
     Outcome,
     Record,
@@ -137,14 +138,14 @@ def test_kafka_broker_killed_and_restarted_mid_replay(stack_settings, jobs):
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
         time.sleep(5)
-        kafka.start(stack_settings)
+        kafka.start(stack_settings, timeout=BROKER_RECOVERY_S)
         # A restarted broker answers CoordinatorNotAvailable until it has loaded __consumer_offsets;
         # the offsets a job start reads must wait that out, not fail (it failed a CI run once).
         assert isinstance(committed_offsets(settings, settings.consumer_group, settings.events_topic), dict)
         job.wait()
     finally:
         job.stop()
-        kafka.start(stack_settings)
+        kafka.start(stack_settings, timeout=BROKER_RECOVERY_S)
 
     got, _ = job_changes(settings)
     outcome = compare(settings, reference(workload), got)
