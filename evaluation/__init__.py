@@ -14,7 +14,9 @@ from settings import PROJECT_ROOT
 
 RESULTS_DIR = PROJECT_ROOT / "evaluation-results"
 
-EVALUATIONS: tuple[str, ...] = ("clusters", "experiments", "movielens", "movielens_next", "taobao", "tune")
+EVALUATIONS: tuple[str, ...] = (
+    "clusters", "experiments", "movielens", "movielens_next", "replicas", "taobao", "tune",
+)
 
 
 def modules() -> list[tuple[str, ModuleType]]:

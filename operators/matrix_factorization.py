@@ -43,8 +43,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from state_schemas.model_update import ItemStep
+
 KINDS = ("biased", "funk")
 _TWO_PI = 2.0 * math.pi
+
 
 
 class MatrixFactorization:
@@ -99,39 +102,72 @@ class MatrixFactorization:
         return latent
 
     def learn_one(self, user: str, item: str, y: float) -> None:
+        """One SGD step (``steps`` steps) on ``y``: ``user_step`` then ``apply_item_step``, bit for bit."""
+        self.apply_item_step(item, self.user_step(user, item, y))
+
+    def user_step(self, user: str, item: str, y: float, mean: tuple[float, float] | None = None) -> ItemStep:
+        """Learn the user's side of ``(user, item, y)`` and return the item's side, unapplied: a model
+        replica that owns the user learns here, and every replica then applies the step
+        (``state_schemas.model_update``). ``mean``: the running target mean ``(n, mean)`` to start from
+        (default: this model's), for several steps of one interaction before any is applied."""
         u = self.u_latents.get(user)
         if u is None:
             u = self.u_latents[user] = self._new_latent(b"u", user)
         row = self.item_rows.get(item)
-        if row is None:
-            row = self._add_item(item, self._new_latent(b"i", item), 0.0)
-        q = self._item_latents[row]  # a view: updating it updates the matrix
+        q = self._new_latent(b"i", item) if row is None else self._item_latents[row]
         lr_b, lr_l = self.lr_bias, self.lr_latent
         if self.lr_decay:
             nu, ni = self.u_counts.get(user, 0), self.i_counts.get(item, 0)
-            self.u_counts[user], self.i_counts[item] = nu + 1, ni + 1
+            self.u_counts[user] = nu + 1
             du, di = (1.0 + self.lr_decay * nu) ** -0.5, (1.0 + self.lr_decay * ni) ** -0.5
         else:
             du = di = 1.0
         l2_b, l2_l = self.l2_bias, self.l2_latent
+        mean_n, mean_y = (self.mean_n, self.mean) if mean is None else mean
+        step = ItemStep(y, [], [])
         if self._biased:
-            self.mean_n += 1.0
-            self.mean += (1.0 / self.mean_n) * (y - self.mean)
-            bu, bi = self.u_biases.get(user, 0.0), float(self._item_biases[row])
+            mean_n += 1.0
+            mean_y += (1.0 / mean_n) * (y - mean_y)
+            bu, bi = self.u_biases.get(user, 0.0), (0.0 if row is None else float(self._item_biases[row]))
         for _ in range(self.steps):
             dot = float(np.dot(u, q))
-            pred = self.mean + bu + bi + dot if self._biased else dot  # River's order of additions
+            pred = mean_y + bu + bi + dot if self._biased else dot  # River's order of additions
             g = 2.0 * (pred - y)
             gu = g * q + l2_l * u  # both gradients from the values before this step, as in River
             gq = g * u + l2_l * q
             u -= (lr_l * du) * gu
-            q -= (lr_l * di) * gq
+            dq = (lr_l * di) * gq
+            q = q - dq  # a new array: the replica's row changes only in apply_item_step, by the same operation
+            step.latent.append(dq)
             if self._biased:
                 bu -= (lr_b * du) * (g + l2_b * bu)
-                bi -= (lr_b * di) * (g + l2_b * bi)
+                db = (lr_b * di) * (g + l2_b * bi)
+                bi -= db
+                step.bias.append(db)
         if self._biased:
             self.u_biases[user] = bu
+        step.mean = (mean_n, mean_y)
+        return step
+
+    def apply_item_step(self, item: str, step: ItemStep) -> None:
+        """Apply the item's side of one interaction (``user_step``): the running mean, then each SGD step's
+        change of the item's bias and vector, in order (subtracting a step's change is the operation the
+        single-model rule does in place, so applied at once it is bit for bit that rule)."""
+        row = self.item_rows.get(item)
+        if row is None:
+            row = self._add_item(item, self._new_latent(b"i", item), 0.0)
+        if self.lr_decay:
+            self.i_counts[item] = self.i_counts.get(item, 0) + 1
+        if self._biased:
+            self.mean_n += 1.0
+            self.mean += (1.0 / self.mean_n) * (step.y - self.mean)
+            bi = float(self._item_biases[row])
+            for db in step.bias:
+                bi -= db
             self._item_biases[row] = bi
+        q = self._item_latents[row]  # a view: updating it updates the matrix
+        for dq in step.latent:
+            q -= dq
 
     def _add_item(self, item: str, latent: Any, bias: float) -> int:
         row = len(self._row_items)

@@ -54,6 +54,7 @@ from settings.errors import TailorError
 from state_schemas import recommender_state as rs
 from state_schemas.catalog_item import CatalogItem
 from state_schemas.events import ORDER_COMPLETED
+from state_schemas.model_update import InteractionUpdate, ItemStep
 from state_schemas.recommendation import RecommendedItem
 
 FEEDBACK_MODES = ("negative_sampling", "positive_only")
@@ -244,48 +245,81 @@ class HybridRecommender:
         self._catalog_clock += 1
         state.catalog = (self._catalog_clock, item.title, item.category, item.tags)
         self.content.add(item)
-        self._evict()
+        self._evict_items()
 
     def learn_one(
         self, user_id: str, item_id: str, event_name: str, timestamp: int, category: str | None = None,
         segments: Sequence[str] = (), rating: float | None = None,
     ) -> None:
-        """Learn one interaction; ``rating`` (explicit feedback) overrides the event-type weight."""
+        """Learn one interaction; ``rating`` (explicit feedback) overrides the event-type weight. The same as
+        ``learn_user`` then ``apply_update`` of what it returned (bit for bit)."""
+        update = self.learn_user(user_id, item_id, event_name, timestamp, category, segments, rating)
+        if update is not None:
+            self.apply_update(update)
+
+    def learn_user(
+        self, user_id: str, item_id: str, event_name: str, timestamp: int, category: str | None = None,
+        segments: Sequence[str] = (), rating: float | None = None,
+    ) -> InteractionUpdate | None:
+        """Learn the user's side of one interaction (factors, recent and purchased items) and return the
+        item side unapplied, for ``apply_update`` of every replica (``operators.model_updates``); None if
+        the event type carries no weight. Reads item-side models, never changes them."""
         weight = self.config.event_weights.get(event_name, 0.0) if rating is None else rating
         if weight <= 0 and rating is None:
-            return
-        user, item = self._touch_user(user_id), self._touch_item(item_id)
-        if category is not None:
-            item.category = category
-        category = item.category or (item.catalog[2] if item.catalog else None)
+            return None
+        user = self._touch_user(user_id)
         user.n_events += 1
-        item.n_events += 1
-        self.mf.learn_one(user_id, item_id, weight)
+        steps = [(item_id, self.mf.user_step(user_id, item_id, weight))]
         if rating is None and self.config.mf_feedback == "negative_sampling":
-            self._learn_negatives(user_id, item_id, user)
-        trending_in = (*segments, "category:" + category) if category else segments
-        self.popularity.learn_one(item_id, timestamp, weight, trending_in)
-        self._dirty_items.update(self.popularity.take_dropped() & self.items.keys())
+            steps += self._learn_negatives(user_id, item_id, user, steps[0][1].mean)
+        window: tuple[str, ...] = ()
         if self.config.covisit_window:
-            window = list(dict.fromkeys(i for i, _ in reversed(user.recent)))[: self.config.covisit_window]
-            self._dirty_items.update(self.covisits.learn_context(item_id, window) & self.items.keys())
+            window = tuple(dict.fromkeys(i for i, _ in reversed(user.recent)))[: self.config.covisit_window]
         user.recent.append((item_id, float(weight)))
         del user.recent[: -self.config.max_recent]
         if event_name == ORDER_COMPLETED and item_id not in user.purchased:
             user.purchased.append(item_id)
             del user.purchased[: -self.config.max_purchased]
-        self._evict()
+        self._evict_users()
+        return InteractionUpdate(item_id, timestamp, float(weight), category, tuple(segments), window, tuple(steps))
 
-    def _learn_negatives(self, user_id: str, item_id: str, user: rs.UserState) -> None:
+    def apply_update(self, update: InteractionUpdate) -> None:
+        """Learn the item side of an interaction a replica learned (``learn_user``): matrix factorization's
+        item steps, popularity, co-visitation."""
+        item_id = update.item_id
+        item = self._touch_item(item_id)
+        if update.category is not None:
+            item.category = update.category
+        category = item.category or (item.catalog[2] if item.catalog else None)
+        item.n_events += 1
+        for stepped, step in update.mf:
+            if stepped != item_id:  # a sampled negative: skipped if this replica evicted it meanwhile
+                if stepped not in self.items:
+                    continue
+                self._dirty_items.add(stepped)
+            self.mf.apply_item_step(stepped, step)
+        trending_in = (*update.segments, "category:" + category) if category else update.segments
+        self.popularity.learn_one(item_id, update.timestamp, update.weight, trending_in)
+        self._dirty_items.update(self.popularity.take_dropped() & self.items.keys())
+        if update.window:
+            self._dirty_items.update(self.covisits.learn_context(item_id, list(update.window)) & self.items.keys())
+        self._evict_items()
+
+    def _learn_negatives(
+        self, user_id: str, item_id: str, user: rs.UserState, mean: tuple[float, float]
+    ) -> list[tuple[str, ItemStep]]:
         if len(self._known) < 2:
-            return
+            return []
         seen = {i for i, _ in user.recent}
+        steps = []
         for _ in range(self.config.mf_negatives):
             negative = self._known[self._next_random() % len(self._known)]
             if negative is None or negative == item_id or negative in seen:
                 continue
-            self.mf.learn_one(user_id, negative, 0.0)
-            self._dirty_items.add(negative)
+            step = self.mf.user_step(user_id, negative, 0.0, mean)
+            steps.append((negative, step))
+            mean = step.mean
+        return steps
 
     def _next_random(self) -> int:
         """splitmix64: one integer of state, so the generator persists in the globals."""
@@ -316,7 +350,7 @@ class HybridRecommender:
         return state
 
     # -- memory bounds -----------------------------------------------------------------------------
-    def _evict(self) -> None:
+    def _evict_users(self) -> None:
         c = self.config
         if len(self.users) > c.max_users + max(1, c.max_users // 20):  # batched: amortized O(log n)
             for user_id in sorted(self.users, key=lambda u: self.users[u].seq)[: len(self.users) - c.max_users]:
@@ -324,6 +358,9 @@ class HybridRecommender:
                 self.mf.remove_user(user_id)
                 self._evicted_users.add(user_id)
                 self._dirty_users.discard(user_id)
+
+    def _evict_items(self) -> None:
+        c = self.config
         if len(self.items) > c.max_items + max(1, c.max_items // 20):
             for item_id in sorted(self.items, key=lambda i: self.items[i].seq)[: len(self.items) - c.max_items]:
                 self._remove_item(item_id)

@@ -1,0 +1,84 @@
+"""``InteractionUpdate``: the global side of one learned interaction (wire version 1).
+
+A recommender replica that owns a user learns the user's side of an interaction (their factors, recent
+and purchased items) and hands the rest -- what every replica's item-side models must learn -- to
+``HybridRecommender.apply_update`` of every replica, its own included (``operators.model_updates``).
+Exchanged between replicas as a compact JSON array::
+
+    0 version     1
+    1 item_id     the item interacted with
+    2 timestamp   event time, epoch ms (popularity decays by it)
+    3 weight      the interaction's weight (event weight, or the rating)
+    4 category    the event's category, null if none (the item's category, when given)
+    5 segments    the user's segments at the time (per-segment popularity)
+    6 window      the user's latest distinct items before this one (co-visitation)
+    7 mf          [[item_id, y, [bias step, ...], [[latent step...], ...]], ...]: the interaction's SGD
+                  steps on item parameters (``ItemStep``); the item itself first, then sampled negatives
+
+Floats round-trip exactly (orjson writes the shortest repr), so a replica that applies a decoded update
+ends bit for bit where one that applied the original does.
+
+>>> import numpy as np
+>>> u = InteractionUpdate("i1", 5, 1.0, None, ("vip",), ("i0",),
+...                       (("i1", ItemStep(1.0, [0.25], [np.array([0.5, -0.125])])),))
+>>> v = decode(encode(u))
+>>> (v.item_id, v.segments, v.mf[0][0], v.mf[0][1].bias, v.mf[0][1].latent[0].tolist())
+('i1', ('vip',), 'i1', [0.25], [0.5, -0.125])
+>>> decode(b'[2, "i1"]')
+Traceback (most recent call last):
+...
+state_schemas.profile_state.StateVersionError: model update version 2 is not readable by this Tailor (knows version 1)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import orjson
+from numpy.typing import NDArray
+
+from state_schemas.profile_state import StateVersionError
+
+WIRE_VERSION: Final = 1
+
+
+@dataclass(slots=True)
+class ItemStep:
+    """The item's side of one interaction for matrix factorization: its target ``y`` (the running mean
+    learns it) and, per SGD step, what to subtract from the item's bias and latent vector. ``mean``: the
+    running mean ``(n, mean)`` after it as the learning replica saw it (a next step of the same
+    interaction starts there); not exchanged."""
+
+    y: float
+    bias: list[float]
+    latent: list[NDArray[np.float64]]
+    mean: tuple[float, float] = (0.0, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class InteractionUpdate:
+    item_id: str
+    timestamp: int
+    weight: float
+    category: str | None
+    segments: tuple[str, ...]
+    window: tuple[str, ...]
+    mf: tuple[tuple[str, ItemStep], ...]
+
+
+def encode(u: InteractionUpdate) -> bytes:
+    mf = [[item, s.y, s.bias, [d.tolist() for d in s.latent]] for item, s in u.mf]
+    return orjson.dumps([WIRE_VERSION, u.item_id, u.timestamp, u.weight, u.category, u.segments, u.window, mf])
+
+
+def decode(payload: str | bytes) -> InteractionUpdate:
+    row: Any = orjson.loads(payload)
+    if not isinstance(row, list) or not row or row[0] != WIRE_VERSION:
+        version = row[0] if isinstance(row, list) and row else row
+        raise StateVersionError(f"model update version {version!r} is not readable by this Tailor "
+                                f"(knows version {WIRE_VERSION})")
+    mf = tuple((item, ItemStep(y, bias, [np.asarray(d, dtype=float) for d in latent]))
+               for item, y, bias, latent in row[7])
+    return InteractionUpdate(row[1], row[2], row[3], row[4], tuple(row[5]), tuple(row[6]), mf)
