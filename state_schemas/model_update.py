@@ -69,12 +69,37 @@ class InteractionUpdate:
 
 
 def encode(u: InteractionUpdate) -> bytes:
-    mf = [[item, s.y, s.bias, [d.tolist() for d in s.latent]] for item, s in u.mf]
-    return orjson.dumps([WIRE_VERSION, u.item_id, u.timestamp, u.weight, u.category, u.segments, u.window, mf])
+    return orjson.dumps(_row(u))
+
+
+def encode_batch(updates: list[InteractionUpdate]) -> bytes:
+    """Several updates as one JSON array of update arrays (one record on the wire)."""
+    return orjson.dumps([_row(u) for u in updates])
 
 
 def decode(payload: str | bytes) -> InteractionUpdate:
-    row: Any = orjson.loads(payload)
+    return _from_row(orjson.loads(payload))
+
+
+def decode_batch(payload: str | bytes) -> list[InteractionUpdate]:
+    """What ``encode_batch`` wrote.
+
+    >>> [u.item_id for u in decode_batch(encode_batch([InteractionUpdate("a", 1, 1.0, None, (), (), ()),
+    ...                                                 InteractionUpdate("b", 2, 1.0, None, (), (), ())]))]
+    ['a', 'b']
+    """
+    rows = orjson.loads(payload)
+    if not isinstance(rows, list):
+        raise StateVersionError(f"a model update batch must be a JSON array; got {type(rows).__name__}")
+    return [_from_row(row) for row in rows]
+
+
+def _row(u: InteractionUpdate) -> list[Any]:
+    mf = [[item, s.y, s.bias, [d.tolist() for d in s.latent]] for item, s in u.mf]
+    return [WIRE_VERSION, u.item_id, u.timestamp, u.weight, u.category, u.segments, u.window, mf]
+
+
+def _from_row(row: Any) -> InteractionUpdate:
     if not isinstance(row, list) or not row or row[0] != WIRE_VERSION:
         version = row[0] if isinstance(row, list) and row else row
         raise StateVersionError(f"model update version {version!r} is not readable by this Tailor "

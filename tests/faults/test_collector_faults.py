@@ -22,7 +22,7 @@ from connectors.kafka_events import read_topic
 from stack import kafka
 from stack.service_process import running_collector
 from tests.faults.harness import BROKER_RECOVERY_S
-from tests.integration.harness import isolated_settings
+from tests.integration.harness import isolated_settings, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -74,15 +74,16 @@ def test_broker_killed_and_restarted_under_the_collector_loses_no_acknowledged_e
         sender = Sender(url)
         sender.start()
         try:
-            time.sleep(3)
+            wait_for(lambda: len(sender.acknowledged) >= 200, 60, "the collector acknowledging batches")
             before_kill = len(sender.acknowledged)
             pid = kafka.running_pid(stack_settings)
             assert pid is not None
             os.kill(pid, signal.SIGKILL)
-            time.sleep(8)
+            wait_for(lambda: "503" in sender.retry_after, 60, "the collector answering 503 + Retry-After")
             during_outage = len(sender.acknowledged)
             kafka.start(stack_settings, timeout=BROKER_RECOVERY_S)
-            time.sleep(10)
+            wait_for(lambda: len(sender.acknowledged) >= during_outage + 200, 120,
+                     "the collector acknowledging batches again after the restart")
         finally:
             sender.stop.set()
             sender.join(60)

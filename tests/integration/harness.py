@@ -25,12 +25,22 @@ JOB_TIMEOUT_S = 600
 TEST_STATE_DIR = Settings.load().home / "test-state"
 
 
+# Topics ``isolated_settings`` created in this session, deleted when it ends: a broker restarted after
+# SIGKILL recovers every partition directory before it opens its port, and thousands of leftover test
+# partitions made that take longer than the 60 s a restart is given.
+_SESSION_TOPICS: list[str] = []
+
+
 @pytest.fixture(scope="session")
-def stack_settings() -> Settings:
+def stack_settings() -> Iterator[Settings]:
     settings = Settings.load()
     stack.up(settings, progress=lambda _line: None)
     shutil.rmtree(TEST_STATE_DIR, ignore_errors=True)
-    return settings
+    yield settings
+    try:
+        topics.delete_topics(settings, _SESSION_TOPICS, timeout=120)
+    except Exception as exc:  # noqa: BLE001 - cleanup: a broker a test left down must not fail the session
+        print(f"\nleft {len(_SESSION_TOPICS)} test topics on the broker: {exc}")
 
 
 def _free_port() -> int:
@@ -55,7 +65,9 @@ def isolated_settings(base: Settings, name: str, partitions: int = 2, **override
         rest_port=_free_port(),
         **{"checkpoint_interval_ms": 1000, "state_dir": TEST_STATE_DIR, **overrides},
     )
-    topics.ensure_topics(settings, topics.tailor_topics(settings))
+    names = topics.tailor_topics(settings)
+    _SESSION_TOPICS.extend(names)
+    topics.ensure_topics(settings, names)
     return settings
 
 
