@@ -7,6 +7,7 @@
     tailor bench profile [--events N]    pyinstrument over the per-event Python path, top hot spots
     tailor bench collector               `tailor collect` under wrk: events/s, p50/p99, acknowledged = stored
     tailor bench serve                   `tailor serve` under wrk: Redis warm and Redis stopped
+    tailor bench exchange                a recommender replica applying model updates from Kafka in PyFlink
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ DESCRIPTION = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     table = "; ".join(f"{c.id} ({c.group}): {c.label}" for c in CONTENDERS)
     parser.description = DESCRIPTION
-    parser.add_argument("action", nargs="?", choices=("run", "profile", "collector", "serve"), default="run",
-                        help="run the benchmark, profile the per-event Python path, or load-test `tailor collect` "
-                             "or `tailor serve`")
+    parser.add_argument("action", nargs="?", choices=("run", "profile", "collector", "serve", "exchange"),
+                        default="run",
+                        help="run the benchmark, profile the per-event Python path, load-test `tailor collect` "
+                             "or `tailor serve`, or time the sharded recommender's update exchange in PyFlink")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny sizes (3,000 events, 300 users), one 4 s latency step: seconds per contender")
     parser.add_argument("--only", help=f"comma-separated contender ids or group letters; default all. {table}")
@@ -65,6 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile-events", type=int, default=100_000, help="profile: events replayed")
     parser.add_argument("--http-seconds", type=float, default=10.0,
                         help="collector, serve: seconds per wrk scenario")
+    parser.add_argument("--exchange-batch", type=int, default=64,
+                        help="exchange: model updates per Kafka record (default 64)")
     parser.add_argument("--profile-path", choices=("job", "models", "baseline"), default="job",
                         help="profile: the job's per-event Python (wire + state codecs), the model hub's per "
                              "model input, or the plain baseline's")
@@ -81,6 +85,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from bench.collector_load import run as run_collector_bench
 
         return run_collector_bench(settings, seconds=args.http_seconds)
+    if args.action == "exchange":
+        from bench.model_update_exchange import run as run_exchange_bench
+
+        return run_exchange_bench(settings, events=args.taobao_events, batch=args.exchange_batch)
     if args.action == "serve":
         from bench.serving_load import run as run_serving_bench
 
