@@ -54,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--datasets", default="movielens-rmse,movielens-next,taobao", metavar="NAME[,NAME...]",
                         help="which replays (default all three)")
     parser.add_argument("--limit", type=int, default=None, help="replay only the first N interactions of each")
+    parser.add_argument("--read-own-writes", action="store_true",
+                        help="each replica applies its own updates at once (the exchange brings the others')")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
 
 
@@ -112,10 +114,10 @@ class _Scores:
 
 def replay(
     config: RecommenderConfig, stream: list[Interaction], catalog: list[CatalogItem], replicas: int,
-    exchange_every: int, scores: _Scores, quiet: bool = True, label: str = "",
+    exchange_every: int, scores: _Scores, quiet: bool = True, label: str = "", read_own_writes: bool = False,
 ) -> dict[str, Any]:
     """Test-then-learn through ``replicas`` replicas; quality (``scores``) and CPU per replica."""
-    shards = RecommenderReplicas(config, replicas)
+    shards = RecommenderReplicas(config, replicas, read_own_writes)
     for item in catalog:
         shards.add_catalog_item(item)
     own = [0.0] * replicas  # learning and recommending for the replica's users
@@ -128,7 +130,7 @@ def replay(
         start = time.thread_time()
         scores.test(shards, x)
         update = shards.learn_one(user, item, name, now, category, rating=rating)
-        own[r] += time.thread_time() - start
+        own[r] += time.thread_time() - start  # with read_own_writes: its own apply too
         if update is not None:
             start = time.thread_time()
             payload = model_update.encode(update)
@@ -186,8 +188,9 @@ def _rows(args: argparse.Namespace, settings: Settings) -> Iterator[list[Any]]:
         yield [name, "single", "-", *_cells(single, single)]
         for every in (int(n) for n in args.exchange_every.split(",")):
             sharded = replay(config, stream, catalog, args.replicas, every, scores_for(name, config), args.quiet,
-                             f"{name} {args.replicas} replicas / {every}")
-            yield [name, f"{args.replicas} replicas", every, *_cells(sharded, single)]
+                             f"{name} {args.replicas} replicas / {every}", args.read_own_writes)
+            label = f"{args.replicas} replicas" + (", own writes at once" if args.read_own_writes else "")
+            yield [name, label, every, *_cells(sharded, single)]
 
 
 def _cells(r: dict[str, Any], single: dict[str, Any]) -> list[Any]:

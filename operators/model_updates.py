@@ -42,11 +42,14 @@ def owner_of(user_id: str, replicas: int) -> int:
 
 
 class RecommenderReplicas:
-    def __init__(self, config: RecommenderConfig, replicas: int = 2) -> None:
+    def __init__(self, config: RecommenderConfig, replicas: int = 2, read_own_writes: bool = False) -> None:
         if replicas < 1:
             raise ValueError(f"replicas must be >= 1; got {replicas}")
         self.replicas = [HybridRecommender(config) for _ in range(replicas)]
-        self._log: list[InteractionUpdate] = []
+        # The owner applies its own updates at once (and skips them in the exchange): fresher for its
+        # users, but replicas then apply the same updates in different orders and drift apart.
+        self.read_own_writes = read_own_writes
+        self._log: list[tuple[int, InteractionUpdate]] = []  # (owner, update)
 
     def owner(self, user_id: str) -> HybridRecommender:
         return self.replicas[owner_of(user_id, len(self.replicas))]
@@ -65,18 +68,23 @@ class RecommenderReplicas:
         segments: Sequence[str] = (), rating: float | None = None,
     ) -> InteractionUpdate | None:
         """The owner learns the user's side; the item side joins the log (returned; None: no weight)."""
-        update = self.owner(user_id).learn_user(user_id, item_id, event_name, timestamp, category, segments, rating)
+        owner = owner_of(user_id, len(self.replicas))
+        replica = self.replicas[owner]
+        update = replica.learn_user(user_id, item_id, event_name, timestamp, category, segments, rating)
         if update is not None:
-            self._log.append(update)
+            self._log.append((owner, update))
+            if self.read_own_writes:
+                replica.apply_update(update)
         return update
 
     def exchange(self) -> list[float]:
         """Every replica applies the pending updates, in log order; returns each replica's CPU seconds."""
         seconds = []
-        for replica in self.replicas:
+        for index, replica in enumerate(self.replicas):
             start = time.thread_time()
-            for update in self._log:
-                replica.apply_update(update)
+            for owner, update in self._log:
+                if not (self.read_own_writes and owner == index):
+                    replica.apply_update(update)
             seconds.append(time.thread_time() - start)
         self._log.clear()
         return seconds

@@ -93,3 +93,14 @@ def test_learning_the_user_side_leaves_the_item_side_untouched():
     assert _item_side(rec, "x") == before
     assert np.array_equal(rec.mf._item_latents[rec.mf.item_rows["x"]], vector)
     assert rec.learn_user("b", "x", "page_viewed", 2_000) is None  # no weight: nothing to learn
+
+
+def test_an_owner_reading_its_own_writes_sees_its_update_before_the_exchange():
+    sharded = RecommenderReplicas(CONFIG, replicas=2, read_own_writes=True)
+    users = [f"u{n}" for n in range(30)]
+    mine = next(u for u in users if owner_of(u, 2) == 0)
+    sharded.learn_one(mine, "x", "product_viewed", 0)
+    owner, other = sharded.replicas
+    assert "x" in owner.items and "x" not in other.items  # the other replica waits for the exchange
+    sharded.exchange()
+    assert _item_side(owner, "x") == _item_side(other, "x")  # applied once on each, not twice
