@@ -181,8 +181,6 @@ def scores_for(name: str, config: RecommenderConfig) -> _Scores:
 
 def _rows(args: argparse.Namespace, settings: Settings) -> Iterator[list[Any]]:
     for name in args.datasets.split(","):
-        if name not in DATASETS:
-            raise SystemExit(f"--datasets: unknown {name!r}; known: {', '.join(DATASETS)}")
         config, stream, catalog = dataset(name, settings, args.limit)
         single = replay(config, stream, catalog, 1, 1, scores_for(name, config), args.quiet, f"{name} single")
         yield [name, "single", "-", *_cells(single, single)]
@@ -197,13 +195,22 @@ def _cells(r: dict[str, Any], single: dict[str, Any]) -> list[Any]:
     quality = [r.get("rmse", ""), r.get("recall@10", ""), r.get("novel recall@10", "")]
     busiest = r["own_us"] + r["apply_us"] + r["wire_us"]
     speedup = (single["own_us"] + single["apply_us"]) / busiest if busiest else 0.0
-    return [*quality, round(r["own_us"], 1), round(r["apply_us"], 1), round(r["wire_us"], 1),
+    return [*quality, round(r["own_us"]), round(r["apply_us"]), round(r["wire_us"]),
             round(r["bytes_per_update"]), round(speedup, 2)]
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.replicas < 2:
         raise SystemExit("--replicas must be at least 2 (the single recommender is always the first row)")
+    unknown = [name for name in args.datasets.split(",") if name not in DATASETS]
+    if unknown:
+        raise SystemExit(f"--datasets: unknown {', '.join(unknown)}; known: {', '.join(DATASETS)}")
+    try:
+        every = [int(n) for n in args.exchange_every.split(",")]
+    except ValueError:
+        raise SystemExit(f"--exchange-every takes whole numbers, comma-separated: {args.exchange_every!r}") from None
+    if min(every) < 1:
+        raise SystemExit("--exchange-every: each value must be at least 1")
     headers = ["dataset", "recommender", "exchange every", "RMSE", "Recall@10", "novel Recall@10",
                "own µs", "apply µs", "wire µs", "bytes/update", "speedup"]
     rows = []
