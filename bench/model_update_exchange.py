@@ -4,7 +4,7 @@ The sharded recommender (``operators.model_updates``) would exchange ``tailor.mo
 Kafka topic read back as broadcast state. This measures that read side on the real engine: the Taobao
 sample's interactions are learned once in-process (``learn_user``), their updates written to a fresh
 topic in records of ``--exchange-batch`` updates, and a one-slot embedded job reads the topic (bounded)
-into a ``KeyedBroadcastProcessFunction``, three times:
+into a ``KeyedBroadcastProcessFunction`` (in the job's ``execution_mode``), three times:
 
 * ``read``         the records reach Python and are dropped;
 * ``apply``        + decoded and applied to a replica (``HybridRecommender.apply_update``);
@@ -16,6 +16,7 @@ excluded), per mode. The topic is deleted afterwards.
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -78,8 +79,10 @@ def _read_back(settings: Settings, topic: str, mode: str, records: int, batch: i
     from connectors import flink_kafka
     from connectors.kafka_clients import kafka_cluster
     from operators.recommender import HybridRecommender, RecommenderConfig
+    from stack.local_job import python_path_env
     from state_schemas import model_update
 
+    os.environ.update(python_path_env(settings))  # thread mode: the JVM imports our packages and pemja
     items = MapStateDescriptor("replica_items", Types.STRING(), Types.STRING())
     result = Path(tempfile.mkdtemp(prefix="tailor-exchange-")) / "timing.json"
 
@@ -110,6 +113,7 @@ def _read_back(settings: Settings, topic: str, mode: str, records: int, batch: i
                 result.write_bytes(orjson.dumps([time.perf_counter() - self.first, self.updates]))
 
     config = Configuration()
+    config.set_string("python.execution-mode", settings.execution_mode)  # as the job runs its Python
     config.set_string("python.executable", sys.executable)
     config.set_string("python.client.executable", sys.executable)
     env = StreamExecutionEnvironment.get_execution_environment(config)

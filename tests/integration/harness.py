@@ -66,7 +66,7 @@ def isolated_settings(base: Settings, name: str, partitions: int = 2, **override
         **{"checkpoint_interval_ms": 1000, "state_dir": TEST_STATE_DIR, **overrides},
     )
     names = topics.tailor_topics(settings)
-    _SESSION_TOPICS.extend(names)
+    _SESSION_TOPICS.extend([*names, topics.replay_ledger_topic(settings)])  # the ledger: `dead-letters replay`
     topics.ensure_topics(settings, names)
     return settings
 
