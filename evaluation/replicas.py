@@ -146,14 +146,12 @@ def replay(
     bar.close()
     n = max(1, len(stream))
     busiest = max(range(replicas), key=lambda i: own[i] + applying[i])
-    wire_per_update = wire / max(1, updates)
     return {
         **scores.row(),
-        "cpu_seconds": sum(own) + applying[0] if replicas == 1 else own[busiest] + applying[busiest],
         "own_us": 1e6 * own[busiest] / n,
         "apply_us": 1e6 * applying[busiest] / n,
         # a replica decodes every update and encodes its own: about one encode + decode per update overall
-        "wire_us": 1e6 * wire_per_update * updates / n if replicas > 1 else 0.0,
+        "wire_us": 1e6 * wire / n if replicas > 1 else 0.0,
         "bytes_per_update": wire_bytes / max(1, updates),
     }
 

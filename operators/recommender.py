@@ -302,7 +302,7 @@ class HybridRecommender:
         self.popularity.learn_one(item_id, update.timestamp, update.weight, trending_in)
         self._dirty_items.update(self.popularity.take_dropped() & self.items.keys())
         if update.window:
-            self._dirty_items.update(self.covisits.learn_context(item_id, list(update.window)) & self.items.keys())
+            self._dirty_items.update(self.covisits.learn_context(item_id, update.window) & self.items.keys())
         self._evict_items()
 
     def _learn_negatives(
