@@ -535,6 +535,7 @@ class HybridRecommender:
             self.mf.import_user(user_id, state.mf)
         state.mf = None  # the model holds the live copy
         self.users[user_id] = state
+        self._clock = max(self._clock, state.seq)  # state restored in parts: the clock stays ahead of all
 
     def export_item(self, item_id: str) -> str:
         state = self.items[item_id]
@@ -559,6 +560,7 @@ class HybridRecommender:
             seq, title, category, tags = state.catalog
             self._pending_catalog.append((seq, CatalogItem(item_id, title, category, tags)))
         self.items[item_id] = state
+        self._clock = max(self._clock, state.seq)
 
     def _flush_catalog(self) -> None:
         if self._pending_catalog:  # re-add restored catalog items in their original order

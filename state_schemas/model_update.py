@@ -107,3 +107,45 @@ def _from_row(row: Any) -> InteractionUpdate:
     mf = tuple((item, ItemStep(y, bias, [np.asarray(d, dtype=float) for d in latent]))
                for item, y, bias, latent in row[7])
     return InteractionUpdate(row[1], row[2], row[3], row[4], tuple(row[5]), tuple(row[6]), mf)
+
+
+# -- the exchange record: what a replica writes to the model-updates topic ------------------------------
+EXCHANGE_SCHEMA: Final = "tailor.model_updates/1"
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One record of the model-updates topic: updates a replica learned, in its learning order.
+
+    ``emit_time`` (epoch ms, the writer's clock) lets a reader measure staleness; ``retune`` carries live
+    model settings ``[applied_at, settings]`` (``HybridRecommender.retune``) so that every replica puts
+    them in force at the same place in the log.
+    """
+
+    emit_time: int
+    updates: list[InteractionUpdate]
+    retune: list[Any] | None = None
+
+
+def encode_exchange(e: Exchange) -> bytes:
+    """The record as a JSON object (one per Kafka record; a writer splits long runs of updates).
+
+    >>> r = decode_exchange(encode_exchange(Exchange(7, [InteractionUpdate("a", 1, 1.0, None, (), (), ())])))
+    >>> r.emit_time, [u.item_id for u in r.updates], r.retune
+    (7, ['a'], None)
+    >>> decode_exchange(b'{"schema": "tailor.model_updates/2"}')  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    state_schemas.profile_state.StateVersionError: model updates record 'tailor.model_updates/2' is not readable ...
+    """
+    return orjson.dumps({"schema": EXCHANGE_SCHEMA, "emit_time": e.emit_time,
+                         "updates": [_row(u) for u in e.updates], "retune": e.retune})
+
+
+def decode_exchange(payload: str | bytes) -> Exchange:
+    record = orjson.loads(payload)
+    schema = record.get("schema") if isinstance(record, dict) else None
+    if schema != EXCHANGE_SCHEMA:
+        raise StateVersionError(f"model updates record {schema!r} is not readable by this Tailor "
+                                f"(knows {EXCHANGE_SCHEMA})")
+    return Exchange(int(record["emit_time"]), [_from_row(row) for row in record["updates"]], record.get("retune"))
