@@ -35,6 +35,7 @@ state, the same on every replica). ``load_bucket`` and ``restore_items`` read th
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import orjson
 
@@ -53,7 +54,7 @@ class RecommenderReplica:
         self.recommender = HybridRecommender(config)
         self.updates_per_record = updates_per_record
         self._outgoing: list[InteractionUpdate] = []
-        self._retune: list | None = None  # [applied_at, settings] to send with the next record
+        self._retune: list[Any] | None = None  # [applied_at, settings] to send with the next record
         self._bucket_of: dict[str, int] = {}  # users held, to delete an evicted one from its bucket's state
         self._evicted: dict[int, set[str]] = {}  # bucket -> users to delete from its state
         self._dirty_users: set[str] = set()
