@@ -72,6 +72,19 @@ def catalog_source(kafka: KafkaTarget, topic: str, group_id: str, bounded: bool 
     return _source(kafka_cluster(kafka), topic, group_id, SimpleStringSchema(), bounded)
 
 
+def model_updates_source(kafka: KafkaTarget, topic: str, group_id: str) -> KafkaSource:
+    """The sharded recommender's exchange (``tailor.model_updates/1`` JSON strings), never bounded: every
+    replica must see the others' updates while it learns. A new job starts at the topic's end (its replicas
+    are empty; older updates belong to a model it does not have); a restored job resumes from its
+    checkpointed offsets, where its replicas' state left off."""
+    return (
+        _builder(kafka_cluster(kafka), topic, group_id, bounded=False, from_earliest=False)
+        .set_starting_offsets(KafkaOffsetsInitializer.latest())
+        .set_value_only_deserializer(SimpleStringSchema())
+        .build()
+    )
+
+
 def _source(  # type: ignore[no-untyped-def]
     cluster: KafkaCluster, topic: str, group_id: str, values, bounded: bool, from_earliest: bool = False
 ) -> KafkaSource:

@@ -48,6 +48,7 @@ def topic_config(settings: Settings, name: str) -> dict[str, str]:
     retention = {
         settings.events_topic: settings.events_retention_ms,
         settings.dead_letters_topic: settings.dead_letters_retention_ms,
+        settings.model_updates_topic: settings.model_updates_retention_ms,
     }.get(name, settings.outputs_retention_ms)
     return {"retention.ms": str(retention)}
 
@@ -56,7 +57,19 @@ def tailor_topics(settings: Settings) -> list[str]:
     return [
         settings.events_topic, settings.segment_changes_topic, settings.dead_letters_topic,
         settings.recommendations_topic, settings.catalog_topic, settings.experiment_metrics_topic,
+        settings.model_updates_topic,
     ]
+
+
+def topic_partitions(settings: Settings, name: str, partitions: int | None = None) -> int:
+    """How many partitions a Tailor topic is created with: ``partitions`` (default ``kafka_partitions``), but
+    one for the model-updates topic, whose single order is the log every recommender replica applies.
+
+    >>> s = Settings(kafka_partitions=4)
+    >>> topic_partitions(s, s.events_topic), topic_partitions(s, s.model_updates_topic)
+    (4, 1)
+    """
+    return 1 if name == settings.model_updates_topic else partitions or settings.kafka_partitions
 
 
 @contextmanager
@@ -107,14 +120,14 @@ def ensure_topics(
     from kafka.errors import TopicAlreadyExistsError
 
     names = list(names) if names is not None else tailor_topics(settings)
-    partitions = partitions or settings.kafka_partitions
+    wanted = {n: topic_partitions(settings, n, partitions) for n in names}
     result: dict[str, str] = {}
     with admin_client(settings) as admin:
         existing = set(admin.list_topics())
         missing = [n for n in names if n not in existing]
         if missing:
             specs = {
-                n: {"num_partitions": partitions, "replication_factor": 1, "configs": topic_config(settings, n)}
+                n: {"num_partitions": wanted[n], "replication_factor": 1, "configs": topic_config(settings, n)}
                 for n in missing
             }
             response = admin.create_topics(specs, raise_errors=False)
@@ -133,8 +146,8 @@ def ensure_topics(
             count = len(topic["partitions"])
             if topic["name"] in missing:
                 result[topic["name"]] = "created"
-            elif count != partitions:
-                result[topic["name"]] = f"exists with {count} partitions (settings: {partitions})"
+            elif count != wanted[topic["name"]]:
+                result[topic["name"]] = f"exists with {count} partitions (settings: {wanted[topic['name']]})"
             else:
                 result[topic["name"]] = "exists"
     return result

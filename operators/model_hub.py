@@ -85,9 +85,12 @@ class ModelChanges:
 
 
 class ModelHub:
-    def __init__(self, models: ModelsConfig) -> None:
+    def __init__(self, models: ModelsConfig, recommendations: bool = True) -> None:
         self.clusterer = BehaviorClusterer(models.clustering)
         self.recommender = HybridRecommender(models.recommendations)
+        # False: the clusterer only (the job's sharded recommender, operators.recommender_replica, learns
+        # and scores the interactions; the recommender here stays empty)
+        self.recommendations = recommendations
         # Users whose cluster the hub remembers; the least recently seen are forgotten first (they
         # re-enter a cluster on their next event): bounds memory and state with the recommender's caps.
         self.max_users = models.max_users
@@ -114,7 +117,8 @@ class ModelHub:
         if trigger is not None:
             return self.forget(m.user_id, m.timestamp, m.message_id, trigger), None
         if m.event_name == RETUNE:  # every bucket sends its copy: the first one applies, the others are older
-            self.recommender.retune(orjson.loads(m.item_id or "{}"), m.timestamp)
+            if self.recommendations:
+                self.recommender.retune(orjson.loads(m.item_id or "{}"), m.timestamp)
             return [], None
         self.latest_event_time = max(self.latest_event_time, m.timestamp)
         if watermark is None or m.timestamp <= watermark:
@@ -122,6 +126,8 @@ class ModelHub:
         else:
             self._defer(m.user_id, (m.timestamp, m.message_id, m.features))
             changes = []
+        if not self.recommendations:
+            return changes, None
         current = self.clusters.get(m.user_id)
         segments = (*m.segments, current) if current else m.segments
         if m.item_id is not None:
@@ -226,9 +232,10 @@ class ModelHub:
         globals_: str | None,
         users: Iterable[tuple[str, str]],
         items: Iterable[tuple[str, str]],
+        recommendations: bool = True,
     ) -> ModelHub:
         """A hub as persisted: the payloads ``take_changes`` produced, as read back from state."""
-        hub = cls(models)
+        hub = cls(models, recommendations)
         if globals_ is not None:
             recommender, clusterer = model_hub_state.decode_globals(globals_, river_version=river.__version__)
             hub.recommender.import_globals(recommender)

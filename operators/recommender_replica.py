@@ -40,8 +40,10 @@ from typing import Any
 import orjson
 
 from operators.recommender import HybridRecommender, RecommenderConfig
+from state_schemas.catalog_item import CatalogItem
 from state_schemas.model_input import FORGOTTEN, RETUNE, ModelInput
 from state_schemas.model_update import Exchange, InteractionUpdate, decode_exchange, encode_exchange
+from state_schemas.popular_items import PopularItems
 from state_schemas.recommendation import RecommendedItem
 
 # Updates per topic record: ~540 bytes each (implicit feedback), so a record stays near 100 KB, far
@@ -61,6 +63,7 @@ class RecommenderReplica:
         self._dirty_items: set[str] = set()
         self._evicted_items: set[str] = set()
         self.last_emit_time: int | None = None  # of the last record applied: how stale the item side is
+        self.latest_event_time = 0  # of the updates applied since start or restore
 
     @property
     def model_version(self) -> str:
@@ -138,11 +141,16 @@ class RecommenderReplica:
             self.recommender.retune(settings, applied_at)
         for update in exchange.updates:
             self.recommender.apply_update(update)
+            self.latest_event_time = max(self.latest_event_time, update.timestamp)
         self.last_emit_time = exchange.emit_time
         self._take_recommender_changes()
         return len(exchange.updates)
 
-    def add_catalog_item(self, item) -> None:  # type: ignore[no-untyped-def]
+    def popular(self, k: int) -> PopularItems:
+        """The ``k`` items trending overall (the same on every replica: they are item side)."""
+        return PopularItems(tuple(self.recommender.popular(k)), self.model_version, self.latest_event_time)
+
+    def add_catalog_item(self, item: CatalogItem) -> None:
         self.recommender.add_catalog_item(item)
         self._take_recommender_changes()
 

@@ -45,6 +45,16 @@ def model_batches(
     return DataStream(j_batches)
 
 
+def keyed_by_bucket(outputs: DataStream, kind: str, value_type) -> KeyedStream:  # type: ignore[no-untyped-def]
+    """The ``<kind>@<bucket>`` rows of the rule operator's outputs, keyed by their bucket (``KeyedByBucket``
+    and the key-by-bucket shuffle; no Python key selector runs): a keyed stream of ``(kind, payload)`` rows."""
+    gateway = get_gateway()
+    j_rows = outputs._j_data_stream.flatMap(gateway.jvm.tailor.flink.KeyedByBucket(kind))
+    j_rows.name(f"{kind}_by_bucket").uid(f"{kind}_by_bucket")
+    j_keyed = j_rows.keyBy(gateway.jvm.KeyByKeySelector(), Types.ROW([Types.INT()]).get_java_type_info())
+    return KeyedStream(j_keyed, value_type, DataStream(j_rows))
+
+
 def keyed_event_serializer(topic: str):  # type: ignore[no-untyped-def]
     """The Java ``KafkaRecordSerializationSchema`` of (key, event JSON) rows, stamped with the event time."""
     return get_gateway().jvm.tailor.flink.KeyedEventSerializer(topic)

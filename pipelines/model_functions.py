@@ -28,10 +28,12 @@ from connectors.redis_clients import NO_AUTH, RedisAuth
 from operators.model_hub import ModelHub
 from operators.models_config import ModelsConfig
 from pipelines.flink_metrics import BatchedCounter
+from pipelines.keyed_state import write_changes
 from pipelines.records import (
     CATALOG_ITEM,
     CHANGES,
     DEAD_LETTERS,
+    EXCHANGE,
     MODEL_BATCH,
     MODEL_EVENT,
     RECOMMENDATIONS,
@@ -60,6 +62,10 @@ def catalog_record(value: str) -> Row:
     return Row(CATALOG_ITEM, value)
 
 
+def exchange_record(value: str) -> Row:
+    return Row(EXCHANGE, value)
+
+
 class LearnModels(KeyedProcessFunction):
     """Model inputs and catalog items in; per call, one batched row (``pipelines.records.batched``) per kind:
 
@@ -73,9 +79,11 @@ class LearnModels(KeyedProcessFunction):
 
     def __init__(
         self, models: ModelsConfig, redis_host: str, redis_port: int, redis_prefix: str, source_topic: str = "events",
-        redis_auth: RedisAuth = NO_AUTH, catalog_topic: str = "catalog",
+        redis_auth: RedisAuth = NO_AUTH, catalog_topic: str = "catalog", recommendations: bool = True,
     ) -> None:
         self.models = models
+        # False: the clusterer only, the recommender being sharded (pipelines.replica_functions)
+        self.recommendations = recommendations
         self.redis_auth = redis_auth
         self.source_topic, self.catalog_topic = source_topic, catalog_topic  # a dead letter's source
         self.redis_host, self.redis_port, self.redis_prefix = redis_host, redis_port, redis_prefix
@@ -146,7 +154,8 @@ class LearnModels(KeyedProcessFunction):
             ctx.timer_service().register_event_time_timer(deferred_until)
         self.model_events.inc(len(rows))
         self._persist(hub)  # once per batch: a checkpoint never splits a record, so state stays exact
-        self._popular_changed(hub, now, ctx)
+        if self.recommendations:
+            self._popular_changed(hub, now, ctx)
         self.redis.arm(ctx)
         yield from out.rows()
 
@@ -210,13 +219,15 @@ class LearnModels(KeyedProcessFunction):
         yield from out.rows()
 
     def _restore(self) -> ModelHub:
-        self.hub = ModelHub.restore(self.models, self.globals.value(), self.users.items(), self.items.items())
+        self.hub = ModelHub.restore(
+            self.models, self.globals.value(), self.users.items(), self.items.items(), self.recommendations
+        )
         return self.hub
 
     def _persist(self, hub: ModelHub) -> None:
         changes = hub.take_changes()
-        _apply(self.users, changes.users)
-        _apply(self.items, changes.items)
+        write_changes(self.users, changes.users)
+        write_changes(self.items, changes.items)
         self.globals.update(changes.globals)
 
 
@@ -235,12 +246,3 @@ class _Outputs:
                             (DEAD_LETTERS, self.dead_letters)):
             if pairs:
                 yield Row(kind, batched(pairs))
-
-
-def _apply(map_state, entries: dict[str, str | None]) -> None:  # type: ignore[no-untyped-def]
-    puts = {k: v for k, v in entries.items() if v is not None}
-    if puts:
-        map_state.put_all(puts)
-    for key, value in entries.items():
-        if value is None:
-            map_state.remove(key)

@@ -14,6 +14,8 @@ BATCHED_RECORD_TYPE = Types.ROW_NAMED(["kind", "records"], [Types.STRING(), Type
 # Kinds split out as (user_id, record) -- the user id becomes the Kafka record key (None for dead letters):
 # tailor.segment_change/2 (rule and cluster changes), tailor.dead_letter/1, tailor.recommendation/2
 CHANGES, DEAD_LETTERS, RECOMMENDATIONS = "changes", "dead_letters", "recommendations"
+# tailor.model_updates/1 records of the sharded recommender for the model-updates topic (key None)
+MODEL_UPDATES = "model_updates"
 
 
 def batched(pairs: Any) -> str:
@@ -30,6 +32,9 @@ def batched(pairs: Any) -> str:
 MODEL_RECORD_TYPE = Types.ROW_NAMED(["kind", "payload"], [Types.STRING(), Types.STRING()])
 MODEL_EVENT = "event"
 CATALOG_ITEM = "catalog"
+# kind EXCHANGE: a tailor.model_updates/1 record read back from the model-updates topic (the sharded
+# recommender's broadcast input, with the catalog items)
+EXCHANGE = "exchange"
 # kind MODEL_BATCH: model inputs, ``[["event", <wire array>], ...]``, of every rule batch of a window as the
 # Java ModelBatcher gathered them (one Python call and one state write per window instead of per event)
 MODEL_BATCH = "batch"

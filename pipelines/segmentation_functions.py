@@ -31,6 +31,7 @@ from operators.segment_rules import SegmentRules
 from operators.segmentation_step import MAX_TIMER_MS
 from operators.segmenter import CachedProfileStore, Segmenter
 from pipelines.flink_metrics import BatchedCounter
+from pipelines.keyed_state import bucket_of
 from pipelines.records import CHANGES, DEAD_LETTERS, MODEL_EVENT, batched
 from pipelines.redis_flushing import FlushedRedisWriter
 from settings.secrets import pseudonym_key
@@ -135,7 +136,7 @@ class SegmentBatches(KeyedProcessFunction):
         yield from self._finish(ctx, bucket, segmenter, emitted)
 
     def on_timer(self, timestamp, ctx):  # type: ignore[no-untyped-def]
-        bucket = _bucket(ctx.get_current_key())
+        bucket = bucket_of(ctx.get_current_key())
         if ctx.time_domain() == TimeDomain.PROCESSING_TIME:
             self.redis.on_timer(ctx)
             due = self.experiments_due.get(bucket)
@@ -198,7 +199,7 @@ class SegmentBatches(KeyedProcessFunction):
             yield Row(DEAD_LETTERS, batched((None, record) for record in self.dead))
             self.dead.clear()
         if self.models:
-            yield Row(MODEL_INPUTS, batched((MODEL_EVENT, record) for record in self.models))
+            yield Row(f"{MODEL_INPUTS}@{bucket}", batched((MODEL_EVENT, record) for record in self.models))
             self.models.clear()
         if self.feedback:
             yield Row(FEEDBACK, batched(self.feedback))
@@ -234,7 +235,3 @@ class SegmentBatches(KeyedProcessFunction):
             records.append((experiment_metrics.record_key(group, bucket), payload))
         self.redis.arm(ctx)
         yield Row(EXPERIMENTS, batched(records))
-
-
-def _bucket(key: Any) -> int:
-    return key[0] if isinstance(key, Row | tuple) else int(key)

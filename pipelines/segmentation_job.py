@@ -51,6 +51,7 @@ from pipelines import java_operators
 from pipelines.model_functions import (
     LearnModels,
     catalog_record,
+    exchange_record,
     model_key_of,
 )
 from pipelines.records import (
@@ -59,8 +60,10 @@ from pipelines.records import (
     DEAD_LETTERS,
     MODEL_BATCH,
     MODEL_RECORD_TYPE,
+    MODEL_UPDATES,
     RECOMMENDATIONS,
 )
+from pipelines.replica_functions import REPLICA_GLOBALS, REPLICA_ITEMS, LearnRecommendations
 from pipelines.segmentation_functions import EXPERIMENTS, FEEDBACK, MODEL_INPUTS, SegmentBatches
 from pipelines.state_layout import JOB_NAME, state_dirs
 from settings import Settings
@@ -90,6 +93,11 @@ def build(
     ``from_earliest``: read the events topic from its start, not from the group's committed offsets.
     ``replay``: the source reads a fixed range (a bounded replay, also one that resumed with an unbounded
     source, see ``stack.replay_end``): no partition is ever treated as idle."""
+    if bounded and models is not None and settings.models_sharded:
+        raise ValueError(
+            "the sharded recommender reads its exchange topic for as long as the job runs, so a bounded job "
+            "would never end: run it unbounded (`tailor job run --bounded` does, and drains it at the end)"
+        )
     watermarks = event_watermarks(settings, bounded or replay)
     deserializer = java_operators.event_record_deserializer(settings.batch_buckets)
     kafka = kafka_cluster(settings)  # its properties file read once, here, for every source and sink
@@ -131,11 +139,9 @@ def build(
     t_env = StreamTableEnvironment.create(env)
     sinks = t_env.create_statement_set()
     if models is not None:
-        # The model inputs of many rule batches in one row: one Python call and one state write per window.
-        model_inputs = java_operators.model_batches(
-            outputs, MODEL_INPUTS, MODEL_BATCH, settings.model_batch_max_chars, settings.model_batch_window_ms
+        recommendations, cluster_changes, model_dead_letters = _add_models(
+            env, t_env, sinks, settings, models, outputs, bounded
         )
-        recommendations, cluster_changes, model_dead_letters = _add_models(env, settings, models, model_inputs, bounded)
         changes = changes.union(cluster_changes)
         dead_letters = dead_letters.union(model_dead_letters)
         _keyed_sink(t_env, sinks, "recommendations_sink", settings, settings.recommendations_topic, recommendations,
@@ -158,8 +164,14 @@ def _keyed_sink(t_env, sinks, name: str, settings: Settings, topic: str, stream,
     sinks.add_insert(name, t_env.from_data_stream(stream))
 
 
-def _add_models(env, settings: Settings, models: ModelsConfig, model_inputs, bounded: bool):  # type: ignore[no-untyped-def]
-    """The model branch: (recommendations, cluster changes, dead letters) streams."""
+def _add_models(env, t_env, sinks, settings: Settings, models: ModelsConfig, rule_outputs, bounded: bool):  # type: ignore[no-untyped-def]
+    """The model branch: (recommendations, cluster changes, dead letters) streams. With ``models_sharded`` the
+    hub only clusters, and recommender replicas keyed by bucket learn and score (``_add_recommender_replicas``)."""
+    sharded = settings.models_sharded
+    # The model inputs of many rule batches in one row: one Python call and one state write per window.
+    model_inputs = java_operators.model_batches(
+        rule_outputs, MODEL_INPUTS, MODEL_BATCH, settings.model_batch_max_chars, settings.model_batch_window_ms
+    )
     catalog = (
         env.from_source(
             flink_kafka.catalog_source(
@@ -177,23 +189,74 @@ def _add_models(env, settings: Settings, models: ModelsConfig, model_inputs, bou
     )
     # (kind, records): one row per kind per call
     outputs = (
-        model_inputs
-        .union(catalog)
+        (model_inputs if sharded else model_inputs.union(catalog))
         .key_by(model_key_of, key_type=Types.STRING())
         .process(
             LearnModels(
                 models, settings.redis_host, settings.redis_port, settings.redis_prefix, settings.events_topic,
-                redis_auth=RedisAuth.of(settings), catalog_topic=settings.catalog_topic,
+                redis_auth=RedisAuth.of(settings), catalog_topic=settings.catalog_topic, recommendations=not sharded,
             ),
             output_type=BATCHED_RECORD_TYPE,
         )
         .name("learn_models")
         .uid("learn_models")
     )
+    cluster_changes = java_operators.unbatch(outputs, CHANGES, "user_id", "change", "cluster_changes")
+    dead_letters = java_operators.unbatch(outputs, DEAD_LETTERS, "user_id", "dead_letter", "model_dead_letters")
+    if not sharded:
+        recommendations = java_operators.unbatch(
+            outputs, RECOMMENDATIONS, "user_id", "recommendation", "recommendations"
+        )
+        return recommendations, cluster_changes, dead_letters
+    recommendations, replica_dead_letters = _add_recommender_replicas(
+        env, t_env, sinks, settings, models, rule_outputs, catalog
+    )
+    return recommendations, cluster_changes, dead_letters.union(replica_dead_letters)
+
+
+def _add_recommender_replicas(env, t_env, sinks, settings: Settings, models: ModelsConfig, rule_outputs, catalog):  # type: ignore[no-untyped-def]
+    """The sharded recommender: (recommendations, dead letters) streams.
+
+    model inputs@bucket -> key_by bucket --+
+                                           learn_recommendations -> model_updates_sink (exactly-once, 1 partition)
+    model_updates (topic) + catalog -> broadcast --+       ^                     |
+          ^------------------------------------------------+---------------------+
+    """
+    exchange = (
+        env.from_source(
+            flink_kafka.model_updates_source(
+                settings, settings.model_updates_topic, f"{settings.consumer_group}-model-updates"
+            ),
+            WatermarkStrategy.for_monotonous_timestamps().with_idleness(Duration.of_seconds(1)),
+            "model_updates",
+        )
+        .set_parallelism(1)  # the topic has one partition: its order is the replicas' log
+        .uid("model_updates")
+        .map(exchange_record, output_type=MODEL_RECORD_TYPE)
+        .set_parallelism(1)
+        .name("model_update_records")
+        .uid("model_update_records")
+    )
+    # (kind, records): one row per kind per call
+    outputs = (
+        java_operators.keyed_by_bucket(rule_outputs, MODEL_INPUTS, MODEL_RECORD_TYPE)
+        .connect(exchange.union(catalog).broadcast(REPLICA_ITEMS, REPLICA_GLOBALS))
+        .process(
+            LearnRecommendations(
+                models.recommendations, settings.redis_host, settings.redis_port, settings.redis_prefix,
+                source_topic=settings.events_topic, catalog_topic=settings.catalog_topic,
+                updates_topic=settings.model_updates_topic, redis_auth=RedisAuth.of(settings),
+            ),
+            output_type=BATCHED_RECORD_TYPE,
+        )
+        .name("learn_recommendations")
+        .uid("learn_recommendations")
+    )
+    updates = java_operators.unbatch(outputs, MODEL_UPDATES, "user_id", "model_update", "model_update_records_out")
+    _keyed_sink(t_env, sinks, "model_updates_sink", settings, settings.model_updates_topic, updates, "model_update")
     return (
         java_operators.unbatch(outputs, RECOMMENDATIONS, "user_id", "recommendation", "recommendations"),
-        java_operators.unbatch(outputs, CHANGES, "user_id", "change", "cluster_changes"),
-        java_operators.unbatch(outputs, DEAD_LETTERS, "user_id", "dead_letter", "model_dead_letters"),
+        java_operators.unbatch(outputs, DEAD_LETTERS, "user_id", "dead_letter", "replica_dead_letters"),
     )
 
 

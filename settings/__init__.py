@@ -82,6 +82,12 @@ class Settings:
     # most this many ms after the first, or this many characters of model inputs (~300 per input).
     model_batch_window_ms: int = 50
     model_batch_max_chars: int = 1_000_000
+    # The recommender sharded by user (operators.recommender_replica): each subtask learns its users and
+    # scores them, and the replicas exchange the item side through this topic (one partition, written
+    # exactly-once, so an update is seen a checkpoint interval after it was learned). Off: one model hub.
+    models_sharded: bool = False
+    model_updates_topic: str = "tailor.model-updates"
+    model_updates_retention_ms: int = 7 * 24 * 3600 * 1000  # a restore from an older checkpoint misses updates
     # Sources pause partitions whose event time runs this far ahead of the slowest (0 = off).
     watermark_alignment_ms: int = 0
     # Retained checkpoints and savepoints, per consumer group and state layout (a shared, durable

@@ -54,16 +54,17 @@ def run(
     env = StreamExecutionEnvironment.get_execution_environment(config)
     env.add_jars(*(jar.resolve().as_uri() for jar in jars))
     job.configure(env, settings)
-    # A bounded source restored from state never finishes (FLINK-31006): a resumed replay reads unbounded
-    # and is drained once it has read what was in the topic at this start (stack.replay_end).
-    resumed_replay = bounded and restore is not None
+    # A bounded source restored from state never finishes (FLINK-31006), and the sharded recommender's
+    # exchange topic never ends: such a replay reads unbounded and is drained once it has read what was in
+    # the events topic at this start (stack.replay_end).
+    drained_replay = bounded and (restore is not None or (models is not None and settings.models_sharded))
     job.build(
-        env, settings, rules, models, bounded=bounded and not resumed_replay, from_earliest=plan.from_earliest,
+        env, settings, rules, models, bounded=bounded and not drained_replay, from_earliest=plan.from_earliest,
         replay=bounded,
     )
     threading.Thread(target=_exit_when_the_taskmanager_dies, args=(settings,), daemon=True,
                      name="taskmanager-watchdog").start()
-    if not resumed_replay:
+    if not drained_replay:
         env.execute(job.JOB_NAME)
         return
     target = replay_end.replay_target(settings)

@@ -50,6 +50,7 @@ def demo_settings(settings: Settings) -> Settings:
         recommendations_topic="tailor-demo.recommendations",
         catalog_topic="tailor-demo.catalog",
         experiment_metrics_topic="tailor-demo.experiment-metrics",
+        model_updates_topic="tailor-demo.model-updates",
         consumer_group="tailor-demo-v1",
         redis_prefix="tailor-demo:",
         checkpoint_interval_ms=1000,

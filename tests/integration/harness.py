@@ -59,6 +59,7 @@ def isolated_settings(base: Settings, name: str, partitions: int = 2, **override
         recommendations_topic=f"test.{tag}.recommendations",
         catalog_topic=f"test.{tag}.catalog",
         experiment_metrics_topic=f"test.{tag}.experiment-metrics",
+        model_updates_topic=f"test.{tag}.model-updates",
         consumer_group=f"test-{tag}",
         redis_prefix=f"test:{tag}:",
         kafka_partitions=partitions,

@@ -58,6 +58,7 @@ def settings() -> Settings:
         recommendations_topic=f"tailor.test.flink.{tag}.recommendations",
         catalog_topic=f"tailor.test.flink.{tag}.catalog",
         experiment_metrics_topic=f"tailor.test.flink.{tag}.experiment-metrics",
+        model_updates_topic=f"tailor.test.flink.{tag}.model-updates",
         consumer_group=f"tailor-test-flink-{tag}",
         redis_prefix=f"tailor:test:flink:{tag}:",
     )

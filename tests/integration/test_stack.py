@@ -97,11 +97,15 @@ def test_redis_answers(settings):
 def test_tailor_topics_exist_with_configured_partitions_and_no_time_retention(settings):
     wanted = topics.tailor_topics(settings)
 
-    assert topics.partition_counts(settings) == {name: settings.kafka_partitions for name in wanted}
+    assert topics.partition_counts(settings) == {
+        name: 1 if name == settings.model_updates_topic else settings.kafka_partitions for name in wanted
+    }
     with topics.admin_client(settings) as admin:
         configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in wanted])
     compacted = [settings.catalog_topic, settings.experiment_metrics_topic]
-    logs = [name for name in wanted if name not in compacted]
+    # the replicas' exchange is worth nothing after the job moved on: kept a week
+    assert configs["topic"][settings.model_updates_topic]["retention.ms"]["value"] == str(7 * 24 * 3600 * 1000)
+    logs = [name for name in wanted if name not in (*compacted, settings.model_updates_topic)]
     assert {name: configs["topic"][name]["retention.ms"]["value"] for name in logs} == dict.fromkeys(logs, "-1")
     # the catalog keeps the latest record per item id, the experiment metrics per group and bucket, whatever
     # their age

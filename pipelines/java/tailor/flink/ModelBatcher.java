@@ -10,7 +10,8 @@ import org.apache.flink.types.Row;
  * bucket batch holds one or two events, so the hub was called, and wrote its state, once per event or
  * two. This takes the rows of kind {@code inputKind} (a JSON array of {@code ["event", <model input>]}
  * pairs), concatenates their arrays in arrival order and emits {@code (outputKind, array)} rows, the
- * hub's {@code MODEL_BATCH} records; rows of other kinds are dropped (it is the filter too).
+ * hub's {@code MODEL_BATCH} records; rows of other kinds are dropped (it is the filter too). A row's kind may
+ * name the bucket it comes from, {@code <inputKind>@<bucket>} ({@link KeyedByBucket}).
  *
  * <p>A batch leaves when it holds {@code maxChars} characters of JSON, and when {@link FlushingBatcher}
  * says ({@code maxDelayMs} after its first row, before every watermark, checkpoint barrier and the end
@@ -20,6 +21,7 @@ public class ModelBatcher extends FlushingBatcher {
     private static final long serialVersionUID = 1L;
 
     private final String inputKind;
+    private final String inputKindOfBucket;
     private final String outputKind;
     private final int maxChars;
     private transient StringBuilder batch;
@@ -28,6 +30,7 @@ public class ModelBatcher extends FlushingBatcher {
     public ModelBatcher(String inputKind, String outputKind, int maxChars, long maxDelayMs) {
         super(maxDelayMs);
         this.inputKind = inputKind;
+        this.inputKindOfBucket = inputKind + "@";
         this.outputKind = outputKind;
         this.maxChars = maxChars;
     }
@@ -41,7 +44,8 @@ public class ModelBatcher extends FlushingBatcher {
     @Override
     public void processElement(StreamRecord<Row> element) throws Exception {
         Row row = element.getValue();
-        if (!inputKind.equals(row.getField(0))) {
+        String kind = (String) row.getField(0);
+        if (kind == null || !(kind.equals(inputKind) || kind.startsWith(inputKindOfBucket))) {
             return;
         }
         String records = (String) row.getField(1);
