@@ -2,7 +2,7 @@
 
     tailor bench                         every contender on 1M simulated events (50k users, 10k items)
     tailor bench --smoke                 tiny sizes, seconds per contender: checks the harness
-    tailor bench --only a,b,thread       pick contenders (ids or group letters a-f; see below)
+    tailor bench --only a,b,thread       pick contenders (ids or group letters a-g; see below)
     tailor bench --workloads simulated,taobao --max-seconds 120 --no-latency
     tailor bench profile [--events N]    pyinstrument over the per-event Python path, top hot spots
     tailor bench collector               `tailor collect` under wrk: events/s, p50/p99, acknowledged = stored

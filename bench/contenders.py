@@ -16,6 +16,9 @@ tm1-p1         e      standalone cluster, 1 TaskManager x 2 slots, parallelism 1
 tm1-p2         e      standalone cluster, 1 TaskManager x 2 slots, parallelism 2 (one interpreter/GIL)
 tm2-p2         e      standalone cluster, 2 TaskManagers x 1 slot, parallelism 2 (two interpreters)
 models         f      the job, embedded, thread mode, parallelism 1, ``models_enabled`` on (full path)
+sharded        f,g    the full path with ``models_sharded``: recommender replicas keyed by bucket
+sharded-tm1    g      standalone cluster, 1 TaskManager x 2 slots, parallelism 1, full path, sharded
+sharded-tm2    g      standalone cluster, 2 TaskManagers x 1 slot, parallelism 2, full path, sharded
 =============  =====  ===============================================================================
 
 ``--only`` takes ids or group letters (``--only a,b,thread``).
@@ -53,6 +56,7 @@ class Contender:
     parallelism: int = 1
     taskmanagers: int = 0
     models_enabled: bool = False
+    models_sharded: bool = False
     writes: bool = True  # produces segment changes (latency can be measured)
     job: str = "segmentation"  # or "floor" / "floor-batched" (bench.floor_job)
 
@@ -69,6 +73,12 @@ CONTENDERS = (
     Contender("tm1-p2", "e", "cluster", "cluster 1 TM x 2 slots, p2", parallelism=2, taskmanagers=1),
     Contender("tm2-p2", "e", "cluster", "cluster 2 TM x 1 slot, p2", parallelism=2, taskmanagers=2),
     Contender("models", "f", "local", "Flink thread p1 (rules + models)", models_enabled=True),
+    Contender("sharded", "fg", "local", "Flink thread p1 (rules + sharded models)", models_enabled=True,
+              models_sharded=True),
+    Contender("sharded-tm1", "g", "cluster", "cluster 1 TM x 2 slots, p1, sharded models", taskmanagers=1,
+              models_enabled=True, models_sharded=True),
+    Contender("sharded-tm2", "g", "cluster", "cluster 2 TM x 1 slot, p2, sharded models", parallelism=2,
+              taskmanagers=2, models_enabled=True, models_sharded=True),
 )
 BY_ID = {c.id: c for c in CONTENDERS}
 
@@ -80,7 +90,7 @@ def select(only: str | None) -> list[Contender]:
     wanted = {w.strip() for w in only.split(",") if w.strip()}
     unknown = {w for w in wanted if w not in BY_ID and not (len(w) == 1 and any(w in c.group for c in CONTENDERS))}
     if unknown:
-        raise ValueError(f"unknown contender(s) {sorted(unknown)}; known: {', '.join(BY_ID)} or groups a-f")
+        raise ValueError(f"unknown contender(s) {sorted(unknown)}; known: {', '.join(BY_ID)} or groups a-g")
     return [c for c in CONTENDERS if c.id in wanted or any(g in wanted for g in c.group)]
 
 
@@ -204,7 +214,7 @@ class RunningFlink(Running):
 def start(contender: Contender, settings: Settings, scratch: Path, cluster: BenchCluster | None) -> Running:
     settings = settings.replace(
         execution_mode=contender.execution_mode, parallelism=contender.parallelism,
-        models_enabled=contender.models_enabled,
+        models_enabled=contender.models_enabled, models_sharded=contender.models_sharded,
     )
     if contender.kind == "baseline":
         return RunningBaseline(contender, settings, scratch)

@@ -117,7 +117,8 @@ def run_bench(settings: Settings, options: BenchOptions, out=print) -> dict:  # 
             "kafka_partitions", "checkpoint_interval_ms", "out_of_orderness_ms", "segments_file")},
         "contenders": {c.id: {"group": c.group, "label": c.label, "execution_mode": c.execution_mode,
                               "parallelism": c.parallelism, "taskmanagers": c.taskmanagers,
-                              "models_enabled": c.models_enabled} for c in chosen},
+                              "models_enabled": c.models_enabled, "models_sharded": c.models_sharded}
+                  for c in chosen},
         "workloads": {},
         "throughput": [],
         "latency": [],
@@ -179,8 +180,9 @@ def _contender_settings(b: _Bench, contender: Contender, run: str, events_topic:
         events_topic=events_topic, segment_changes_topic=f"{name}.segment-changes",
         dead_letters_topic=f"{name}.dead-letters", consumer_group=name.replace(".", "-"),
         redis_prefix=f"{name}:", state_dir=b.scratch / "state", experiment_metrics_topic=f"{name}.experiment-metrics",
+        model_updates_topic=f"{name}.model-updates",
     )
-    fresh = [s.segment_changes_topic, s.dead_letters_topic, s.experiment_metrics_topic]
+    fresh = [s.segment_changes_topic, s.dead_letters_topic, s.experiment_metrics_topic, s.model_updates_topic]
     topics.ensure_topics(s, fresh)
     b.created_topics.extend(fresh)
     if contender.id == "faust":  # the topics Faust creates for itself (app id = consumer group)

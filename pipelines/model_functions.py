@@ -10,8 +10,8 @@ before its first event.
 
 Scaling: with one key, the hub runs on one subtask at any job parallelism; the per-user rule operator
 before it scales out, and the hub's quality is the same at parallelism 1 and 2 (one model, same input).
-Past one subtask's CPU, the recommender is to be sharded by user with replicated item sides that exchange
-``tailor.model_update/1`` (``operators.model_updates``, measured in-process; not wired here yet).
+With ``models_sharded`` the hub only clusters, and the recommender is sharded by user
+(``pipelines.replica_functions``): it scales out with the rule operator.
 """
 
 from __future__ import annotations

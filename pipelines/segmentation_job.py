@@ -25,6 +25,17 @@
     recommendations_sink    Kafka, exactly-once, keyed by user id (tailor.recommendation/2)
     dead_letters_sink       Kafka, exactly-once
 
+With ``models_sharded`` the hub only clusters (no catalog), and the recommender runs on every subtask:
+
+    model inputs (Java KeyedByBucket) -- key_by bucket --+
+    model_updates (KafkaSource, p1) + catalog_items -----+-- broadcast
+                                                         v
+    learn_recommendations   Python, once per bucket batch: the replica learns its users' side and scores
+      |                     them (MapState per bucket: user -> payload); learns the model-updates records
+      |                     and catalog items read back (broadcast state: item -> payload, globals)
+      +-- recommendations -> recommendations_sink; dead letters -> dead_letters_sink
+      +-- model_updates_sink  Kafka, exactly-once, the 1-partition model-updates topic the source above reads
+
 Run it with ``tailor job run`` (embedded mini-cluster, or ``--cluster`` for a standalone cluster); on any
 other Flink cluster: ``flink run -py pipelines/segmentation_job.py -pyfs <project dir>`` with the Kafka
 connector and ``tailor-flink-ops`` jars in its lib (``stack.job_jars``).
@@ -215,13 +226,8 @@ def _add_models(env, t_env, sinks, settings: Settings, models: ModelsConfig, rul
 
 
 def _add_recommender_replicas(env, t_env, sinks, settings: Settings, models: ModelsConfig, rule_outputs, catalog):  # type: ignore[no-untyped-def]
-    """The sharded recommender: (recommendations, dead letters) streams.
-
-    model inputs@bucket -> key_by bucket --+
-                                           learn_recommendations -> model_updates_sink (exactly-once, 1 partition)
-    model_updates (topic) + catalog -> broadcast --+       ^                     |
-          ^------------------------------------------------+---------------------+
-    """
+    """The sharded recommender (module docstring): (recommendations, dead letters) streams. The model-updates
+    topic is the loop from its output back to its broadcast input (Flink has no cycles)."""
     exchange = (
         env.from_source(
             flink_kafka.model_updates_source(
