@@ -34,7 +34,12 @@ from tests.faults.harness import (
     simulated,
     wait_until,
 )
-from tests.integration.harness import isolated_settings, quick_models_file
+from tests.integration.harness import (
+    isolated_settings,
+    learned_interactions,
+    quick_models_file,
+    updates_exchanged,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -112,6 +117,38 @@ def test_sigkill_of_a_models_job_twice_gives_the_uninterrupted_runs_models(stack
     assert max(emitted.values()) == 1 and len(lists) > 10_000
     assert abs(len(lists) - len(clean_lists)) <= 0.05 * len(clean_lists)
     assert {r["user_id"] for r in lists} == {r["user_id"] for r in clean_lists}
+
+
+def test_sigkill_twice_with_the_sharded_recommender_at_parallelism_2(stack_settings, jobs, tmp_path):
+    """The sharded recommender's exchange is a loop through Kafka: a kill must neither lose an update (the
+    replicas would miss an interaction) nor learn one twice (its transaction aborted, the interaction
+    learned again after the restore: once in the committed log)."""
+    models_file = quick_models_file(tmp_path)
+    settings = isolated_settings(stack_settings, "fault-sharded", models_enabled=True, models_sharded=True,
+                                 models_file=models_file, parallelism=2)
+    workload = simulated(40_000, users=2_000, seed=27, start_ms=START)
+    publish(settings, workload)
+    job = jobs(settings).start()
+    for _ in range(2):
+        job.wait_for_new_checkpoint()
+        assert job.child is not None and job.child.poll() is None, "the replay ended before it could be killed"
+        job.kill()
+        job.start()
+    job.wait()
+
+    got, _ = job_changes(settings)
+    outcome = compare(settings, reference(workload), got)
+    learned = learned_interactions((r.value for r in workload.records if r.value is not None), models_file)
+    exchanged = updates_exchanged(settings)
+    lists = [recommendation.decode(r.value) for r in read_topic(settings.kafka_bootstrap,
+                                                                settings.recommendations_topic, timeout_s=120)]
+    emitted = Counter((r["user_id"], r["message_id"]) for r in lists)
+    report("SIGKILL x2, sharded recommender at p2", outcome, got, interactions=learned, updates_exchanged=exchanged,
+           lists=len(lists), lists_twice=sum(n > 1 for n in emitted.values()))
+    assert outcome == CLEAN
+    assert job.log().count("resuming from checkpoint") == 2
+    assert exchanged == learned > 20_000
+    assert max(emitted.values()) == 1 and len({r["user_id"] for r in lists}) > 1_500
 
 
 def _cluster_change(c: dict) -> tuple:

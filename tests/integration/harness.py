@@ -7,7 +7,7 @@ import shutil
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -154,3 +154,37 @@ def browser() -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
+
+
+def learned_interactions(raw_events: Iterable[bytes], models_file: Path) -> int:
+    """How many interactions the recommender learns from these raw events (each one update in the sharded
+    recommender's exchange): the rule step's model inputs, computed offline, whose event type has a weight."""
+    from operators.models_config import ModelsConfig
+    from operators.normalize import InvalidEvent, normalize
+    from operators.segment_rules import SegmentRules
+    from operators.segmentation_step import SegmentationStep
+
+    weights = ModelsConfig.from_yaml(models_file).recommendations.event_weights
+    step = SegmentationStep(SegmentRules.from_yaml(PROJECT_ROOT / "config" / "segments.yaml"), model_inputs=True)
+    states: dict[str, Any] = {}
+    learned = 0
+    for raw in raw_events:
+        try:
+            event = normalize(raw)
+        except InvalidEvent:
+            continue
+        out = step.on_event(states.get(event.user_key), event, emit_time=0)
+        if out is None or out.model_input is None:
+            continue  # a duplicate
+        states[event.user_key] = out.state
+        learned += out.model_input.item_id is not None and weights.get(out.model_input.event_name, 0.0) > 0
+    return learned
+
+
+def updates_exchanged(settings: Settings) -> int:
+    """Updates in the sharded recommender's exchange topic (committed records only)."""
+    from connectors.kafka_events import read_topic
+    from state_schemas import model_update
+
+    return sum(len(model_update.decode_exchange(r.value).updates)
+               for r in read_topic(settings.kafka_bootstrap, settings.model_updates_topic))

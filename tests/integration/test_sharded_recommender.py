@@ -25,17 +25,20 @@ from connectors.kafka_events import read_topic
 from connectors.redis_keys import RedisKeys
 from evaluation.simulator import ShopperSimulator
 from operators.model_updates import owner_of
-from operators.normalize import normalize
-from operators.segment_rules import SegmentRules
-from operators.segmentation_step import SegmentationStep
 from settings import PROJECT_ROOT
-from state_schemas import model_update, popular_items, recommendation
-from tests.integration.harness import isolated_settings, quick_models_file, run_bounded_job, send_events
+from state_schemas import popular_items, recommendation
+from tests.integration.harness import (
+    isolated_settings,
+    learned_interactions,
+    quick_models_file,
+    run_bounded_job,
+    send_events,
+    updates_exchanged,
+)
 
 pytestmark = pytest.mark.integration
 
 T0 = 1_795_000_000_000
-WEIGHTED = {"product_viewed", "product_favorited", "product_added", "order_completed"}
 RULES = PROJECT_ROOT / "config" / "segments.yaml"
 
 
@@ -47,29 +50,12 @@ def _view(user: str, item: str, ts: int) -> dict:
     }
 
 
-def _interactions(events: list[dict]) -> int:
-    """How many interactions the models learn from ``events``: the rule step's model inputs, offline."""
-    step, states, learned = SegmentationStep(SegmentRules.from_yaml(RULES), model_inputs=True), {}, 0
-    for raw in events:
-        event = normalize(orjson.dumps(raw))
-        out = step.on_event(states.get(event.user_key), event, emit_time=0)
-        if out is None or out.model_input is None:
-            continue
-        states[event.user_key] = out.state
-        learned += out.model_input.item_id is not None and out.model_input.event_name in WEIGHTED
-    return learned
-
-
-def _updates_in_topic(settings) -> int:
-    return sum(len(model_update.decode_exchange(r.value).updates)
-               for r in read_topic(settings.kafka_bootstrap, settings.model_updates_topic))
-
-
 def test_sharded_recommender_at_parallelism_2_learns_everything_once_and_resumes(
     stack_settings, redis_client, tmp_path
 ) -> None:
+    models_file = quick_models_file(tmp_path)
     settings = isolated_settings(stack_settings, "sharded", models_enabled=True, models_sharded=True,
-                                 models_file=quick_models_file(tmp_path), parallelism=2)
+                                 models_file=models_file, parallelism=2)
     keys = RedisKeys(settings.redis_prefix)
     # One item everybody views in the first run only, and a returning user's history: early in the run, so
     # that every replica has learned them (an update comes back a checkpoint later) before it ends
@@ -80,8 +66,8 @@ def test_sharded_recommender_at_parallelism_2_learns_everything_once_and_resumes
     send_events(settings, first)
     run_bounded_job(settings, RULES, tmp_path / "run1")
 
-    learned_first = _interactions(first)
-    assert _updates_in_topic(settings) == learned_first > 2_000
+    learned_first = learned_interactions(map(orjson.dumps, first), models_file)
+    assert updates_exchanged(settings) == learned_first > 2_000
     recs = [(r.key.decode(), recommendation.decode(r.value))
             for r in read_topic(settings.kafka_bootstrap, settings.recommendations_topic)]
     users = {user for user, _ in recs}
@@ -96,7 +82,8 @@ def test_sharded_recommender_at_parallelism_2_learns_everything_once_and_resumes
     send_events(settings, second)
     run_bounded_job(settings, RULES, tmp_path / "run2")
 
-    assert _updates_in_topic(settings) == learned_first + _interactions(second)  # none lost, none twice
+    learned = learned_first + learned_interactions(map(orjson.dumps, second), models_file)
+    assert updates_exchanged(settings) == learned  # none lost, none twice
     trending = [i["item_id"] for i in popular_items.decode(redis_client.get(keys.popular))["items"]]
     assert "hot-item" in trending[:5]  # the first run's item side survived the restore
     returning = recommendation.decode(redis_client.get(keys.recommendations("returning")))
