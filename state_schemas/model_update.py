@@ -32,6 +32,7 @@ state_schemas.profile_state.StateVersionError: model update version 2 is not rea
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -117,11 +118,14 @@ EXCHANGE_SCHEMA: Final = "tailor.model_updates/1"
 class Exchange:
     """One record of the model-updates topic: updates a replica learned, in its learning order.
 
-    ``emit_time`` (epoch ms, the writer's clock) lets a reader measure staleness; ``retune`` carries live
-    model settings ``[applied_at, settings]`` (``HybridRecommender.retune``) so that every replica puts
-    them in force at the same place in the log.
+    ``record_id`` names the record uniquely (the writing replica's id and a sequence number): the writer has
+    applied its own updates already and skips them when the record comes back. ``emit_time`` (epoch ms,
+    the writer's clock) lets a reader measure staleness; ``retune`` carries live model settings
+    ``[applied_at, settings]`` (``HybridRecommender.retune``) so that every replica puts them in force at
+    the same place in the log.
     """
 
+    record_id: str
     emit_time: int
     updates: list[InteractionUpdate]
     retune: list[Any] | None = None
@@ -130,15 +134,16 @@ class Exchange:
 def encode_exchange(e: Exchange) -> bytes:
     """The record as a JSON object (one per Kafka record; a writer splits long runs of updates).
 
-    >>> r = decode_exchange(encode_exchange(Exchange(7, [InteractionUpdate("a", 1, 1.0, None, (), (), ())])))
-    >>> r.emit_time, [u.item_id for u in r.updates], r.retune
-    (7, ['a'], None)
+    >>> u = InteractionUpdate("a", 1, 1.0, None, (), (), ())
+    >>> r = decode_exchange(encode_exchange(Exchange("w1:1", 7, [u])))
+    >>> r.record_id, r.emit_time, [u.item_id for u in r.updates], r.retune
+    ('w1:1', 7, ['a'], None)
     >>> decode_exchange(b'{"schema": "tailor.model_updates/2"}')  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     state_schemas.profile_state.StateVersionError: model updates record 'tailor.model_updates/2' is not readable ...
     """
-    return orjson.dumps({"schema": EXCHANGE_SCHEMA, "emit_time": e.emit_time,
+    return orjson.dumps({"schema": EXCHANGE_SCHEMA, "record_id": e.record_id, "emit_time": e.emit_time,
                          "updates": [_row(u) for u in e.updates], "retune": e.retune})
 
 
@@ -148,4 +153,27 @@ def decode_exchange(payload: str | bytes) -> Exchange:
     if schema != EXCHANGE_SCHEMA:
         raise StateVersionError(f"model updates record {schema!r} is not readable by this Tailor "
                                 f"(knows {EXCHANGE_SCHEMA})")
-    return Exchange(int(record["emit_time"]), [_from_row(row) for row in record["updates"]], record.get("retune"))
+    return Exchange(str(record["record_id"]), int(record["emit_time"]), [_from_row(row) for row in record["updates"]],
+                    record.get("retune"))
+
+
+# -- a replica's globals in broadcast state ------------------------------------------------------------
+REPLICA_STATE_VERSION: Final = 1
+
+
+def encode_replica_globals(recommender_globals: str, unreturned: Iterable[str]) -> str:
+    """A replica's globals as broadcast state holds them: the recommender's globals payload, and the ids of
+    the records it wrote whose updates its item side already holds but which have not come back yet.
+
+    >>> decode_replica_globals(encode_replica_globals("{}", ["w:2", "w:1"]))
+    ('{}', {'w:1', 'w:2'})
+    """
+    return orjson.dumps([REPLICA_STATE_VERSION, recommender_globals, sorted(unreturned)]).decode()
+
+
+def decode_replica_globals(payload: str) -> tuple[str, set[str]]:
+    row = orjson.loads(payload)
+    if not isinstance(row, list) or not row or row[0] != REPLICA_STATE_VERSION:
+        raise StateVersionError(f"recommender replica state {str(payload)[:40]!r} is not readable by this "
+                                f"Tailor (knows version {REPLICA_STATE_VERSION})")
+    return row[1], set(row[2])
