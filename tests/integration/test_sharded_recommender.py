@@ -59,7 +59,7 @@ def test_sharded_recommender_at_parallelism_2_learns_everything_once_and_resumes
     keys = RedisKeys(settings.redis_prefix)
     # One item everybody views in the first run only, and a returning user's history: early in the run, so
     # that every replica has learned them (an update comes back a checkpoint later) before it ends
-    first = [_view(f"fan-{n}", "hot-item", T0 + 10 * n) for n in range(150)]
+    first = [_view(f"fan-{n}", "hot-item", T0 + 2 * n) for n in range(1_000)]
     first += [_view("returning", item, T0 + 2_000 + n) for n, item in enumerate(("r-1", "r-2", "r-3"))]
     first += ShopperSimulator(seed=21, users=200).events(T0, rate=40, count=3_000)
     last_ts = T0 + 3_000 * 25
