@@ -105,6 +105,25 @@ class KafkaChangeListener(_Listener):
         self.follower.close()
 
 
+EXCHANGE = "exchange"
+
+
+class ExchangeListener(KafkaChangeListener):
+    """The sharded recommender's model-updates topic: how long a replica's updates take from its clock at
+    writing to being readable by the others (``read_committed``: a checkpoint commits them): the staleness
+    of the item side, less the replicas' own read and apply.
+
+    >>> listener = ExchangeListener.__new__(ExchangeListener); _Listener.__init__(listener)
+    >>> listener._record(b'{"schema":"tailor.model_updates/1","record_id":"w:1","emit_time":100,"updates":[]}', 640)
+    >>> listener.window(0, 200, (EXCHANGE,))
+    [(640, 540)]
+    """
+
+    def _record(self, payload: bytes, received: int) -> None:
+        emitted = orjson.loads(payload)["emit_time"]
+        self.observed.append((emitted, received, received - emitted, EXCHANGE, 0))
+
+
 def percentiles(observations: list[tuple[int, int]]) -> dict:
     """count, p50/p95/p99/max of the latencies (ms); None values when nothing was observed."""
     values = sorted(lat for _r, lat in observations)

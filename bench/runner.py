@@ -334,6 +334,8 @@ def _latency_run(b: _Bench, contender: Contender, max_rate: float) -> dict:
             latency.RedisChangeListener(s.redis_host, s.redis_port, s.redis_prefix),
             latency.KafkaChangeListener(s.kafka_bootstrap, s.segment_changes_topic),
         ]
+        if contender.models_sharded:
+            listeners.append(latency.ExchangeListener(s.kafka_bootstrap, s.model_updates_topic))
         for listener in listeners:
             listener.start()
         for listener in listeners:
@@ -361,10 +363,16 @@ def _latency_run(b: _Bench, contender: Contender, max_rate: float) -> dict:
                                       for k in listeners[0].kinds()},
                     "emitted_by_kind": {k: latency.percentiles(listeners[0].window(start_ms, end_ms, (k,), True))
                                         for k in listeners[0].kinds()}}
+            exchange = ""
+            if contender.models_sharded:  # the replicas' staleness: an update's writing to its being readable
+                step["exchange"] = latency.percentiles(listeners[2].window(start_ms, end_ms, (latency.EXCHANGE,)))
+                exchange = (f"; model updates readable by the other replicas p50 / p99 "
+                            f"{step['exchange']['p50_ms']} / {step['exchange']['p99_ms']} ms")
             result["steps"].append(step)
             by_kind = ", ".join(f"{k} {v['p99_ms']}" for k, v in step["redis_by_kind"].items())
             b.out(f"bench:   [{contender.id}] {fraction:.0%} ({step['achieved_rate']:,}/s): event -> Redis p99 "
-                  f"{redis_stats['p99_ms']} ms ({by_kind}), -> Kafka read_committed p99 {kafka_stats['p99_ms']} ms")
+                  f"{redis_stats['p99_ms']} ms ({by_kind}), -> Kafka read_committed p99 {kafka_stats['p99_ms']} ms"
+                  + exchange)
     except Exception as exc:  # noqa: BLE001
         result["error"] = str(exc)[-3000:]
         b.out(f"bench:   [{contender.id}] latency FAILED: {str(exc)[-1500:]}")
