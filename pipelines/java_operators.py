@@ -45,14 +45,23 @@ def model_batches(
     return DataStream(j_batches)
 
 
-def keyed_by_bucket(outputs: DataStream, kind: str, value_type) -> KeyedStream:  # type: ignore[no-untyped-def]
-    """The ``<kind>@<bucket>`` rows of the rule operator's outputs, keyed by their bucket (``KeyedByBucket``
-    and the key-by-bucket shuffle; no Python key selector runs): a keyed stream of ``(kind, payload)`` rows."""
+def replica_batches(  # type: ignore[no-untyped-def]
+    outputs: DataStream, input_kind: str, output_kind: str, keys: tuple[int, ...], max_chars: int,
+    max_delay_ms: int, value_type,
+) -> KeyedStream:
+    """``ReplicaBatcher`` (after the rule operator) and the key-by shuffle: the ``<input_kind>@<bucket>`` rows
+    gathered per group of buckets (``bucket % len(keys)``) into ``(output_kind, array)`` rows, keyed by the
+    group's key (no Python key selector runs)."""
     gateway = get_gateway()
-    j_rows = outputs._j_data_stream.flatMap(gateway.jvm.tailor.flink.KeyedByBucket(kind))
-    j_rows.name(f"{kind}_by_bucket").uid(f"{kind}_by_bucket")
-    j_keyed = j_rows.keyBy(gateway.jvm.KeyByKeySelector(), Types.ROW([Types.INT()]).get_java_type_info())
-    return KeyedStream(j_keyed, value_type, DataStream(j_rows))
+    j_keys = gateway.new_array(gateway.jvm.int, len(keys))
+    for n, key in enumerate(keys):
+        j_keys[n] = key
+    batcher = gateway.jvm.tailor.flink.ReplicaBatcher(input_kind, output_kind, j_keys, max_chars, max_delay_ms)
+    keyed_type = Types.ROW([Types.INT(), value_type])
+    j_batches = outputs._j_data_stream.transform("replica_batches", keyed_type.get_java_type_info(), batcher)
+    j_batches.uid("replica_batches")
+    j_keyed = j_batches.keyBy(gateway.jvm.KeyByKeySelector(), Types.ROW([Types.INT()]).get_java_type_info())
+    return KeyedStream(j_keyed, value_type, DataStream(j_batches))
 
 
 def keyed_event_serializer(topic: str):  # type: ignore[no-untyped-def]

@@ -1,11 +1,12 @@
 """Thin Flink adapter around ``operators.recommender_replica.RecommenderReplica``: the sharded recommender.
 
-Keyed by the rule operator's bucket, so it scales out with the rule operator. Two inputs:
+Keyed by groups of the rule operator's buckets (``REPLICA_KEYS``), so it scales out with the job. Two inputs:
 
-* keyed: one bucket batch of model inputs (``<model_inputs>@<bucket>`` rows of the rule operator). The
-  replica learns the users' side and scores their lists. The users' payloads live in a MapState of the
-  bucket (user -> payload), read once per bucket when the replica first sees it, written after every
-  batch. The item side of the batch's interactions leaves, unapplied, as ``tailor.model_updates/1``
+* keyed: one group's batch of model inputs (the Java ``ReplicaBatcher`` gathers the rule operator's
+  ``<model_inputs>@<bucket>`` rows of ``model_batch_window_ms`` per group: one call per group and window,
+  not per bucket batch). The replica learns the users' side and scores their lists. The users' payloads
+  live in a MapState of the group (user -> payload), read once per group when the replica first sees it,
+  written after every batch. The item side of the batch's interactions leaves, unapplied, as ``tailor.model_updates/1``
   records for the model-updates topic.
 * broadcast: the model-updates topic read back (every replica's records, in the topic's order, this one's
   too) and the catalog. Each record is applied to the replica's item side, and the items it changed go to
@@ -41,6 +42,13 @@ from pipelines.redis_flushing import FlushedRedisWriter
 from state_schemas import catalog_item, dead_letter, model_input, popular_items, recommendation
 from state_schemas.model_input import FORGOTTEN
 
+# The keys of the groups of buckets the replicas are keyed by (``ReplicaBatcher``: group = bucket % 8).
+# Fixed, so a user's keyed state never moves to another key; chosen so that Flink's key groups (max
+# parallelism 128) put key j on subtask j * p / 8: evenly over 1, 2, 4 or 8 subtasks (checked against
+# Flink's KeyGroupRangeAssignment in tests/integration/test_sharded_recommender.py). Past 8 subtasks
+# the replicas do not scale further.
+REPLICA_KEYS = (19, 30, 48, 58, 60, 78, 79, 85)
+
 # Broadcast state: the replica's item side, as every replica holds it
 REPLICA_ITEMS = MapStateDescriptor("replica_items", Types.STRING(), Types.STRING())
 REPLICA_GLOBALS = MapStateDescriptor("replica_globals", Types.STRING(), Types.STRING())
@@ -69,7 +77,7 @@ class LearnRecommendations(KeyedBroadcastProcessFunction):
     def open(self, runtime_context: RuntimeContext) -> None:
         self.users = runtime_context.get_map_state(MapStateDescriptor("replica_users", Types.STRING(), Types.STRING()))
         self.replica: RecommenderReplica | None = None  # restored from broadcast state on the first record
-        self.loaded: set[int] = set()  # buckets whose users the replica holds
+        self.loaded: set[int] = set()  # groups (their keys) whose users the replica holds
         # One replica writes the trending list (every replica holds the same one)
         self.writes_popular = subtask_index(runtime_context) == 0
         self.popular_written_at, self.popular_pending = 0, False
@@ -99,16 +107,16 @@ class LearnRecommendations(KeyedBroadcastProcessFunction):
             self.replica.restore_items(globals_, ctx.get_broadcast_state(REPLICA_ITEMS).items())
         return self.replica
 
-    # -- keyed: one bucket batch of model inputs ---------------------------------------------------
+    # -- keyed: one group's batch of model inputs -------------------------------------------------
     def process_element(self, value, ctx):  # type: ignore[no-untyped-def]
         now = int(time.time() * 1000)
-        bucket = bucket_of(ctx.get_current_key())
+        group = bucket_of(ctx.get_current_key())  # the group's key: the replica's unit of keyed state
         recommendations, dead = [], []
         try:
             replica = self._restore(ctx)
-            if bucket not in self.loaded:
-                replica.load_bucket(self.users.items(), bucket)
-                self.loaded.add(bucket)
+            if group not in self.loaded:
+                replica.load_bucket(self.users.items(), group)
+                self.loaded.add(group)
             rows = orjson.loads(value[1])
         except Exception as exc:  # noqa: BLE001 - e.g. unreadable state: the batch becomes a dead letter
             yield Row(DEAD_LETTERS, batched([self._dead_letter(exc, value[1], self.source_topic, now)]))
@@ -116,7 +124,7 @@ class LearnRecommendations(KeyedBroadcastProcessFunction):
         for _, row in rows:
             try:
                 m = model_input.from_row(row)
-                items = replica.learn_one(m, bucket)
+                items = replica.learn_one(m, group)
             except Exception as exc:  # noqa: BLE001 - no record may stop the job: it becomes a dead letter
                 dead.append(self._dead_letter(exc, orjson.dumps(row).decode(), self.source_topic, now))
                 continue
@@ -132,7 +140,7 @@ class LearnRecommendations(KeyedBroadcastProcessFunction):
                 recommendations.append((m.user_id, payload))
         self.model_events.inc(len(rows))
         self.recommendations_out.inc(len(recommendations))
-        write_changes(self.users, replica.take_user_changes(bucket))  # once per batch: checkpoints see whole batches
+        write_changes(self.users, replica.take_user_changes(group))  # once per batch: checkpoints see whole batches
         updates = replica.pending
         exchange = replica.take_exchange(now)
         self.updates_out.inc(updates)

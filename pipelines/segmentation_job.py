@@ -27,11 +27,12 @@
 
 With ``models_sharded`` the hub only clusters (no catalog), and the recommender runs on every subtask:
 
-    model inputs (Java KeyedByBucket) -- key_by bucket --+
+    replica_batches         Java: the model inputs of model_batch_window_ms, one batch per group of buckets
+      key_by group --------------------------------------+
     model_updates (KafkaSource, p1) + catalog_items -----+-- broadcast
                                                          v
-    learn_recommendations   Python, once per bucket batch: the replica learns its users' side and scores
-      |                     them (MapState per bucket: user -> payload); learns the model-updates records
+    learn_recommendations   Python, once per group batch: the replica learns its users' side and scores
+      |                     them (MapState per group: user -> payload); learns the model-updates records
       |                     and catalog items read back (broadcast state: item -> payload, globals)
       +-- recommendations -> recommendations_sink; dead letters -> dead_letters_sink
       +-- model_updates_sink  Kafka, exactly-once, the 1-partition model-updates topic the source above reads
@@ -74,7 +75,7 @@ from pipelines.records import (
     MODEL_UPDATES,
     RECOMMENDATIONS,
 )
-from pipelines.replica_functions import REPLICA_GLOBALS, REPLICA_ITEMS, LearnRecommendations
+from pipelines.replica_functions import REPLICA_GLOBALS, REPLICA_ITEMS, REPLICA_KEYS, LearnRecommendations
 from pipelines.segmentation_functions import EXPERIMENTS, FEEDBACK, MODEL_INPUTS, SegmentBatches
 from pipelines.state_layout import JOB_NAME, state_dirs
 from settings import Settings
@@ -245,7 +246,10 @@ def _add_recommender_replicas(env, t_env, sinks, settings: Settings, models: Mod
     )
     # (kind, records): one row per kind per call
     outputs = (
-        java_operators.keyed_by_bucket(rule_outputs, MODEL_INPUTS, MODEL_RECORD_TYPE)
+        java_operators.replica_batches(
+            rule_outputs, MODEL_INPUTS, MODEL_BATCH, REPLICA_KEYS, settings.model_batch_max_chars,
+            settings.model_batch_window_ms, MODEL_RECORD_TYPE,
+        )
         .connect(exchange.union(catalog).broadcast(REPLICA_ITEMS, REPLICA_GLOBALS))
         .process(
             LearnRecommendations(

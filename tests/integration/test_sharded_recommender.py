@@ -88,3 +88,31 @@ def test_sharded_recommender_at_parallelism_2_learns_everything_once_and_resumes
     assert "hot-item" in trending[:5]  # the first run's item side survived the restore
     returning = recommendation.decode(redis_client.get(keys.recommendations("returning")))
     assert {"r-1", "r-2", "r-3"} <= {i["item_id"] for i in returning["items"]}  # and the user side too
+
+
+def test_replica_keys_spread_evenly_over_1_2_4_and_8_subtasks(stack_settings) -> None:
+    """``REPLICA_KEYS`` against Flink's own key-group assignment (max parallelism 128, the default up to
+    parallelism 85), through the key selector the job keys them with."""
+    import os
+
+    from stack.local_job import python_path_env
+
+    os.environ.update(python_path_env(stack_settings))
+    from pyflink.datastream import StreamExecutionEnvironment
+    from pyflink.java_gateway import get_gateway
+
+    from pipelines.replica_functions import REPLICA_KEYS
+
+    StreamExecutionEnvironment.get_execution_environment()  # the gateway, with Flink's classes
+    gateway = get_gateway()
+    assignment = gateway.jvm.org.apache.flink.runtime.state.KeyGroupRangeAssignment
+    selector = gateway.jvm.KeyByKeySelector()
+
+    def subtask(key: int, parallelism: int) -> int:
+        row = gateway.jvm.org.apache.flink.types.Row.withPositions(2)
+        row.setField(0, key)
+        return assignment.assignKeyToParallelOperator(selector.getKey(row), 128, parallelism)
+
+    for parallelism in (1, 2, 4, 8):
+        owners = [subtask(key, parallelism) for key in REPLICA_KEYS]
+        assert sorted(owners) == sorted(n * parallelism // len(REPLICA_KEYS) for n in range(len(REPLICA_KEYS)))
