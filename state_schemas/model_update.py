@@ -165,8 +165,9 @@ def encode_replica_globals(recommender_globals: str, unreturned: Iterable[str]) 
     """A replica's globals as broadcast state holds them: the recommender's globals payload, and the ids of
     the records it wrote whose updates its item side already holds but which have not come back yet.
 
-    >>> decode_replica_globals(encode_replica_globals("{}", ["w:2", "w:1"]))
-    ('{}', {'w:1', 'w:2'})
+    >>> globals_, unreturned = decode_replica_globals(encode_replica_globals("{}", ["w:2", "w:1"]))
+    >>> globals_, sorted(unreturned)
+    ('{}', ['w:1', 'w:2'])
     """
     return orjson.dumps([REPLICA_STATE_VERSION, recommender_globals, sorted(unreturned)]).decode()
 
