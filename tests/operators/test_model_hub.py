@@ -91,6 +91,19 @@ def test_hub_emits_cluster_changes_after_warm_up(inputs) -> None:
     assert first >= 399  # nothing before the warm-up: 200 scaler-only + 200 model updates (0-based)
 
 
+def test_a_hub_without_recommendations_clusters_the_same_and_keeps_no_recommender_state(inputs) -> None:
+    """``models_sharded``: the replicas recommend; the hub's ML segments must not change for it."""
+    full, clusters_only = ModelHub(SMALL), ModelHub(SMALL, recommendations=False)
+    state = fresh_state()
+    expected, got = run(full, inputs), run(clusters_only, inputs, state)
+    assert [changes for changes, _ in got] == [changes for changes, _ in expected]
+    assert any(changes for changes, _ in got) and all(recs is None for _, recs in got)
+    assert not clusters_only.recommender.users and not state["items"]
+    restored = ModelHub.restore(SMALL, state["globals"], state["users"].items(), state["items"].items(),
+                                recommendations=False)
+    assert {u: c for u, c in restored.clusters.items() if c} == {u: c for u, c in clusters_only.clusters.items() if c}
+
+
 def test_hub_recommends_with_known_sources_and_never_a_purchased_item(inputs) -> None:
     hub = ModelHub(SMALL)
     for item in catalog():
