@@ -29,6 +29,7 @@ from operators.model_hub import ModelHub
 from operators.models_config import ModelsConfig
 from pipelines.flink_metrics import BatchedCounter
 from pipelines.keyed_state import write_changes
+from pipelines.popular_list import ThrottledPopularList
 from pipelines.records import (
     CATALOG_ITEM,
     CHANGES,
@@ -44,14 +45,12 @@ from state_schemas import (
     catalog_item,
     dead_letter,
     model_input,
-    popular_items,
     recommendation,
     segment_change,
 )
 from state_schemas.model_input import FORGOTTEN
 
 MODEL_KEY = "models"
-POPULAR_ITEMS, POPULAR_EVERY_MS = 100, 1000  # the generic list in Redis: its length, its refresh interval
 
 
 def model_key_of(row):  # type: ignore[no-untyped-def]
@@ -93,9 +92,9 @@ class LearnModels(KeyedProcessFunction):
         self.items = runtime_context.get_map_state(MapStateDescriptor("model_items", Types.STRING(), Types.STRING()))
         self.globals = runtime_context.get_state(ValueStateDescriptor("model_globals", Types.STRING()))
         self.hub: ModelHub | None = None  # restored from state on the first record: open() has no key yet
-        self.popular_written_at, self.popular_pending = 0, False
         group = runtime_context.get_metrics_group().add_group("tailor")
         self.redis = FlushedRedisWriter(self.redis_host, self.redis_port, self.redis_prefix, group, self.redis_auth)
+        self.popular = ThrottledPopularList(self.redis.writer)
         self.model_events = BatchedCounter(group.counter("model_events_in"))
         self.catalog_items = BatchedCounter(group.counter("catalog_items_in"), every=64)
         self.cluster_changes_out = BatchedCounter(group.counter("cluster_changes_out"), every=16)
@@ -111,8 +110,7 @@ class LearnModels(KeyedProcessFunction):
             self.internal_errors,
         ):
             counter.flush()
-        if self.popular_pending and self.hub is not None:
-            self._write_popular(self.hub, int(time.time() * 1000))
+        self.popular.write_pending(self.hub)
         self.redis.close()
 
     def process_element(self, value, ctx):  # type: ignore[no-untyped-def]
@@ -155,7 +153,7 @@ class LearnModels(KeyedProcessFunction):
         self.model_events.inc(len(rows))
         self._persist(hub)  # once per batch: a checkpoint never splits a record, so state stays exact
         if self.recommendations:
-            self._popular_changed(hub, now, ctx)
+            self.popular.changed(hub, now, ctx)
         self.redis.arm(ctx)
         yield from out.rows()
 
@@ -192,23 +190,9 @@ class LearnModels(KeyedProcessFunction):
             self.redis.writer.write_recommendations(event.user_id, payload)
             out.recommendations.append((event.user_id, payload))
 
-    def _popular_changed(self, hub: ModelHub, now: int, ctx) -> None:  # type: ignore[no-untyped-def]
-        """The trending list goes to Redis at most every POPULAR_EVERY_MS; a change in between is written
-        by a timer then (or at close, when a bounded input ends first)."""
-        if now - self.popular_written_at >= POPULAR_EVERY_MS:
-            self._write_popular(hub, now)
-        elif not self.popular_pending:
-            self.popular_pending = True
-            ctx.timer_service().register_processing_time_timer(self.popular_written_at + POPULAR_EVERY_MS)
-
-    def _write_popular(self, hub: ModelHub, now: int) -> None:
-        self.popular_written_at, self.popular_pending = now, False
-        self.redis.writer.write_popular(popular_items.encode(hub.popular(POPULAR_ITEMS), emit_time=now))
-
     def on_timer(self, timestamp, ctx):  # type: ignore[no-untyped-def]
         if ctx.time_domain() == TimeDomain.PROCESSING_TIME:
-            if self.popular_pending and self.hub is not None:
-                self._write_popular(self.hub, int(time.time() * 1000))
+            self.popular.write_pending(self.hub)
             self.redis.on_timer(ctx)
             return
         # Event time: the watermark passed deferred inputs and no batch came to cluster them

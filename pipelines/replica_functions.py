@@ -36,10 +36,10 @@ from operators.recommender import RecommenderConfig
 from operators.recommender_replica import RecommenderReplica
 from pipelines.flink_metrics import BatchedCounter
 from pipelines.keyed_state import bucket_of, subtask_index, write_changes
-from pipelines.model_functions import POPULAR_EVERY_MS, POPULAR_ITEMS
+from pipelines.popular_list import ThrottledPopularList
 from pipelines.records import CATALOG_ITEM, DEAD_LETTERS, MODEL_UPDATES, RECOMMENDATIONS, batched
 from pipelines.redis_flushing import FlushedRedisWriter
-from state_schemas import catalog_item, dead_letter, model_input, popular_items, recommendation
+from state_schemas import catalog_item, dead_letter, model_input, recommendation
 from state_schemas.model_input import FORGOTTEN
 
 # The keys of the groups of buckets the replicas are keyed by (``ReplicaBatcher``: group = bucket % 8).
@@ -80,9 +80,9 @@ class LearnRecommendations(KeyedBroadcastProcessFunction):
         self.loaded: set[int] = set()  # groups (their keys) whose users the replica holds
         # One replica writes the trending list (every replica holds the same one)
         self.writes_popular = subtask_index(runtime_context) == 0
-        self.popular_written_at, self.popular_pending = 0, False
         group = runtime_context.get_metrics_group().add_group("tailor")
         self.redis = FlushedRedisWriter(self.redis_host, self.redis_port, self.redis_prefix, group, self.redis_auth)
+        self.popular = ThrottledPopularList(self.redis.writer)
         self.model_events = BatchedCounter(group.counter("model_events_in"))
         self.recommendations_out = BatchedCounter(group.counter("recommendations_out"), every=16)
         self.updates_out = BatchedCounter(group.counter("model_updates_out"))
@@ -96,8 +96,8 @@ class LearnRecommendations(KeyedBroadcastProcessFunction):
         for counter in (self.model_events, self.recommendations_out, self.updates_out, self.updates_applied,
                         self.catalog_items, self.internal_errors):
             counter.flush()
-        if self.popular_pending and self.replica is not None:
-            self._write_popular(self.replica, int(time.time() * 1000))
+        if self.writes_popular:
+            self.popular.write_pending(self.replica)
         self.redis.close()
 
     def _restore(self, ctx) -> RecommenderReplica:  # type: ignore[no-untyped-def]
@@ -145,7 +145,7 @@ class LearnRecommendations(KeyedBroadcastProcessFunction):
         exchange = replica.take_exchange(now)
         self.updates_out.inc(updates)
         if self.writes_popular:
-            self._popular_changed(replica, now, ctx)
+            self.popular.changed(replica, now, ctx)
         self.redis.arm(ctx)
         for kind, pairs in ((RECOMMENDATIONS, recommendations), (MODEL_UPDATES, [(None, r) for r in exchange]),
                             (DEAD_LETTERS, dead)):
@@ -181,22 +181,9 @@ class LearnRecommendations(KeyedBroadcastProcessFunction):
     # -- timers: the Redis flush, the trending list ------------------------------------------------
     def on_timer(self, timestamp, ctx):  # type: ignore[no-untyped-def]
         if ctx.time_domain() == TimeDomain.PROCESSING_TIME:
-            if self.popular_pending and self.replica is not None:
-                self._write_popular(self.replica, int(time.time() * 1000))
+            self.popular.write_pending(self.replica)
             self.redis.on_timer(ctx)
         return iter(())
-
-    def _popular_changed(self, replica: RecommenderReplica, now: int, ctx) -> None:  # type: ignore[no-untyped-def]
-        """As the hub does (``pipelines.model_functions``): at most every POPULAR_EVERY_MS, else by a timer."""
-        if now - self.popular_written_at >= POPULAR_EVERY_MS:
-            self._write_popular(replica, now)
-        elif not self.popular_pending:
-            self.popular_pending = True
-            ctx.timer_service().register_processing_time_timer(self.popular_written_at + POPULAR_EVERY_MS)
-
-    def _write_popular(self, replica: RecommenderReplica, now: int) -> None:
-        self.popular_written_at, self.popular_pending = now, False
-        self.redis.writer.write_popular(popular_items.encode(replica.popular(POPULAR_ITEMS), emit_time=now))
 
     def _dead_letter(self, exc: Exception, original: str, source: str, now: int) -> tuple[None, bytes]:
         self.internal_errors.inc()
