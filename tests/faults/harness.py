@@ -148,6 +148,14 @@ class JobProcess:
         self.child.wait()
         wait_until(lambda: _port_free(self.settings.rest_port), 60, "the killed job's Web UI port to be released")
 
+    def kill_after_checkpoints(self, kills: int) -> None:
+        """``kills`` times: wait for a new completed checkpoint, SIGKILL, start again with the same command."""
+        for _ in range(kills):
+            self.wait_for_new_checkpoint()
+            assert self.child is not None and self.child.poll() is None, "the replay ended before it could be killed"
+            self.kill()
+            self.start()
+
     def wait(self, timeout_s: float = 600) -> None:
         assert self.child is not None
         code = self.child.wait(timeout=timeout_s)

@@ -59,11 +59,7 @@ def test_sigkill_of_the_job_process_three_times_during_one_replay(stack_settings
     workload = simulated(120_000, users=6_000, seed=21, start_ms=START)
     publish(settings, workload)
     job = jobs(settings).start()
-    for _ in range(3):
-        job.wait_for_new_checkpoint()
-        assert job.child is not None and job.child.poll() is None, "the replay ended before it could be killed"
-        job.kill()
-        job.start()  # the same command again
+    job.kill_after_checkpoints(3)  # each time, the same command again
     job.wait()
 
     got, _ = job_changes(settings)
@@ -91,11 +87,7 @@ def test_sigkill_of_a_models_job_twice_gives_the_uninterrupted_runs_models(stack
         settings = isolated_settings(stack_settings, name, models_enabled=True, models_file=models_file)
         publish(settings, workload)
         job = jobs(settings).start()
-        for _ in range(kills):
-            job.wait_for_new_checkpoint()
-            assert job.child is not None and job.child.poll() is None, "the replay ended before it could be killed"
-            job.kill()
-            job.start()
+        job.kill_after_checkpoints(kills)
         job.wait()
         got, clusters = job_changes(settings)
         lists = [recommendation.decode(r.value) for r in read_topic(settings.kafka_bootstrap,
@@ -129,11 +121,7 @@ def test_sigkill_twice_with_the_sharded_recommender_at_parallelism_2(stack_setti
     workload = simulated(40_000, users=2_000, seed=27, start_ms=START)
     publish(settings, workload)
     job = jobs(settings).start()
-    for _ in range(2):
-        job.wait_for_new_checkpoint()
-        assert job.child is not None and job.child.poll() is None, "the replay ended before it could be killed"
-        job.kill()
-        job.start()
+    job.kill_after_checkpoints(2)
     job.wait()
 
     got, _ = job_changes(settings)
