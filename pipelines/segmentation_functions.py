@@ -31,7 +31,7 @@ from operators.segment_rules import SegmentRules
 from operators.segmentation_step import MAX_TIMER_MS
 from operators.segmenter import CachedProfileStore, Segmenter
 from pipelines.flink_metrics import BatchedCounter
-from pipelines.keyed_state import bucket_of
+from pipelines.keyed_state import bucket_of, put_all
 from pipelines.records import CHANGES, DEAD_LETTERS, MODEL_EVENT, batched
 from pipelines.redis_flushing import FlushedRedisWriter
 from settings.secrets import pseudonym_key
@@ -181,7 +181,7 @@ class SegmentBatches(KeyedProcessFunction):
         """Write back the bucket's changed profiles, re-arm its timer, flush Redis, emit one row per kind."""
         dirty = segmenter.store.take_dirty()  # type: ignore[attr-defined]
         if dirty:
-            self.profiles.put_all(dirty)
+            put_all(self.profiles, dirty)
         for user in segmenter.store.take_deleted():  # type: ignore[attr-defined]  # consent withdrawn: rare
             self.profiles.remove(user)
         armed = self.armed.get(bucket)

@@ -31,11 +31,11 @@ ITEMS, CATEGORIES = 300, 6
 NOT_A_CATALOG_ITEM = b'{"not":"a catalog item"}'
 
 
-@pytest.fixture(scope="module")
-def job_output(stack_settings, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("models")
+def run_models_job(stack_settings, workdir, **overrides):  # type: ignore[no-untyped-def]
+    """One bounded run of the job with the models over the seeded shoppers and catalog; returns
+    (settings, events, segment changes as (key, change), recommendations as (key, recommendation))."""
     models_file = quick_models_file(workdir)
-    settings = isolated_settings(stack_settings, "models", models_enabled=True, models_file=models_file)
+    settings = isolated_settings(stack_settings, "models", models_enabled=True, models_file=models_file, **overrides)
 
     sim = ShopperSimulator(seed=5, users=120, items=ITEMS, categories=CATEGORIES)
     producer = event_producer(settings.kafka_bootstrap)
@@ -54,6 +54,11 @@ def job_output(stack_settings, tmp_path_factory):
     changes = [(r.key, segment_change.decode(r.value)) for r in read_topic(settings.kafka_bootstrap, settings.segment_changes_topic)]
     recs = [(r.key, recommendation.decode(r.value)) for r in read_topic(settings.kafka_bootstrap, settings.recommendations_topic)]
     return settings, events, changes, recs
+
+
+@pytest.fixture(scope="module")
+def job_output(stack_settings, tmp_path_factory):
+    return run_models_job(stack_settings, tmp_path_factory.mktemp("models"))
 
 
 def test_a_catalog_record_the_models_cannot_read_is_a_dead_letter_and_the_rest_flows(job_output) -> None:
@@ -161,3 +166,20 @@ def test_redis_cluster_audiences_and_profile_field_match_the_change_log(job_outp
         assert client.smembers(RedisKeys(settings.redis_prefix).segment(cluster)) == members
     for user, cluster in current.items():
         assert client.hget(RedisKeys(settings.redis_prefix).profile(user), "cluster") == cluster
+
+
+def test_process_mode_gives_the_segments_and_lists_of_thread_mode(job_output, stack_settings, tmp_path_factory) -> None:
+    """``execution_mode: process`` (Python in Beam worker processes, other state and timer code in PyFlink)
+    runs the same events to the same rule and ML segment changes, and lists for the same users."""
+    _, _, changes, recs = job_output
+    _, _, process_changes, process_recs = run_models_job(
+        stack_settings, tmp_path_factory.mktemp("models-process"), execution_mode="process"
+    )
+
+    def outcome(pairs):  # type: ignore[no-untyped-def]
+        fields = ("user_id", "kind", "segment", "change", "trigger", "event_time")
+        return sorted(tuple(c[f] for f in fields) for _, c in pairs)
+
+    assert any(c[1] == "cluster" for c in outcome(changes))
+    assert outcome(process_changes) == outcome(changes)
+    assert {r["user_id"] for _, r in process_recs} == {r["user_id"] for _, r in recs}
