@@ -268,6 +268,8 @@ class HybridRecommender:
         if weight <= 0 and rating is None:
             return None
         user = self._touch_user(user_id)
+        if user.n_events == 0:  # their first interaction: their first own list is due at once
+            user.last_emit_ms = None
         user.n_events += 1
         steps = [(item_id, self.mf.user_step(user_id, item_id, weight))]
         if rating is None and self.config.mf_feedback == "negative_sampling":
@@ -492,7 +494,9 @@ class HybridRecommender:
         return state.category or (state.catalog[2] if state.catalog else None)
 
     def recommend_if_due(self, user_id: str, now: int, segments: Sequence[str] = ()) -> list[RecommendedItem] | None:
-        """The user's new list if ``min_emit_interval_ms`` passed since the last one and it changed, else None."""
+        """The user's new list if ``min_emit_interval_ms`` passed since the last one and it changed, else None.
+        A user without interactions (their list is the trending one of their segments) is throttled alike:
+        the first list they get starts their state, which holds when it was emitted and nothing else."""
         user = self.users.get(user_id)
         if (
             user is not None and user.last_emit_ms is not None
@@ -500,10 +504,13 @@ class HybridRecommender:
         ):
             return None
         items = self.recommend(user_id, now=now, segments=segments)
-        if not items or user is None:
-            return items or None  # users without interactions keep no state: their list is the trending one
+        if not items:
+            return None
         ids = [i.item_id for i in items]
-        if ids == user.last_emitted:
+        if user is None:
+            user = self._touch_user(user_id)
+            self._evict_users()
+        elif ids == user.last_emitted:
             return None
         user.last_emit_ms = now
         user.last_emitted = ids

@@ -72,6 +72,20 @@ def test_recommender_recommend_if_due_throttles_and_dedups():
     assert rec.recommend_if_due("u", now=40_000) is None  # due but unchanged
 
 
+def test_a_user_without_interactions_gets_the_trending_list_once_per_interval_then_their_own_at_once():
+    rec = HybridRecommender(_config(min_emit_interval_ms=10_000))
+    rec.learn_one("other", "a", "product_viewed", 0)
+    trending = rec.recommend_if_due("browser", now=0)  # no interaction yet: the trending list
+    assert [r.item_id for r in trending] == ["a"] and rec.users["browser"].n_events == 0
+    assert rec.recommend_if_due("browser", now=1_000) is None  # throttled like everyone's (was: every event)
+    rec.learn_one("other", "b", "product_added", 1_500)
+    assert rec.recommend_if_due("browser", now=2_000) is None  # the trending list changed, but too soon
+    rec.learn_one("browser", "b", "product_viewed", 3_000)  # their first interaction
+    own = rec.recommend_if_due("browser", now=3_000)
+    assert own is not None and own[0].item_id == "b"  # due at once, not 10 s after the trending one
+    assert rec.recommend_if_due("browser", now=4_000) is None
+
+
 def test_recommender_caps_memory_and_reports_evictions():
     rec = HybridRecommender(_config())
     for user, item, name, ts, cat, segs in _stream():
