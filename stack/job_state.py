@@ -5,6 +5,8 @@
     none, but the group has committed offsets          refuse: continuing from those offsets with empty
                                                         state would enter users twice (a lost state dir)
     only state of an older layout                      refuse, with the replay command
+    state of a graph with operators this one drops     refuse, naming the settings it was written with
+    (models or the sharded recommender turned off)     and the replay command (Flink cannot restore it)
     --fresh                                             empty state from the earliest offsets; refused while
                                                         retained state exists, unless --discard-state moves
                                                         it aside (kept, not deleted)
@@ -15,6 +17,7 @@ identity: its offsets and transactional ids are named after it too) and per stat
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +31,8 @@ from stack.errors import StackError
 
 # Completed runs of the job whose checkpoints are kept (each start writes under a new job id).
 RUNS_KEPT = 2
+# Starts whose graph settings are kept (one small file each; a retained checkpoint needs the last before it)
+GRAPHS_KEPT = 50
 
 
 class StartRefused(StackError):
@@ -42,7 +47,8 @@ class StartPlan:
 
 
 def plan_start(settings: Settings, fresh: bool = False, discard_state: bool = False) -> StartPlan:
-    """Decide how a job of ``settings`` starts (see the module doc); raises StartRefused."""
+    """Decide how a job of ``settings`` starts (see the module doc) and note its graph settings next to
+    the state, for the next start; raises StartRefused."""
     dirs = state_dirs(settings)
     current = flink_state.newest(dirs.checkpoints, dirs.savepoints)
     others = _other_layouts(dirs.group)
@@ -56,9 +62,12 @@ def plan_start(settings: Settings, fresh: bool = False, discard_state: bool = Fa
             )
         moved = _move_aside(dirs.group) if discard_state else None
         note = f"; the previous state was moved to {moved}" if moved else ""
+        _record_graph(settings, dirs.checkpoints.parent)
         return StartPlan(None, True, f"starting with empty state from the earliest offsets (--fresh){note}")
     if current is not None:
+        _refuse_dropped_operators(settings, current, dirs.checkpoints.parent)
         flink_state.prune_runs(dirs.checkpoints, keep=RUNS_KEPT)
+        _record_graph(settings, dirs.checkpoints.parent)
         return StartPlan(current, False, f"resuming from {current.describe()}")
     if others:
         raise StartRefused(
@@ -74,7 +83,60 @@ def plan_start(settings: Settings, fresh: bool = False, discard_state: bool = Fa
             f"{dirs.group}: starting now would continue from those offsets with empty state. Point "
             "TAILOR_STATE_DIR at the job's state, or replay from the start with `tailor job run --fresh`."
         )
+    _record_graph(settings, dirs.checkpoints.parent)
     return StartPlan(None, False, f"first start of consumer group {settings.consumer_group!r}: empty state")
+
+
+# The stateful operators each graph setting adds (their uids). A retained state holding one the new graph
+# lacks cannot be restored: Flink refuses state it cannot place.
+_GRAPH_SETTINGS = ("models_enabled", "models_sharded")
+
+
+def stateful_model_operators(graph: dict[str, bool]) -> set[str]:
+    """The uids of the model operators with state in a graph of these settings.
+
+    >>> sorted(stateful_model_operators({"models_enabled": True, "models_sharded": True}))
+    ['learn_models', 'learn_recommendations']
+    >>> stateful_model_operators({"models_enabled": False, "models_sharded": True})
+    set()
+    """
+    if not graph.get("models_enabled"):
+        return set()
+    return {"learn_models", "learn_recommendations"} if graph.get("models_sharded") else {"learn_models"}
+
+
+def _record_graph(settings: Settings, layout: Path) -> None:
+    """Note the graph settings of this start, so a later start can tell which graph wrote a checkpoint."""
+    graphs = layout / "graphs"
+    graphs.mkdir(parents=True, exist_ok=True)
+    graph = {name: bool(getattr(settings, name)) for name in _GRAPH_SETTINGS}
+    (graphs / f"{time.time_ns()}.json").write_text(json.dumps(graph))
+    for old in sorted(graphs.glob("*.json"), key=lambda p: p.name.zfill(24))[:-GRAPHS_KEPT]:
+        old.unlink()
+
+
+def _graph_of(state: RetainedState, layout: Path) -> dict[str, bool] | None:
+    """The graph settings of the last start before ``state`` was written; None if no start was noted."""
+    started = [(int(p.stem), p) for p in (layout / "graphs").glob("*.json") if p.stem.isdigit()]
+    before = [p for ns, p in sorted(started) if ns / 1e9 <= state.written_at]
+    return json.loads(before[-1].read_text()) if before else None
+
+
+def _refuse_dropped_operators(settings: Settings, state: RetainedState, layout: Path) -> None:
+    old = _graph_of(state, layout)
+    if old is None:
+        return
+    new = {name: bool(getattr(settings, name)) for name in _GRAPH_SETTINGS}
+    dropped = stateful_model_operators(old) - stateful_model_operators(new)
+    if dropped:
+        written = ", ".join(f"{name}={str(old.get(name, False)).lower()}" for name in _GRAPH_SETTINGS)
+        now = ", ".join(f"{name}={str(value).lower()}" for name, value in new.items())
+        raise StartRefused(
+            f"the retained {state.describe()} holds the state of {', '.join(sorted(dropped))}, written with "
+            f"{written}; this start has {now}, a graph without those operators, and Flink cannot restore "
+            "state it cannot place. Start with the settings it was written with, or replay the events with "
+            "the new ones: `tailor job run --fresh --discard-state` (the old state is kept aside, not deleted)."
+        )
 
 
 def _other_layouts(group: Path) -> list[Path]:

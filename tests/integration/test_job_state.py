@@ -3,6 +3,8 @@ of the failure contract in its module docstring."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
@@ -76,3 +78,34 @@ def test_fresh_refuses_over_retained_state_and_discard_moves_it_aside(settings):
     assert not chk.exists()
     assert list(state_dirs(settings).group.glob(f"discarded-*/layout-{STATE_LAYOUT}/checkpoints/*/chk-7/_metadata"))
     assert plan_start(settings, fresh=True).from_earliest  # nothing retained any more
+
+
+def _started(settings):
+    plan_start(settings)
+    time.sleep(0.05)  # file times tick coarser than time.time_ns(): keep the start before the checkpoint
+
+
+def test_state_of_models_a_start_turns_off_is_refused_with_the_settings_it_was_written_with(settings):
+    _started(settings.replace(models_enabled=True, models_sharded=False))
+    retained_checkpoint(settings)
+
+    with pytest.raises(StartRefused, match=r"learn_models, written with models_enabled=true, models_sharded=false"):
+        plan_start(settings.replace(models_enabled=False))
+
+
+def test_state_of_the_sharded_recommender_is_refused_by_the_hub_graph(settings):
+    _started(settings.replace(models_enabled=True, models_sharded=True))
+    retained_checkpoint(settings, n=1)
+    with pytest.raises(StartRefused, match="learn_recommendations") as refused:
+        plan_start(settings.replace(models_enabled=True, models_sharded=False))
+    assert "--fresh --discard-state" in str(refused.value)
+    assert plan_start(settings.replace(models_enabled=True, models_sharded=True)).restore is not None
+
+
+def test_a_start_that_wrote_no_checkpoint_does_not_count(settings):
+    _started(settings.replace(models_enabled=False))
+    retained_checkpoint(settings)
+    time.sleep(0.05)
+    assert plan_start(settings.replace(models_enabled=True)).restore is not None  # adding operators: fine
+    # ... and that start died before its first checkpoint: the retained state is still the rules-only one
+    assert plan_start(settings.replace(models_enabled=False)).restore is not None
