@@ -310,7 +310,6 @@ def flink_configuration(
     config.set_string("execution.checkpointing.incremental", str(settings.state_backend == "rocksdb").lower())
     config.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
     config.set_string("execution.checkpointing.num-retained", "2")
-    config.set_string("execution.checkpointing.unaligned.enabled", str(settings.unaligned_checkpoints).lower())
     for key, value in RESTART_STRATEGY.items():
         config.set_string(key, value)
     if restore_from is not None:

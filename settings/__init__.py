@@ -64,9 +64,6 @@ class Settings:
     parallelism: int = 1
     execution_mode: str = "thread"
     checkpoint_interval_ms: int = 500
-    # Checkpoint barriers overtake the records queued in front of an operator (Flink's unaligned
-    # checkpoints: those records are stored with the checkpoint instead of processed first).
-    unaligned_checkpoints: bool = False
     out_of_orderness_ms: int = 5000
     # A partition with no records for this long stops holding back event time (live jobs; 0 = never).
     # Bounded replays never mark a partition idle: every partition has data up to its end offset.
