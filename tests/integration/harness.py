@@ -17,10 +17,12 @@ import yaml
 
 import stack
 from connectors import kafka_topics as topics
+from connectors.flink_rest import FlinkRest, FlinkRestError
 from settings import PROJECT_ROOT, Settings
 from stack import apt, local_job
 
 JOB_TIMEOUT_S = 600
+FAILURES_TOLERATED = 3
 # Retained checkpoints of the tests' jobs (one consumer group each), emptied at the start of a session.
 TEST_STATE_DIR = Settings.load().home / "test-state"
 
@@ -73,17 +75,36 @@ def isolated_settings(base: Settings, name: str, partitions: int = 2, **override
 
 
 def run_bounded_job(settings: Settings, rules_file: Path, log_dir: Path) -> None:
-    """Run the real job over everything currently in the events topic; fail with the log tail."""
+    """Run the real job over everything currently in the events topic; fail with the log tail. A job that
+    fails ``FAILURES_TOLERATED`` times (Flink restarts it forever) fails the test with its first failure at
+    once, not after ``JOB_TIMEOUT_S``."""
     log_file = log_dir / "job.log"
     child = local_job.spawn(settings, rules_file, log_file, bounded=True)
+    rest = FlinkRest(f"http://127.0.0.1:{settings.rest_port}", timeout_s=2)
+    deadline = time.monotonic() + JOB_TIMEOUT_S
     try:
-        child.wait(timeout=JOB_TIMEOUT_S)
-    except Exception:
-        child.kill()
-        raise
+        while child.poll() is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the bounded job ran longer than {JOB_TIMEOUT_S} s; log: {log_file}")
+            failures = _job_failures(rest)
+            if len(failures) >= FAILURES_TOLERATED:
+                pytest.fail(f"the job failed {len(failures)} times (Flink restarts it); the first:\n{failures[0]}")
+            time.sleep(2)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
     if child.returncode != 0:
         tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-40:])
         pytest.fail(f"segmentation job exited with {child.returncode}; log tail:\n{tail}")
+
+
+def _job_failures(rest: FlinkRest) -> list[str]:
+    """The recorded failures of the embedded cluster's job; none while its REST API is not up."""
+    try:
+        return [trace for job in rest.jobs() for trace in rest.exception_history(job.job_id)]
+    except (FlinkRestError, OSError):
+        return []
 
 
 @pytest.fixture(scope="session")
