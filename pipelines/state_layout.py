@@ -27,3 +27,25 @@ def state_dirs(settings: Settings) -> StateDirs:
     root = settings.state_dir / settings.consumer_group
     layout = root / f"layout-{STATE_LAYOUT}"
     return StateDirs(root, layout / "checkpoints", layout / "savepoints")
+
+
+# Settings that add or drop stateful operators. Retained state holding an operator the new graph lacks
+# cannot be restored (Flink refuses state it cannot place): ``stack.job_state`` checks before a start.
+GRAPH_SETTINGS = ("models_enabled", "models_sharded")
+
+
+def graph_settings(settings: Settings) -> dict[str, bool]:
+    return {name: bool(getattr(settings, name)) for name in GRAPH_SETTINGS}
+
+
+def stateful_model_operators(graph: dict[str, bool]) -> set[str]:
+    """The uids of the model operators with state in a graph of these settings.
+
+    >>> sorted(stateful_model_operators({"models_enabled": True, "models_sharded": True}))
+    ['learn_models', 'learn_recommendations']
+    >>> stateful_model_operators({"models_enabled": False, "models_sharded": True})
+    set()
+    """
+    if not graph.get("models_enabled"):
+        return set()
+    return {"learn_models", "learn_recommendations"} if graph.get("models_sharded") else {"learn_models"}

@@ -25,7 +25,7 @@ from pathlib import Path
 from connectors import flink_state
 from connectors.flink_state import RetainedState
 from connectors.kafka_topics import committed_offsets
-from pipelines.state_layout import STATE_LAYOUT, state_dirs
+from pipelines.state_layout import STATE_LAYOUT, graph_settings, state_dirs, stateful_model_operators
 from settings import Settings
 from stack.errors import StackError
 
@@ -87,30 +87,11 @@ def plan_start(settings: Settings, fresh: bool = False, discard_state: bool = Fa
     return StartPlan(None, False, f"first start of consumer group {settings.consumer_group!r}: empty state")
 
 
-# The stateful operators each graph setting adds (their uids). A retained state holding one the new graph
-# lacks cannot be restored: Flink refuses state it cannot place.
-_GRAPH_SETTINGS = ("models_enabled", "models_sharded")
-
-
-def stateful_model_operators(graph: dict[str, bool]) -> set[str]:
-    """The uids of the model operators with state in a graph of these settings.
-
-    >>> sorted(stateful_model_operators({"models_enabled": True, "models_sharded": True}))
-    ['learn_models', 'learn_recommendations']
-    >>> stateful_model_operators({"models_enabled": False, "models_sharded": True})
-    set()
-    """
-    if not graph.get("models_enabled"):
-        return set()
-    return {"learn_models", "learn_recommendations"} if graph.get("models_sharded") else {"learn_models"}
-
-
 def _record_graph(settings: Settings, layout: Path) -> None:
     """Note the graph settings of this start, so a later start can tell which graph wrote a checkpoint."""
     graphs = layout / "graphs"
     graphs.mkdir(parents=True, exist_ok=True)
-    graph = {name: bool(getattr(settings, name)) for name in _GRAPH_SETTINGS}
-    (graphs / f"{time.time_ns()}.json").write_text(json.dumps(graph))
+    (graphs / f"{time.time_ns()}.json").write_text(json.dumps(graph_settings(settings)))
     for old in sorted(graphs.glob("*.json"), key=lambda p: p.name.zfill(24))[:-GRAPHS_KEPT]:
         old.unlink()
 
@@ -126,10 +107,10 @@ def _refuse_dropped_operators(settings: Settings, state: RetainedState, layout: 
     old = _graph_of(state, layout)
     if old is None:
         return
-    new = {name: bool(getattr(settings, name)) for name in _GRAPH_SETTINGS}
+    new = graph_settings(settings)
     dropped = stateful_model_operators(old) - stateful_model_operators(new)
     if dropped:
-        written = ", ".join(f"{name}={str(old.get(name, False)).lower()}" for name in _GRAPH_SETTINGS)
+        written = ", ".join(f"{name}={str(old.get(name, False)).lower()}" for name in new)
         now = ", ".join(f"{name}={str(value).lower()}" for name, value in new.items())
         raise StartRefused(
             f"the retained {state.describe()} holds the state of {', '.join(sorted(dropped))}, written with "
