@@ -31,9 +31,11 @@ from __future__ import annotations
 import re
 
 from operators.behavior_clusters import BehaviorClusterer
+from operators.behavior_features import FEATURE_NAMES
 from state_schemas.segment_change import ENTER, EXIT, SegmentChange
 
 KIND = "cluster"
+_USER_FACT = {f: f"user.{f}" for f in FEATURE_NAMES}  # the fact keys, built once: every change carries them
 _WORD = re.compile(r"[^\W_]+")
 
 
@@ -80,7 +82,7 @@ def cluster_exit(
 
 def should_switch(clusterer: BehaviorClusterer, features: dict[str, float], current: str, predicted: str) -> bool:
     """Is ``predicted``'s center closer than ``current``'s by at least the hysteresis margin?"""
-    distance = clusterer.distances(features)
+    distance = clusterer.distances(features, (current, predicted))
     return distance[current] - distance[predicted] >= clusterer.config.hysteresis
 
 
@@ -95,5 +97,5 @@ def _change(
         z, reason = {}, f"{name}: cluster retired at a model relabel"
     facts: dict[str, float] = {f"z.{f}": round(v, 2) for f, v in z.items()}
     if features is not None:
-        facts.update({f"user.{f}": round(v, 3) for f, v in features.items()})
+        facts.update({_USER_FACT.get(f) or f"user.{f}": round(v, 3) for f, v in features.items()})
     return SegmentChange(user_id, segment_id(name), KIND, change, reason, facts, trigger, event_time, message_id)

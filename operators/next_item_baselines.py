@@ -108,7 +108,10 @@ class ItemCoOccurrence:
                     scores[other] = scores.get(other, 0.0) + weight * count / math.sqrt(
                         n_a * self.occurrences.get(other, 1.0)
                     )
-        return heapq.nsmallest(k, ((o, s) for o, s in scores.items()), key=lambda e: (-e[1], e[0]))
+        if len(scores) > 8 * k:
+            return heapq.nsmallest(k, scores.items(), key=_by_score_then_id)
+        # nsmallest's heap costs more than a sort below a few hundred candidates (the usual case); same order
+        return sorted(scores.items(), key=_by_score_then_id)[:k]
 
     def export_item(self, item_id: str) -> tuple[float, dict[str, float]]:
         return self.occurrences.get(item_id, 0.0), dict(self.counts.get(item_id, {}))
@@ -144,3 +147,7 @@ class ItemCoOccurrence:
     def recommend(self, user_id: str, k: int, exclude: Container[str] = ()) -> list[str]:
         last = self.last_item(user_id)
         return [] if last is None else [item for item, _ in self.similar(last, k, exclude)]
+
+
+def _by_score_then_id(entry: tuple[str, float]) -> tuple[float, str]:
+    return -entry[1], entry[0]

@@ -178,6 +178,17 @@ class DecayedPopularity:
         table = self.tables.get(OVERALL if segment is None else segment)
         if table is None:
             return []
+        board = table.board
+        if not exclude and (k <= len(board) or len(table.levels) == len(board)):
+            # Nothing to skip (most users bought nothing): the board's last k, at C speed. ~4 tables per list.
+            leaders = board[-k:] if k > 0 else []
+            if not leaders:
+                return []
+            leaders.reverse()
+            ref = leaders[0][0] if now is None else now / self.half_life_ms
+            if leaders[0][0] - ref <= MAX_EXPONENT:  # the leader is the largest: no clamp for any (_decayed)
+                return [(item, 2.0 ** (level - ref)) for level, item in leaders]
+            return [(item, _decayed(level, ref)) for level, item in leaders]
         ranked = table.top(k, exclude)
         if not ranked:
             return []

@@ -159,7 +159,7 @@ def test_behavior_clusterer_step_never_drops_below_halflife() -> None:
     c._absorbed[cid] = 1_000.0
     z = {f: 10.0 for f in FEATURE_NAMES}
     c.model.centers[cid].update(dict.fromkeys(FEATURE_NAMES, 0.0))
-    c._closest = lambda _: cid  # type: ignore[method-assign]
+    c._squared_distances = lambda _: (list(c.model.centers), [0.0 if i == cid else 1.0 for i in c.model.centers])  # type: ignore[method-assign]
     c._step_closest(z)
     assert c._vector(c.model.centers[cid]) == [2.5] * len(FEATURE_NAMES)
 
