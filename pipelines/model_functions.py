@@ -27,7 +27,7 @@ from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 from connectors.redis_clients import NO_AUTH, RedisAuth
 from operators.model_hub import ModelHub
 from operators.models_config import ModelsConfig
-from pipelines.flink_metrics import BatchedCounter
+from pipelines.flink_metrics import BatchedCounter, FullCollectionPauses
 from pipelines.keyed_state import write_changes
 from pipelines.popular_list import ThrottledPopularList
 from pipelines.records import (
@@ -102,6 +102,7 @@ class LearnModels(KeyedProcessFunction):
         self.internal_errors = BatchedCounter(group.counter("internal_errors"), every=1)
         # Model inputs waiting for the watermark before the clusterer learns them (operators.model_hub)
         self.deferred = group.distribution("deferred_model_inputs")
+        self.full_collections = FullCollectionPauses(group)
         self.calls = 0
 
     def close(self) -> None:
@@ -166,6 +167,7 @@ class LearnModels(KeyedProcessFunction):
         self.calls += 1
         if self.calls % 16 == 1:  # a distribution shows its last value: a sample is as good as all
             self.deferred.update(hub.deferred_inputs)
+        self.full_collections.report()
 
     def _dead_letter(self, exc: Exception, original: str, source: str, now: int) -> tuple[None, bytes]:
         self.internal_errors.inc()
