@@ -50,7 +50,7 @@ DEFAULT_JOB = PROJECT_ROOT / "pipelines" / "segmentation_job.py"
 # Our top-level packages, shipped with every job (-pyfs) so the TaskManagers import the submitted code.
 JOB_PACKAGES = ("settings", "state_schemas", "operators", "connectors", "pipelines")
 # Gauges whose per-subtask values are combined with max; every other metric is summed over subtasks.
-MAX_METRICS = frozenset({"event_time_lag_ms", "model_update_staleness_ms"})
+MAX_METRICS = frozenset({"event_time_lag_ms", "model_update_staleness_ms", "python_full_gc_pause_ms"})
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")

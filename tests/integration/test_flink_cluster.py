@@ -213,6 +213,7 @@ def test_custom_metrics_are_visible(settings, job):
     assert metrics["segment_batches"]["event_time_lag_ms"] > 0, metrics  # a distribution: live, not batched
     assert set(metrics["learn_models"]) >= {
         "model_events_in", "recommendations_out", "cluster_changes_out", "deferred_model_inputs",
+        "python_full_gc", "python_full_gc_ms", "python_full_gc_pause_ms",
     }
 
 
