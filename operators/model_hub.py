@@ -100,6 +100,10 @@ class ModelHub:
         self.latest_event_time = 0  # of the events learned since start or restore
         # Feature vectors waiting for the watermark before the clusterer learns them
         self._deferred: EventTimeOrder[Deferred] = EventTimeOrder(models.clustering.max_waiting)
+        # The recommender part of the payload of users with inputs waiting: their payload is written again
+        # when those are clustered, mostly with the recommender part unchanged (measured: half of all user
+        # writes). Bounded by the waiting inputs.
+        self._waiting_rec_payloads: dict[str, str | None] = {}
 
     @property
     def model_version(self) -> str:
@@ -205,9 +209,16 @@ class ModelHub:
         rec_users, rec_items = self.recommender.take_dirty()
         evicted_users, evicted_items = self.recommender.take_evicted()
         users: dict[str, str | None] = {}
+        reusable = self._waiting_rec_payloads
         for user in self._dirty_users | rec_users | evicted_users | self._forgotten:
             cluster, deferred = self.clusters.get(user), self._deferred.waiting(user)
-            rec = None if user in evicted_users else self._export_user(user)
+            if user in evicted_users:  # forgotten or evicted, perhaps seen again since: export what is there
+                reusable.pop(user, None)
+            rec = reusable[user] if user in reusable and user not in rec_users else self._export_user(user)
+            if deferred:
+                reusable[user] = rec
+            else:
+                reusable.pop(user, None)
             empty = cluster is None and rec is None and not deferred
             users[user] = None if empty else model_hub_state.encode_user(cluster, rec, deferred)
         items: dict[str, str | None] = {i: self.recommender.export_item(i) for i in rec_items - evicted_items}

@@ -275,3 +275,43 @@ def test_a_stalled_watermark_keeps_at_most_max_waiting_inputs(inputs) -> None:
     assert hub.clusterer.events_seen == 1_000 - hub.deferred_inputs
     persisted = sum(len(model_hub_state.decode_user(p)[2]) for p in hub.take_changes().users.values() if p)
     assert persisted == hub.deferred_inputs == 101
+
+
+def test_the_state_written_is_the_live_hub_also_for_users_whose_inputs_wait(inputs) -> None:
+    """After every write, the state holds what a fresh export of the live hub gives. A user with inputs
+    waiting for the watermark is written again when they are clustered, with the recommender part reused
+    from the last write unless it changed (``ModelHub.take_changes``); a user forgotten and seen again in
+    the same batch is written with what they have now, one forgotten for good as deleted."""
+    hub, state = ModelHub(SMALL), fresh_state()
+    forgotten, gone = inputs[590].user_id, inputs[585].user_id
+    assert forgotten != gone
+    again = dataclasses.replace(next(m for m in inputs if m.item_id is not None), user_id=forgotten)
+
+    def fresh_export() -> dict[str, str]:
+        known = hub.clusters.keys() | hub.recommender.users.keys() | {m.user_id for m in inputs}
+        out = {}
+        for user in known:
+            cluster, rec, waiting = hub.clusters.get(user), hub._export_user(user), hub._deferred.waiting(user)
+            if cluster is not None or rec is not None or waiting:
+                out[user] = model_hub_state.encode_user(cluster, rec, waiting)
+        return out
+
+    watermark, reused = -2**63, 0
+    for i, m in enumerate(inputs[:2_000]):
+        if i % 16 == 0:  # a batch; the watermark trails the inputs by 200 (about 4 s of event time)
+            watermark = inputs[max(0, i - 200)].timestamp - 1
+            hub.advance(watermark)
+        if i == 600:
+            for user in (forgotten, gone):
+                assert hub._deferred.waiting(user) and user in hub._waiting_rec_payloads
+                hub.forget(user, m.timestamp, "forget-1")
+            hub.process_one(dataclasses.replace(again, timestamp=m.timestamp, message_id="again"), watermark)
+        hub.process_one(m, watermark)
+        if i % 16 == 15:
+            reused += len(hub._waiting_rec_payloads)
+            persist(hub, state)
+            assert state["users"] == fresh_export(), f"after input {i}"
+            if i == 607:
+                assert model_hub_state.decode_user(state["users"][forgotten])[1] is not None
+                assert gone not in state["users"]
+    assert reused > 0 and hub.deferred_inputs > 0
