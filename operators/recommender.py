@@ -122,6 +122,9 @@ class RecommenderConfig:
     popular_board: int = 100
     segment_cap: int = 1000
     min_emit_interval_ms: int = 60_000
+    # A user with no interaction yet gets the trending list of their segments as a list of their own;
+    # False: none until their first interaction (serving answers the job's trending list meanwhile)
+    lists_before_first_interaction: bool = True
 
     _SECTIONS: ClassVar[dict[str, str]] = {"mf": "mf_", "blend": "blend_"}
 
@@ -182,7 +185,10 @@ class RecommenderConfig:
                 continue
             value, default = getattr(self, f.name), f.default
             name = f.name.replace("mf_", "mf.", 1).replace("blend_", "blend.", 1)
-            if isinstance(default, str):
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise RecommenderConfigError(f"recommendations.{name} must be true or false; got {value!r}")
+            elif isinstance(default, str):
                 allowed = KINDS if f.name == "mf_kind" else FEEDBACK_MODES
                 if value not in allowed:
                     raise RecommenderConfigError(
@@ -496,8 +502,17 @@ class HybridRecommender:
     def recommend_if_due(self, user_id: str, now: int, segments: Sequence[str] = ()) -> list[RecommendedItem] | None:
         """The user's new list if ``min_emit_interval_ms`` passed since the last one and it changed, else None.
         A user without interactions (their list is the trending one of their segments) is throttled alike:
-        the first list they get starts their state, which holds when it was emitted and nothing else."""
+        the first list they get starts their state, which holds when it was emitted and nothing else; with
+        ``lists_before_first_interaction`` off they get none until their first interaction.
+
+        >>> rec = HybridRecommender(RecommenderConfig(k=2, lists_before_first_interaction=False))
+        >>> rec.learn_one("a", "x", "product_viewed", timestamp=0)
+        >>> rec.recommend_if_due("b", now=1), [i.item_id for i in rec.recommend_if_due("a", now=1)]
+        (None, ['x'])
+        """
         user = self.users.get(user_id)
+        if not self.config.lists_before_first_interaction and (user is None or user.n_events == 0):
+            return None
         if (
             user is not None and user.last_emit_ms is not None
             and now - user.last_emit_ms < self.config.min_emit_interval_ms
