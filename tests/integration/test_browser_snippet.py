@@ -81,11 +81,20 @@ def test_the_shop_shows_each_visitor_their_variation(
     serving = Settings(redis_port=redis_with_profiles.port, redis_prefix="browser:", experiments_file=no_experiments)
     with running_server(serving, tmp_path / "serve.log") as api, \
             running_collector(settings, KEY, tmp_path / "collector.log") as collector:
+        # A server that has answered once, as in production. The page's first decision from a fresh server
+        # shows ~480 ms later here (615 vs 130 ms, quiet machine, twice each; cause not found: a fresh
+        # server's first /v1/decide answers curl in 7 ms); in the full suite it once passed the snippet's
+        # 800 ms timeout, which shows the default instead
+        warm_up = urllib.request.Request(
+            f"{api}/v1/decide", method="POST", headers={"Content-Type": "application/json"},
+            data=orjson.dumps({"user_id": "warm-up", "page": "/shop", "slots": ["hero"]}),
+        )
+        urllib.request.urlopen(warm_up, timeout=10).read()
         start = time.perf_counter()
         browser.get(f"{api}/shop?user=hesitant-1&collector={collector}&key={KEY}")
         hero = slot(browser, "hero")
         shown_after = time.perf_counter() - start
-        assert hero.get_attribute("data-tailor-variation") == "discount"
+        assert hero.get_attribute("data-tailor-variation") == "discount", hero.get_attribute("data-tailor-reason")
         assert "10% off" in hero.text and hero.get_attribute("data-tailor-rule") == "hesitant_discount"
         assert slot(browser, "recommendations").get_attribute("data-tailor-variation") == "popular"
         hero.click()
