@@ -175,7 +175,7 @@ class BehaviorClusterer:
         # once (measured: three scalings were a fifth of the clustering's time). Reset whenever the scaler moves.
         self._scaled: tuple[list[float], dict[str, float]] | None = None
         self._stepped: tuple[dict[str, float], list[int], list[float]] | None = None  # the last step's distances
-        self._descriptions: tuple[list[tuple[str, int, list[float]]], dict[str, str]] = ([], {})
+        self._descriptions: tuple[list[tuple[str, int, list[float]]], dict[tuple[str, int], str]] = ([], {})
 
     # -- verbs -------------------------------------------------------------------------------------
     def learn_one(self, features: dict[str, float], now: int) -> None:
@@ -242,13 +242,11 @@ class BehaviorClusterer:
         if labeling is not self._named:  # relabeled (or restored) since: the centroids moved
             described = {}
             self._descriptions = (self._named, described)
-        line = described.get(name) if top == 3 else None
+        line = described.get((name, top))
         if line is None:
             z = self.explain(name)
             parts = [f"{f.replace('_', ' ')} {v:+.1f}σ" for f, v in sorted(z.items(), key=lambda kv: -abs(kv[1]))[:top]]
-            line = f"{name}: {', '.join(parts)} vs all users"
-            if top == 3:
-                described[name] = line
+            line = described[name, top] = f"{name}: {', '.join(parts)} vs all users"
         return line
 
     def names(self) -> list[str]:
