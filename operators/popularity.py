@@ -181,20 +181,15 @@ class DecayedPopularity:
         board = table.board
         if not exclude and (k <= len(board) or len(table.levels) == len(board)):
             # Nothing to skip (most users bought nothing): the board's last k, at C speed. ~4 tables per list.
-            leaders = board[-k:] if k > 0 else []
-            if not leaders:
-                return []
-            leaders.reverse()
-            ref = leaders[0][0] if now is None else now / self.half_life_ms
-            if leaders[0][0] - ref <= MAX_EXPONENT:  # the leader is the largest: no clamp for any (_decayed)
-                return [(item, 2.0 ** (level - ref)) for level, item in leaders]
-            return [(item, _decayed(level, ref)) for level, item in leaders]
-        ranked = table.top(k, exclude)
+            ranked = [(item, level) for level, item in reversed(board[-k:])] if k > 0 else []
+        else:
+            ranked = table.top(k, exclude)
         if not ranked:
             return []
         ref = ranked[0][1] if now is None else now / self.half_life_ms
-        pow2 = math.pow  # _decayed, inlined: this runs for every candidate of every recommendation
-        return [(item, pow2(2.0, min(level - ref, MAX_EXPONENT))) for item, level in ranked]
+        if ranked[0][1] - ref <= MAX_EXPONENT:  # the leader is the largest: no clamp for any (_decayed)
+            return [(item, 2.0 ** (level - ref)) for item, level in ranked]
+        return [(item, _decayed(level, ref)) for item, level in ranked]
 
     def score(self, item_id: str, now: int, segment: str | None = None) -> float:
         table = self.tables.get(OVERALL if segment is None else segment)
