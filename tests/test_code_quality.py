@@ -1,6 +1,6 @@
 """Code-quality gates, run with the suite (and by ``tailor test --unit``: no stack needed).
 
-* ``ruff check`` over every source package, with the rule set of ``[tool.ruff.lint]`` in pyproject.toml
+* ``ruff check`` over every source package and the tests, with the rule set of ``[tool.ruff.lint]`` in pyproject.toml
   (pycodestyle, pyflakes, import order, bugbear, blind excepts, pyupgrade, simplify, comprehensions,
   ruff's own rules, pylint errors and warnings);
 * ``mypy`` over its configured scope (``[tool.mypy] files``: settings/, state_schemas/, operators/), strict
@@ -28,10 +28,11 @@ def _run(*command: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_ruff_finds_nothing_in_the_source_packages() -> None:
-    result = _run("ruff", "check", "--output-format", "concise", *SOURCE_PACKAGES)
+def test_ruff_finds_nothing_in_the_source_packages_and_tests() -> None:
+    paths = [*SOURCE_PACKAGES, "tests"]
+    result = _run("ruff", "check", "--output-format", "concise", *paths)
 
-    assert result.returncode == 0, f"ruff check {' '.join(SOURCE_PACKAGES)}:\n{result.stdout}{result.stderr}"
+    assert result.returncode == 0, f"ruff check {' '.join(paths)}:\n{result.stdout}{result.stderr}"
 
 
 def test_mypy_strict_scope_type_checks() -> None:

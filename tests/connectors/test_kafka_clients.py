@@ -68,7 +68,7 @@ def test_what_the_python_clients_cannot_honour_is_named(properties: dict[str, st
 
 
 def test_a_missing_properties_file_says_which(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read the Kafka client properties file .*nope"):
+    with pytest.raises(ConfigError, match=r"cannot read the Kafka client properties file .*nope"):
         kafka_cluster(Settings.load(environ={}, kafka_client_properties=str(tmp_path / "nope")))
 
 

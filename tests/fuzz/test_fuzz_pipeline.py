@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from operators.segment_rules import SegmentRules
 from operators.privacy import Privacy
+from operators.segment_rules import SegmentRules
 from operators.segmenter import EncodedProfileStore, Segmenter
 from settings import PROJECT_ROOT
 from state_schemas import dead_letter

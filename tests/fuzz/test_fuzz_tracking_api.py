@@ -20,7 +20,7 @@ from tests.fuzz.segment_strategies import NOW, segment_messages, to_json
 
 pytestmark = pytest.mark.slow
 
-METHODS = st.sampled_from(sorted(SINGLE | BATCH) + ["order", ""])
+METHODS = st.sampled_from([*sorted(SINGLE | BATCH), "order", ""])
 HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example,
           HealthCheck.filter_too_much]
 

@@ -71,7 +71,7 @@ def test_a_withdrawal_exits_every_rule_and_ml_segment(outcome) -> None:
 
 
 def test_nothing_of_them_stays_in_redis(outcome) -> None:
-    settings, changes, _ = outcome
+    settings, _changes, _ = outcome
     client = redis.Redis(host=settings.redis_host, port=settings.redis_port, decode_responses=True)
     keys = RedisKeys(settings.redis_prefix)
     for user in ("leaver", "refuser"):

@@ -7,6 +7,7 @@ is shortened so ML segments appear within the input.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter, defaultdict
 
 import orjson
@@ -51,8 +52,9 @@ def run_models_job(stack_settings, workdir, **overrides):  # type: ignore[no-unt
 
     run_bounded_job(settings, PROJECT_ROOT / "config" / "segments.yaml", workdir)
 
-    changes = [(r.key, segment_change.decode(r.value)) for r in read_topic(settings.kafka_bootstrap, settings.segment_changes_topic)]
-    recs = [(r.key, recommendation.decode(r.value)) for r in read_topic(settings.kafka_bootstrap, settings.recommendations_topic)]
+    bootstrap = settings.kafka_bootstrap
+    changes = [(r.key, segment_change.decode(r.value)) for r in read_topic(bootstrap, settings.segment_changes_topic)]
+    recs = [(r.key, recommendation.decode(r.value)) for r in read_topic(bootstrap, settings.recommendations_topic)]
     return settings, events, changes, recs
 
 
@@ -124,7 +126,8 @@ def test_listed_items_carry_their_category_and_redis_holds_the_trending_list(job
     assert all(item["category"] == category_of[item["item_id"]] for item in listed)
     client = redis.Redis(host=settings.redis_host, port=settings.redis_port)
     trending = popular_items.decode(client.get(RedisKeys(settings.redis_prefix).popular))
-    assert 10 <= len(trending["items"]) <= 100 and trending["event_time"] == max(epoch_ms(e["timestamp"]) for e in events)
+    assert 10 <= len(trending["items"]) <= 100
+    assert trending["event_time"] == max(epoch_ms(e["timestamp"]) for e in events)
     assert all(i["category"] == category_of[i["item_id"]] for i in trending["items"])
     most_seen = [item for item, _ in Counter(e["properties"]["product_id"] for e in about_items).most_common(10)]
     assert trending["items"][0]["item_id"] in most_seen  # time-decayed and weighted, yet a leader of raw counts
@@ -146,7 +149,7 @@ def test_ml_segment_changes_go_to_the_segment_changes_topic_with_an_explanation(
         by_user[c["user_id"]].append(c["change"])
     for sequence in by_user.values():
         assert sequence[0] == "enter"
-        assert all(a != b for a, b in zip(sequence, sequence[1:]))
+        assert all(a != b for a, b in itertools.pairwise(sequence))
 
 
 def test_redis_cluster_audiences_and_profile_field_match_the_change_log(job_output) -> None:

@@ -54,14 +54,14 @@ def outputs(stack_settings, tmp_path_factory):
     stored = []
     for key in client.scan_iter(match=settings.redis_prefix + "*", count=1000):
         kind = client.type(key)
-        value = {b"hash": lambda k: client.hgetall(k), b"set": lambda k: client.smembers(k),
-                 b"string": lambda k: client.get(k)}.get(kind, lambda k: b"")(key)
+        value = {b"hash": client.hgetall, b"set": client.smembers,
+                 b"string": client.get}.get(kind, lambda k: b"")(key)
         stored.append((key, repr(value).encode()))
     return settings, records, stored
 
 
 def test_no_planted_pii_in_any_topic_or_redis(outputs) -> None:
-    settings, records, stored = outputs
+    _settings, records, stored = outputs
     found = [(where, s) for where, rows in [*records.items(), ("redis", stored)]
              for key, value in rows for s in PLANTED if s.encode() in key or s.encode() in value]
     assert found == []

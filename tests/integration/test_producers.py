@@ -139,9 +139,9 @@ def test_bulk_publisher_keeps_per_key_order_across_many_small_batches(settings):
 
 def test_bulk_publisher_reports_a_missing_topic(stack_settings):
     missing = f"test.producers.missing.{uuid.uuid4().hex[:8]}"
-    with BulkPublisher(stack_settings.kafka_bootstrap) as bulk:
-        with pytest.raises(KafkaUnavailable, match=f"topic '{missing}' does not exist"):
-            bulk.send(missing, b"x", key=b"k")
+    with BulkPublisher(stack_settings.kafka_bootstrap) as bulk, \
+            pytest.raises(KafkaUnavailable, match=f"topic '{missing}' does not exist"):
+        bulk.send(missing, b"x", key=b"k")
 
 
 def test_read_topic_read_committed_stops_at_the_last_stable_offset(settings):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 DAY = 86_400_000
 MIN = 60_000
-T0 = int(datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc).timestamp() * 1000)
+T0 = int(datetime(2026, 11, 2, 8, 0, tzinfo=UTC).timestamp() * 1000)
 DEFAULT_RULES = PROJECT_ROOT / "config" / "segments.yaml"
 
 _ids = itertools.count()
@@ -37,7 +37,7 @@ def track(user: str, name: str, ts: int, message_id: str | None = None, **props)
         "event": name,
         "messageId": message_id or f"msg-{next(_ids)}",
         "userId": user,
-        "timestamp": datetime.fromtimestamp(ts / 1000, timezone.utc).isoformat().replace("+00:00", "Z"),
+        "timestamp": datetime.fromtimestamp(ts / 1000, UTC).isoformat().replace("+00:00", "Z"),
         "properties": {"product_id": f"sku-{next(_ids) % 50}", "category": "shoes", **props},
     }
 
@@ -55,26 +55,29 @@ BAD_INPUT = [
     ("unknown_type", orjson.dumps({"type": "purchase", "messageId": "b2", "userId": "u", "timestamp": T0})),
     ("missing_message_id", orjson.dumps({"type": "track", "event": "Product Viewed", "userId": "u", "timestamp": T0})),
     ("missing_user", orjson.dumps({"type": "track", "event": "Product Viewed", "messageId": "b3", "timestamp": T0})),
-    ("invalid_timestamp", orjson.dumps({"type": "track", "event": "x", "messageId": "b4", "userId": "u", "timestamp": "yesterday"})),
+    ("invalid_timestamp", orjson.dumps({"type": "track", "event": "x", "messageId": "b4", "userId": "u",
+                                        "timestamp": "yesterday"})),
     ("missing_event_name", orjson.dumps({"type": "track", "messageId": "b5", "userId": "u", "timestamp": T0})),
-    ("invalid_properties", orjson.dumps({"type": "track", "event": "x", "messageId": "b6", "userId": "u", "timestamp": T0, "properties": "red"})),
+    ("invalid_properties", orjson.dumps({"type": "track", "event": "x", "messageId": "b6", "userId": "u",
+                                         "timestamp": T0, "properties": "red"})),
 ]
 
 
 def scripted_events() -> list[dict]:
     ev: list[dict] = []
     # More than 5 views + cart -> hesitant; the purchase 10 minutes later ends it.
-    ev += views("hesitant-buys", T0, 6) + [track("hesitant-buys", "Product Added", T0 + 6000)]
+    ev += [*views("hesitant-buys", T0, 6), track("hesitant-buys", "Product Added", T0 + 6000)]
     ev += [track("hesitant-buys", "Order Completed", T0 + 10 * MIN)]
     # Same, then silence: the session ends (timer) and the cart is abandoned (timer), at the same instant.
-    ev += views("hesitant-leaves", T0, 6) + [track("hesitant-leaves", "Product Added", T0 + 6000)]
+    ev += [*views("hesitant-leaves", T0, 6), track("hesitant-leaves", "Product Added", T0 + 6000)]
     # Exactly 5 views is not "more than 5".
-    ev += views("five-views", T0, 5) + [track("five-views", "Product Added", T0 + 5000)]
+    ev += [*views("five-views", T0, 5), track("five-views", "Product Added", T0 + 5000)]
     # Cart, then a purchase 45 minutes later: abandoner at +30 min (timer), back out at +45 min.
-    ev += [track("abandoner-returns", "Product Added", T0), track("abandoner-returns", "Order Completed", T0 + 45 * MIN)]
+    ev += [track("abandoner-returns", "Product Added", T0),
+           track("abandoner-returns", "Order Completed", T0 + 45 * MIN)]
     # Duplicates: 6 view messages but only 4 distinct ids; a purchase sent three times counts once.
     dup_views = views("duplicates", T0, 4)
-    ev += dup_views + [dict(dup_views[0], timestamp=dup_views[0]["timestamp"]), dict(dup_views[1])]
+    ev += [*dup_views, dict(dup_views[0], timestamp=dup_views[0]["timestamp"]), dict(dup_views[1])]
     ev += [track("duplicates", "Product Added", T0 + 5000)]
     order = track("duplicates", "Order Completed", T0 + 20 * MIN, message_id="dup-order")
     ev += [order, dict(order), dict(order)]
@@ -118,7 +121,8 @@ def job_output(stack_settings, redis_client, tmp_path_factory):
 
     run_bounded_job(settings, DEFAULT_RULES, tmp_path_factory.mktemp("scripted"))
 
-    changes = [segment_change.decode(r.value) for r in read_topic(settings.kafka_bootstrap, settings.segment_changes_topic)]
+    bootstrap = settings.kafka_bootstrap
+    changes = [segment_change.decode(r.value) for r in read_topic(bootstrap, settings.segment_changes_topic)]
     keys = [r.key for r in read_topic(settings.kafka_bootstrap, settings.segment_changes_topic)]
     letters = [dead_letter.decode(r.value) for r in read_topic(settings.kafka_bootstrap, settings.dead_letters_topic)]
     by_user = defaultdict(list)
@@ -128,7 +132,8 @@ def job_output(stack_settings, redis_client, tmp_path_factory):
 
 
 def summary(changes: list[dict], segment: str | None = None) -> list[tuple]:
-    return [(c["segment"], c["change"], c["trigger"], c["event_time"]) for c in changes if segment in (None, c["segment"])]
+    return [(c["segment"], c["change"], c["trigger"], c["event_time"])
+            for c in changes if segment in (None, c["segment"])]
 
 
 def test_hesitant_enters_on_cart_after_six_views_and_exits_on_purchase(job_output):
@@ -143,7 +148,8 @@ def test_hesitant_enters_on_cart_after_six_views_and_exits_on_purchase(job_outpu
 def test_hesitant_exits_at_session_end_when_cart_is_abandoned(job_output):
     _, _, _, by_user, _ = job_output
     end = T0 + 6000 + 30 * MIN
-    assert [c for c in summary(by_user["hesitant-leaves"]) if c[0] in ("interested_but_hesitant", "cart_abandoner")] == [
+    concerned = ("interested_but_hesitant", "cart_abandoner")
+    assert [c for c in summary(by_user["hesitant-leaves"]) if c[0] in concerned] == [
         ("interested_but_hesitant", "enter", "event", T0 + 6000),
         ("interested_but_hesitant", "exit", "timer", end),
         ("cart_abandoner", "enter", "timer", end),
@@ -153,7 +159,8 @@ def test_hesitant_exits_at_session_end_when_cart_is_abandoned(job_output):
 def test_five_views_are_not_enough(job_output):
     _, _, _, by_user, _ = job_output
     assert summary(by_user["five-views"], "interested_but_hesitant") == []
-    assert summary(by_user["five-views"], "cart_abandoner") == [("cart_abandoner", "enter", "timer", T0 + 5000 + 30 * MIN)]
+    assert summary(by_user["five-views"], "cart_abandoner") == [
+        ("cart_abandoner", "enter", "timer", T0 + 5000 + 30 * MIN)]
 
 
 def test_cart_abandoner_enters_by_timer_and_exits_on_purchase(job_output):
@@ -215,7 +222,7 @@ def test_every_change_is_keyed_by_user_and_well_formed(job_output):
 def test_bad_input_goes_to_dead_letters_with_reason_and_original(job_output):
     _, _, _, _, letters = job_output
     assert sorted(d["error"] for d in letters) == sorted(code for code, _ in BAD_INPUT)
-    originals = {code: payload for code, payload in BAD_INPUT}
+    originals = dict(BAD_INPUT)
     for d in letters:
         assert d["reason"]
         if "original_b64" in d:

@@ -60,5 +60,6 @@ def test_segment_changes_match_an_independent_computation(replay):
     expected = reference_from_csv()
     assert sum(map(len, got.values())) == sum(map(len, expected.values()))
     mismatched = [user for user in expected if got.get(user, []) != expected[user]]
-    assert not mismatched, f"{len(mismatched)} users differ, e.g. {mismatched[0]}: job {got.get(mismatched[0])} vs reference {expected[mismatched[0]]}"
+    assert not mismatched, (f"{len(mismatched)} users differ, e.g. {mismatched[0]}: job {got.get(mismatched[0])} "
+                            f"vs reference {expected[mismatched[0]]}")
     assert set(got) == set(expected)

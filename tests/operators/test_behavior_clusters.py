@@ -149,7 +149,7 @@ def test_behavior_clusterer_sequential_step_is_the_running_mean() -> None:
     for cid, points in absorbed.items():
         # seed weight 0: the first point replaced the seed, each next one moved the center 1/n
         assert c._absorbed[cid] == len(points)
-        mean = [sum(v) / len(points) for v in zip(*points)]
+        mean = [sum(v) / len(points) for v in zip(*points, strict=True)]
         assert c._vector(c.model.centers[cid]) == pytest.approx(mean, abs=1e-9)
 
 
@@ -157,7 +157,7 @@ def test_behavior_clusterer_step_never_drops_below_halflife() -> None:
     c = trained(config(halflife=0.25))
     cid = 0
     c._absorbed[cid] = 1_000.0
-    z = {f: 10.0 for f in FEATURE_NAMES}
+    z = dict.fromkeys(FEATURE_NAMES, 10.0)
     c.model.centers[cid].update(dict.fromkeys(FEATURE_NAMES, 0.0))
     c._squared_distances = lambda _: (list(c.model.centers), [0.0 if i == cid else 1.0 for i in c.model.centers])  # type: ignore[method-assign]
     c._step_closest(z)
@@ -185,16 +185,16 @@ def test_behavior_clusterer_names_time_features_by_their_standout(z: dict[str, f
     c = BehaviorClusterer(ClusteringConfig(n_clusters=2))
     average = [0.0] * len(FEATURE_NAMES)
     for i, vector in enumerate([average, [z.get(f, 0.0) for f in FEATURE_NAMES]]):
-        c.model.centers[i].update(zip(FEATURE_NAMES, vector))
+        c.model.centers[i].update(zip(FEATURE_NAMES, vector, strict=True))
     c.relabel(now=0)
     assert c.names() == ["Casual Visitors", name]
 
 
 def test_behavior_clusterer_refuses_a_payload_of_another_algorithm() -> None:
     payload = trained(config()).export_state()
-    with pytest.raises(ClusterModelError, match="stored clusterer is kmeans .* asks for streamkmeans"):
+    with pytest.raises(ClusterModelError, match=r"stored clusterer is kmeans .* asks for streamkmeans"):
         BehaviorClusterer(config(algorithm="streamkmeans")).import_state(payload)
-    with pytest.raises(ClusterModelError, match="4 clusters, clustering.n_clusters is 5"):
+    with pytest.raises(ClusterModelError, match=r"4 clusters, clustering\.n_clusters is 5"):
         BehaviorClusterer(ClusteringConfig(n_clusters=5)).import_state(payload)
 
 

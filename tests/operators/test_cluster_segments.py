@@ -18,7 +18,7 @@ def clusterer(hysteresis: float = 0.5) -> BehaviorClusterer:
         z[cart] = side
         c._named.append((name, i, z))
         c._name_of[i] = name
-        c.model.centers[i].update(zip(FEATURE_NAMES, z))
+        c.model.centers[i].update(zip(FEATURE_NAMES, z, strict=True))
     return c
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import random
 from collections.abc import Callable
 from typing import Any
@@ -243,7 +244,7 @@ def test_contract_change_times_never_go_back_per_user(
     backwards = {
         user: [
             (a.event_time, b.event_time)
-            for a, b in zip(changes, changes[1:], strict=False)
+            for a, b in itertools.pairwise(changes)
             if b.event_time < a.event_time
         ]
         for user, changes in changes_by_user(outputs).items()

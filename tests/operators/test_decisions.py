@@ -34,7 +34,8 @@ def test_highest_priority_matching_rule_per_slot_else_default() -> None:
                                                                         "banner": ("none", "default")}
     assert decide(Profile(["active"], None, {"purchases_total": 1}))["hero"] == ("low", "low")
     assert decide(Profile(["active"], None, {}))["hero"] == ("low", "low")  # a missing fact fails the condition
-    assert decide(Profile([], "cart_fillers", {})) == {"hero": ("onboarding", "default"), "banner": ("cart", "by_cluster")}
+    assert decide(Profile([], "cart_fillers", {})) == {
+        "hero": ("onboarding", "default"), "banner": ("cart", "by_cluster")}
 
 
 def test_reasons_and_templates() -> None:
@@ -55,7 +56,8 @@ def test_the_sandbox_keeps_templates_away_from_python_internals() -> None:
 @pytest.mark.parametrize(("text", "expected"), [
     ("version: 1\nslots:\n  hero: {variation: a}\nrules:\n  - name: r\n    slots: {hero: {variation: b}}\n",
      ":5: rules.0: a rule needs a 'segment' or a 'cluster' to match"),
-    ("version: 1\nslots:\n  hero: {variation: a}\nrules:\n  - name: r\n    segment: s\n    slots: {nope: {variation: b}}\n",
+    ("version: 1\nslots:\n  hero: {variation: a}\nrules:\n  - name: r\n    segment: s\n"
+     "    slots: {nope: {variation: b}}\n",
      ":7: rule r gives unknown slot(s) ['nope']"),
     ("version: 2\nslots:\n  hero: {variation: a}\n", ":1: version: 1 was expected"),
     ("version: 1\nslots:\n  hero: {variation: a, template: '{% if %}'}\n", "template does not compile"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -340,7 +340,7 @@ def test_expression_never_runs_code_while_compiling_or_evaluating(
 
 def test_expression_only_reads_facts_it_was_compiled_with() -> None:
     class Recording(dict[str, Any]):
-        read: list[str] = []
+        read: ClassVar[list[str]] = []
 
         def __getitem__(self, key: str) -> Any:
             self.read.append(key)

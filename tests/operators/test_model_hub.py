@@ -110,11 +110,11 @@ def test_hub_recommends_with_known_sources_and_never_a_purchased_item(inputs) ->
         hub.add_catalog_item(item)
     outputs = run(hub, inputs)
 
-    lists = [(m.user_id, recs) for m, (_, recs) in zip(inputs, outputs) if recs]
+    lists = [(m.user_id, recs) for m, (_, recs) in zip(inputs, outputs, strict=True) if recs]
     assert len(lists) > 100
     assert all(r.source in recommendation.SOURCES for _, recs in lists for r in recs)
     bought: dict[str, set] = {}
-    for m, (_, recs) in zip(inputs, outputs):
+    for m, (_, recs) in zip(inputs, outputs, strict=True):
         if recs:
             assert not {r.item_id for r in recs} & bought.get(m.user_id, set())
         if m.event_name == "order_completed" and m.item_id:
@@ -156,7 +156,7 @@ def test_restore_refuses_models_of_another_river_version(inputs) -> None:
     globals_ = orjson.loads(hub.take_changes().globals)
     globals_[1] = "0.1.0"
 
-    with pytest.raises(ValueError, match="River 0.1.0"):
+    with pytest.raises(ValueError, match=r"River 0\.1\.0"):
         ModelHub.restore(SMALL, orjson.dumps(globals_).decode(), [], [])
 
 

@@ -26,8 +26,8 @@ import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from operators.event_names import canonical_name
 from operators import normalize as normalize_module
+from operators.event_names import canonical_name
 from operators.normalize import InvalidEvent, normalize
 from tests.fuzz.segment_strategies import (
     MAX_DEPTH,

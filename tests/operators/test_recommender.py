@@ -25,7 +25,7 @@ def _catalog():
 
 
 def _config(**kw):
-    base = dict(max_users=30, max_items=45, min_emit_interval_ms=5_000)
+    base = {"max_users": 30, "max_items": 45, "min_emit_interval_ms": 5_000}
     base.update(kw)
     return RecommenderConfig(**base)
 
@@ -116,7 +116,7 @@ def test_recommender_restore_mid_stream_continues_identically():
     users, items, globals_ = {}, {}, None
     for item in _catalog()[:50]:
         original.add_catalog_item(item)
-    for n, (user, item, name, ts, cat, segs) in enumerate(events[:1000]):
+    for user, item, name, ts, cat, segs in events[:1000]:
         original.learn_one(user, item, name, ts, cat, segs)
         original.recommend_if_due(user, ts, segs)
         globals_ = _persist(original, users, items)  # incrementally, as the hub does after every event
@@ -151,7 +151,7 @@ def test_recommender_import_rejects_unknown_version():
 
 
 def test_recommender_config_errors_are_clear():
-    with pytest.raises(RecommenderConfigError, match="recommendations.topk is not a setting"):
+    with pytest.raises(RecommenderConfigError, match=r"recommendations\.topk is not a setting"):
         RecommenderConfig.from_dict({"topk": 3})
     with pytest.raises(RecommenderConfigError, match=r"mf.feedback must be one of negative_sampling, positive_only"):
         RecommenderConfig.from_dict({"mf": {"feedback": "both"}})

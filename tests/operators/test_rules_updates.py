@@ -50,7 +50,8 @@ def test_newer_rules_take_over_at_the_next_event() -> None:
     segmenter = new_segmenter(on_rules=lambda at, rules: kept.append((at, rules.version)))
     for n in range(3):
         segmenter.process(view(n))
-    assert not any(c["segment"] == "interested_but_hesitant" for c in decoded(segmenter, view(3, event="Product Added")))
+    cart_add = view(3, event="Product Added")
+    assert not any(c["segment"] == "interested_but_hesitant" for c in decoded(segmenter, cart_add))
     looser = SegmentRules.from_dict(rules_with(interested_but_hesitant="session.product_views >= 3 and "
                                                "session.cart_adds >= 1 and session.purchases == 0"))
 
