@@ -7,6 +7,8 @@
     only state of an older layout                      refuse, with the replay command
     state of a graph with operators this one drops     refuse, naming the settings it was written with
     (models or the sharded recommender turned off)     and the replay command (Flink cannot restore it)
+    state written by another ``state_backend``          refuse, naming both and the replay command (Flink
+                                                        2.2 fails that restore and restarts the job forever)
     --fresh                                             empty state from the earliest offsets; refused while
                                                         retained state exists, unless --discard-state moves
                                                         it aside (kept, not deleted)
@@ -66,6 +68,7 @@ def plan_start(settings: Settings, fresh: bool = False, discard_state: bool = Fa
         return StartPlan(None, True, f"starting with empty state from the earliest offsets (--fresh){note}")
     if current is not None:
         _refuse_dropped_operators(settings, current, dirs.checkpoints.parent)
+        _refuse_other_backend(settings, current, dirs.checkpoints.parent)
         flink_state.prune_runs(dirs.checkpoints, keep=RUNS_KEPT)
         _record_graph(settings, dirs.checkpoints.parent)
         return StartPlan(current, False, f"resuming from {current.describe()}")
@@ -91,13 +94,15 @@ def _record_graph(settings: Settings, layout: Path) -> None:
     """Note the graph settings of this start, so a later start can tell which graph wrote a checkpoint."""
     graphs = layout / "graphs"
     graphs.mkdir(parents=True, exist_ok=True)
-    (graphs / f"{time.time_ns()}.json").write_text(json.dumps(graph_settings(settings)))
+    start = {**graph_settings(settings), "state_backend": settings.state_backend}
+    (graphs / f"{time.time_ns()}.json").write_text(json.dumps(start))
     for old in sorted(graphs.glob("*.json"), key=lambda p: p.name.zfill(24))[:-GRAPHS_KEPT]:
         old.unlink()
 
 
-def _graph_of(state: RetainedState, layout: Path) -> dict[str, bool] | None:
-    """The graph settings of the last start before ``state`` was written; None if no start was noted."""
+def _graph_of(state: RetainedState, layout: Path) -> dict[str, bool | str] | None:
+    """The graph settings and state backend of the last start before ``state`` was written; None if no
+    start was noted."""
     started = [(int(p.stem), p) for p in (layout / "graphs").glob("*.json") if p.stem.isdigit()]
     before = [p for ns, p in sorted(started) if ns / 1e9 <= state.written_at]
     return json.loads(before[-1].read_text()) if before else None
@@ -118,6 +123,22 @@ def _refuse_dropped_operators(settings: Settings, state: RetainedState, layout: 
             "state it cannot place. Start with the settings it was written with, or replay the events with "
             "the new ones: `tailor job run --fresh --discard-state` (the old state is kept aside, not deleted)."
         )
+
+
+def _refuse_other_backend(settings: Settings, state: RetainedState, layout: Path) -> None:
+    """Measured on Flink 2.2: a hashmap checkpoint restored into RocksDB fails in RocksDBFullRestoreOperation
+    (ArrayIndexOutOfBoundsException) and the job restarts forever; an incremental RocksDB checkpoint is
+    not readable by the hashmap backend at all."""
+    old = _graph_of(state, layout)
+    written = old.get("state_backend") if old else None  # starts before 2026-12-05 did not note it
+    if written is None or written == settings.state_backend:
+        return
+    raise StartRefused(
+        f"the retained {state.describe()} was written by the {written} state backend; this start asks for "
+        f"state_backend={settings.state_backend}, and Flink cannot restore it there. Start with "
+        f"state_backend={written}, or replay the events with the new backend: "
+        "`tailor job run --fresh --discard-state` (the old state is kept aside, not deleted)."
+    )
 
 
 def _other_layouts(group: Path) -> list[Path]:

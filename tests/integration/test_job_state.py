@@ -109,3 +109,25 @@ def test_a_start_that_wrote_no_checkpoint_does_not_count(settings):
     assert plan_start(settings.replace(models_enabled=True)).restore is not None  # adding operators: fine
     # ... and that start died before its first checkpoint: the retained state is still the rules-only one
     assert plan_start(settings.replace(models_enabled=False)).restore is not None
+
+
+def test_state_of_another_state_backend_is_refused_with_both_backends(settings):
+    _started(settings.replace(state_backend="hashmap"))
+    retained_checkpoint(settings)
+
+    refused_message = r"written by the hashmap state backend; .* state_backend=rocksdb"
+    with pytest.raises(StartRefused, match=refused_message) as refused:
+        plan_start(settings.replace(state_backend="rocksdb"))
+    assert "Start with state_backend=hashmap" in str(refused.value)
+    assert "--fresh --discard-state" in str(refused.value)
+    assert plan_start(settings.replace(state_backend="hashmap")).restore is not None
+
+
+def test_a_start_noted_before_backends_were_recorded_resumes(settings):
+    _started(settings)
+    graphs = state_dirs(settings).checkpoints.parent / "graphs"
+    for noted in graphs.glob("*.json"):  # as written before 2026-12-05: the graph settings only
+        noted.write_text('{"models_enabled": true, "models_sharded": false}')
+    retained_checkpoint(settings)
+
+    assert plan_start(settings.replace(state_backend="rocksdb")).restore is not None
