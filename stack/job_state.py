@@ -127,8 +127,8 @@ def _refuse_dropped_operators(settings: Settings, state: RetainedState, layout: 
 
 def _refuse_other_backend(settings: Settings, state: RetainedState, layout: Path) -> None:
     """Measured on Flink 2.2: a hashmap checkpoint restored into RocksDB fails in RocksDBFullRestoreOperation
-    (ArrayIndexOutOfBoundsException) and the job restarts forever; an incremental RocksDB checkpoint is
-    not readable by the hashmap backend at all."""
+    (ArrayIndexOutOfBoundsException) and the job restarts forever. Flink documents an incremental RocksDB
+    checkpoint as readable by RocksDB only."""
     old = _graph_of(state, layout)
     written = old.get("state_backend") if old else None  # starts before 2026-12-05 did not note it
     if written is None or written == settings.state_backend:
