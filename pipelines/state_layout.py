@@ -38,7 +38,7 @@ def graph_settings(settings: Settings) -> dict[str, bool]:
     return {name: bool(getattr(settings, name)) for name in GRAPH_SETTINGS}
 
 
-def stateful_model_operators(graph: dict[str, bool]) -> set[str]:
+def stateful_model_operators(graph: dict[str, bool] | dict[str, bool | str]) -> set[str]:
     """The uids of the model operators with state in a graph of these settings.
 
     >>> sorted(stateful_model_operators({"models_enabled": True, "models_sharded": True}))

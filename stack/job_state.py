@@ -67,8 +67,10 @@ def plan_start(settings: Settings, fresh: bool = False, discard_state: bool = Fa
         _record_graph(settings, dirs.checkpoints.parent)
         return StartPlan(None, True, f"starting with empty state from the earliest offsets (--fresh){note}")
     if current is not None:
-        _refuse_dropped_operators(settings, current, dirs.checkpoints.parent)
-        _refuse_other_backend(settings, current, dirs.checkpoints.parent)
+        written_by = _graph_of(current, dirs.checkpoints.parent)
+        if written_by is not None:
+            _refuse_dropped_operators(settings, current, written_by)
+            _refuse_other_backend(settings, current, written_by)
         flink_state.prune_runs(dirs.checkpoints, keep=RUNS_KEPT)
         _record_graph(settings, dirs.checkpoints.parent)
         return StartPlan(current, False, f"resuming from {current.describe()}")
@@ -108,10 +110,7 @@ def _graph_of(state: RetainedState, layout: Path) -> dict[str, bool | str] | Non
     return json.loads(before[-1].read_text()) if before else None
 
 
-def _refuse_dropped_operators(settings: Settings, state: RetainedState, layout: Path) -> None:
-    old = _graph_of(state, layout)
-    if old is None:
-        return
+def _refuse_dropped_operators(settings: Settings, state: RetainedState, old: dict[str, bool | str]) -> None:
     new = graph_settings(settings)
     dropped = stateful_model_operators(old) - stateful_model_operators(new)
     if dropped:
@@ -125,12 +124,11 @@ def _refuse_dropped_operators(settings: Settings, state: RetainedState, layout: 
         )
 
 
-def _refuse_other_backend(settings: Settings, state: RetainedState, layout: Path) -> None:
+def _refuse_other_backend(settings: Settings, state: RetainedState, old: dict[str, bool | str]) -> None:
     """Measured on Flink 2.2: a hashmap checkpoint restored into RocksDB fails in RocksDBFullRestoreOperation
     (ArrayIndexOutOfBoundsException) and the job restarts forever. Flink documents an incremental RocksDB
     checkpoint as readable by RocksDB only."""
-    old = _graph_of(state, layout)
-    written = old.get("state_backend") if old else None  # starts before 2026-12-05 did not note it
+    written = old.get("state_backend")  # starts before 2026-12-05 did not note it
     if written is None or written == settings.state_backend:
         return
     raise StartRefused(
